@@ -1,0 +1,1 @@
+/* diskcache.c: not written yet */

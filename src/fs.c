@@ -1,0 +1,1 @@
+/* fs.c: not written yet */

@@ -1,0 +1,1 @@
+/* reader.c: not written yet */
