@@ -1,1 +1,399 @@
-/* cache.c: not written yet */
+/*
+ * cache.c - the block cache (see cache.h for the model).
+ *
+ * Owns: every block and its buffer, the hash index, the LRU list.
+ * Threads: FUSE workers (lookups, waits, pins) and the fetch engine's
+ * I/O thread (complete/fail).  Everything but block data is under
+ * cache->lock; one condition variable wakes waiters of any block.
+ */
+#include "cache.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats.h"
+#include "util.h"
+
+struct cp_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;   /* a block finished, or one became free */
+	struct cp_block **buckets;
+	size_t nbuckets;          /* power of two */
+	size_t capacity;          /* blocks */
+	size_t nblocks;           /* blocks that own a buffer */
+	size_t nfetching;
+	struct cp_block *lru_head, *lru_tail;
+	struct cp_stats *stats;
+};
+
+static size_t bucket_of(const struct cp_cache *cache, uint64_t key,
+			uint64_t index)
+{
+	uint64_t h = key * 0x9E3779B97F4A7C15ULL ^ index * 0xC2B2AE3D27D4EB4FULL;
+
+	h ^= h >> 29;
+	return (size_t)h & (cache->nbuckets - 1);
+}
+
+struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats)
+{
+	struct cp_cache *cache = calloc(1, sizeof(*cache));
+
+	if (!cache)
+		return NULL;
+	cache->capacity = bytes / CP_BLOCK_SIZE;
+	if (cache->capacity < 2)
+		cache->capacity = 2;
+	cache->nbuckets = 16;
+	while (cache->nbuckets < 2 * cache->capacity)
+		cache->nbuckets *= 2;
+	cache->buckets = calloc(cache->nbuckets, sizeof(*cache->buckets));
+	if (!cache->buckets) {
+		free(cache);
+		return NULL;
+	}
+	pthread_mutex_init(&cache->lock, NULL);
+	pthread_cond_init(&cache->changed, NULL);
+	cache->stats = stats;
+	return cache;
+}
+
+static void lru_unlink(struct cp_cache *cache, struct cp_block *b)
+{
+	if (b->lru_prev)
+		b->lru_prev->lru_next = b->lru_next;
+	else
+		cache->lru_head = b->lru_next;
+	if (b->lru_next)
+		b->lru_next->lru_prev = b->lru_prev;
+	else
+		cache->lru_tail = b->lru_prev;
+	b->lru_prev = b->lru_next = NULL;
+}
+
+static void lru_push_head(struct cp_cache *cache, struct cp_block *b)
+{
+	b->lru_prev = NULL;
+	b->lru_next = cache->lru_head;
+	if (cache->lru_head)
+		cache->lru_head->lru_prev = b;
+	cache->lru_head = b;
+	if (!cache->lru_tail)
+		cache->lru_tail = b;
+}
+
+static void hash_remove(struct cp_cache *cache, struct cp_block *b)
+{
+	struct cp_block **p = &cache->buckets[bucket_of(cache, b->key,
+							  b->index)];
+
+	while (*p && *p != b)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = b->hnext;
+	b->hnext = NULL;
+}
+
+static void block_destroy(struct cp_cache *cache, struct cp_block *b)
+{
+	free(b->data);
+	free(b);
+	cache->nblocks--;
+	pthread_cond_broadcast(&cache->changed);
+}
+
+void cp_cache_free(struct cp_cache *cache)
+{
+	struct cp_block *b, *next;
+
+	if (!cache)
+		return;
+	for (b = cache->lru_head; b; b = next) {
+		next = b->lru_next;
+		free(b->data);
+		free(b);
+	}
+	free(cache->buckets);
+	pthread_mutex_destroy(&cache->lock);
+	pthread_cond_destroy(&cache->changed);
+	free(cache);
+}
+
+size_t cp_cache_capacity(const struct cp_cache *cache)
+{
+	return cache->capacity;
+}
+
+static struct cp_block *find(struct cp_cache *cache, uint64_t key,
+			     uint64_t index)
+{
+	struct cp_block *b = cache->buckets[bucket_of(cache, key, index)];
+
+	while (b && (b->key != key || b->index != index))
+		b = b->hnext;
+	return b;
+}
+
+/* A block that nobody uses and that holds nothing being written. */
+static struct cp_block *evictable(struct cp_cache *cache)
+{
+	struct cp_block *b;
+
+	for (b = cache->lru_tail; b; b = b->lru_prev)
+		if (b->pins == 0 && b->state != CP_BLOCK_FETCHING)
+			return b;
+	return NULL;
+}
+
+/* Called with the lock held; returns a pinned block or NULL. */
+static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
+				   uint64_t index, size_t want, int create)
+{
+	struct cp_block *b = find(cache, key, index);
+	char *data = NULL;
+
+	if (b) {
+		b->pins++;
+		lru_unlink(cache, b);
+		lru_push_head(cache, b);
+		if (cache->stats) {
+			if (b->state == CP_BLOCK_READY)
+				cp_stats_inc(cache->stats, cache_hits);
+			else
+				cp_stats_inc(cache->stats, cache_misses);
+		}
+		return b;
+	}
+	if (!create)
+		return NULL;
+	if (cache->nblocks >= cache->capacity) {
+		b = evictable(cache);
+		if (!b)
+			return NULL;
+		/* Reuse the victim's struct and buffer. */
+		hash_remove(cache, b);
+		lru_unlink(cache, b);
+		data = b->data;
+	} else {
+		data = malloc(CP_BLOCK_SIZE);
+		b = data ? malloc(sizeof(*b)) : NULL;
+		if (!b) {
+			free(data);
+			return NULL;
+		}
+		cache->nblocks++;
+	}
+	memset(b, 0, sizeof(*b));
+	b->key = key;
+	b->index = index;
+	b->data = data;
+	b->want = want;
+	b->state = CP_BLOCK_EMPTY;
+	b->pins = 1;
+	b->hnext = cache->buckets[bucket_of(cache, key, index)];
+	cache->buckets[bucket_of(cache, key, index)] = b;
+	lru_push_head(cache, b);
+	if (cache->stats)
+		cp_stats_inc(cache->stats, cache_misses);
+	return b;
+}
+
+struct cp_block *cp_cache_get(struct cp_cache *cache, uint64_t key,
+			      uint64_t index, size_t want, int create)
+{
+	struct cp_block *b;
+
+	pthread_mutex_lock(&cache->lock);
+	b = get_locked(cache, key, index, want, create);
+	pthread_mutex_unlock(&cache->lock);
+	return b;
+}
+
+struct cp_block *cp_cache_get_wait(struct cp_cache *cache, uint64_t key,
+				   uint64_t index, size_t want,
+				   double deadline)
+{
+	struct timespec ts;
+	struct cp_block *b;
+
+	cp_deadline_timespec(deadline, &ts);
+	pthread_mutex_lock(&cache->lock);
+	while (!(b = get_locked(cache, key, index, want, 1))) {
+		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
+					   &ts) == ETIMEDOUT) {
+			b = get_locked(cache, key, index, want, 1);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&cache->lock);
+	return b;
+}
+
+int cp_cache_begin_fetch(struct cp_cache *cache, struct cp_block *block)
+{
+	int start = 0;
+
+	pthread_mutex_lock(&cache->lock);
+	if (block->state == CP_BLOCK_EMPTY ||
+	    block->state == CP_BLOCK_FAILED) {
+		block->state = CP_BLOCK_FETCHING;
+		block->err = 0;
+		block->pins++;
+		cache->nfetching++;
+		start = 1;
+	}
+	pthread_mutex_unlock(&cache->lock);
+	return start;
+}
+
+void cp_cache_set_want(struct cp_cache *cache, struct cp_block *block,
+		       size_t want)
+{
+	pthread_mutex_lock(&cache->lock);
+	if (block->state == CP_BLOCK_FETCHING && want <= CP_BLOCK_SIZE)
+		block->want = want;
+	pthread_mutex_unlock(&cache->lock);
+}
+
+/* Drops one pin; a detached block dies with its last pin. */
+static void unpin_locked(struct cp_cache *cache, struct cp_block *b)
+{
+	if (--b->pins == 0) {
+		if (b->detached)
+			block_destroy(cache, b);
+		else
+			pthread_cond_broadcast(&cache->changed);
+	}
+}
+
+static void finish(struct cp_cache *cache, struct cp_block *b,
+		   enum cp_block_state state, int err)
+{
+	pthread_mutex_lock(&cache->lock);
+	b->state = state;
+	b->err = err;
+	cache->nfetching--;
+	pthread_cond_broadcast(&cache->changed);
+	unpin_locked(cache, b);
+	pthread_mutex_unlock(&cache->lock);
+}
+
+void cp_cache_complete(struct cp_cache *cache, struct cp_block *block)
+{
+	block->unsaved = 1;
+	finish(cache, block, CP_BLOCK_READY, 0);
+}
+
+void cp_cache_demote(struct cp_cache *cache, struct cp_block *block)
+{
+	pthread_mutex_lock(&cache->lock);
+	if (!block->detached) {
+		lru_unlink(cache, block);
+		block->lru_prev = cache->lru_tail;
+		if (cache->lru_tail)
+			cache->lru_tail->lru_next = block;
+		cache->lru_tail = block;
+		if (!cache->lru_head)
+			cache->lru_head = block;
+	}
+	pthread_mutex_unlock(&cache->lock);
+}
+
+int cp_cache_take_unsaved(struct cp_cache *cache, struct cp_block *block)
+{
+	int take;
+
+	pthread_mutex_lock(&cache->lock);
+	take = block->state == CP_BLOCK_READY && block->unsaved;
+	block->unsaved = 0;
+	pthread_mutex_unlock(&cache->lock);
+	return take;
+}
+
+void cp_cache_fail(struct cp_cache *cache, struct cp_block *block, int err,
+		   int keep_data)
+{
+	if (!keep_data)
+		block->filled = 0;
+	finish(cache, block, CP_BLOCK_FAILED, err > 0 ? err : EIO);
+}
+
+int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,
+		  double deadline, int *waited)
+{
+	struct timespec ts;
+	int ret = 0;
+
+	if (waited)
+		*waited = 0;
+	cp_deadline_timespec(deadline, &ts);
+	pthread_mutex_lock(&cache->lock);
+	while (block->state == CP_BLOCK_FETCHING ||
+	       block->state == CP_BLOCK_EMPTY) {
+		if (waited)
+			*waited = 1;
+		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
+					   &ts) == ETIMEDOUT &&
+		    (block->state == CP_BLOCK_FETCHING ||
+		     block->state == CP_BLOCK_EMPTY)) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (!ret && block->state == CP_BLOCK_FAILED)
+		ret = -block->err;
+	pthread_mutex_unlock(&cache->lock);
+	return ret;
+}
+
+enum cp_block_state cp_cache_state(struct cp_cache *cache,
+				   struct cp_block *block, int *err)
+{
+	enum cp_block_state s;
+
+	pthread_mutex_lock(&cache->lock);
+	s = block->state;
+	if (err)
+		*err = block->err;
+	pthread_mutex_unlock(&cache->lock);
+	return s;
+}
+
+void cp_cache_unpin(struct cp_cache *cache, struct cp_block *block)
+{
+	pthread_mutex_lock(&cache->lock);
+	unpin_locked(cache, block);
+	pthread_mutex_unlock(&cache->lock);
+}
+
+void cp_cache_drop_key(struct cp_cache *cache, uint64_t key)
+{
+	struct cp_block *b, *prev;
+
+	pthread_mutex_lock(&cache->lock);
+	for (b = cache->lru_tail; b; b = prev) {
+		prev = b->lru_prev;
+		if (b->key != key || b->detached)
+			continue;
+		hash_remove(cache, b);
+		lru_unlink(cache, b);
+		if (b->pins == 0) {
+			block_destroy(cache, b);
+		} else {
+			/* Lives on outside the LRU until its last pin. */
+			b->detached = 1;
+		}
+	}
+	pthread_mutex_unlock(&cache->lock);
+}
+
+size_t cp_cache_fetching(struct cp_cache *cache)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cache->lock);
+	n = cache->nfetching;
+	pthread_mutex_unlock(&cache->lock);
+	return n;
+}

@@ -1,1 +1,595 @@
-/* fetch.c: not written yet */
+/*
+ * fetch.c - the fetch engine (see fetch.h).
+ *
+ * Owns: the I/O thread, the curl multi handle, a pool of easy handles,
+ * the queue of submitted parts.  The queue is the only state shared with
+ * other threads (engine->lock); everything a part holds once it is
+ * running is touched by the I/O thread alone, except block data, which
+ * readers see only after cp_cache_complete().
+ */
+#include "fetch.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "http.h"
+#include "log.h"
+#include "opts.h"
+#include "stats.h"
+#include "util.h"
+
+#define MAX_HOST_CONNECTIONS 8
+#define MAX_HEADERS 100
+#define MAX_HEADER_LINE 8192
+#define MAX_ERROR_BODY (64 * 1024)
+#define RECV_BUFFER (512 * 1024)
+
+struct cp_fetch {
+	const struct cp_config *cfg;
+	struct cp_cache *cache;
+	struct cp_stats *stats;
+	pthread_t thread;
+	CURLM *multi;
+	CURLSH *share;
+	pthread_mutex_t lock;
+	struct cp_part *queue;     /* protected by lock */
+	int stop;                  /* protected by lock */
+	unsigned inflight;         /* protected by lock */
+	struct cp_part *running;   /* started parts; I/O thread only */
+	CURL *pool[16];            /* idle easy handles; I/O thread only */
+	unsigned npool;
+};
+
+static void part_free(struct cp_part *part)
+{
+	curl_slist_free_all(part->headers);
+	free(part->url);
+	free(part);
+}
+
+struct cp_part *cp_part_new(struct cp_fetch *engine, uint64_t key,
+			    const char *url, const char *if_match,
+			    int64_t size, struct cp_block **blocks,
+			    int nblocks)
+{
+	struct cp_part *part = calloc(1, sizeof(*part));
+	int i;
+
+	if (part)
+		part->url = strdup(url);
+	if (!part || !part->url || nblocks < 1 ||
+	    nblocks > CP_PART_MAX_BLOCKS) {
+		free(part ? part->url : NULL);
+		free(part);
+		for (i = 0; i < nblocks; i++)
+			cp_cache_fail(engine->cache, blocks[i], ENOMEM, 1);
+		return NULL;
+	}
+	part->engine = engine;
+	part->key = key;
+	part->size = size;
+	part->nblocks = nblocks;
+	memcpy(part->blocks, blocks, nblocks * sizeof(*blocks));
+	if (if_match)
+		snprintf(part->if_match, sizeof(part->if_match), "%s",
+			 if_match);
+	part->info.total = -1;
+	part->info.content_length = -1;
+	part->start = (int64_t)blocks[0]->index * CP_BLOCK_SIZE +
+		      blocks[0]->filled;
+	if (size < 0)
+		part->end = CP_BLOCK_SIZE - 1;
+	else
+		part->end = (int64_t)blocks[nblocks - 1]->index *
+				    CP_BLOCK_SIZE +
+			    blocks[nblocks - 1]->want - 1;
+	part->pos = part->start;
+	return part;
+}
+
+/* ---- response checks (I/O thread) ---- */
+
+static void part_error(struct cp_part *part, int err, const char *what)
+{
+	char u[256];
+
+	if (part->err)
+		return;
+	part->err = err;
+	cp_warn("%s: %s (HTTP %ld)", cp_log_url(part->url, u, sizeof(u)),
+		what, part->info.status);
+}
+
+static int status_errno(long status)
+{
+	switch (status) {
+	case 403:
+		return CP_FETCH_EEXPIRED;
+	case 404:
+	case 410:
+		return CP_FETCH_EGONE;
+	case 412:
+		return CP_FETCH_ECHANGED;
+	case 408:
+	case 429:
+	case 500:
+	case 502:
+	case 503:
+	case 504:
+		return CP_FETCH_ERETRY;
+	default:
+		return CP_FETCH_EPROTO;
+	}
+}
+
+/* Probe: the first answer tells the object's size. */
+static void learn_size(struct cp_part *part, int64_t total)
+{
+	struct cp_block *b = part->blocks[0];
+	size_t want = total < (int64_t)CP_BLOCK_SIZE ? (size_t)total
+						      : CP_BLOCK_SIZE;
+
+	part->size = total;
+	part->end = (int64_t)want - 1;
+	cp_cache_set_want(part->engine->cache, b, want);
+	if (want == 0) {
+		part->satisfied = 1;
+		part->cur = 1;
+		cp_cache_complete(part->engine->cache, b);
+	}
+}
+
+/* Called once all response headers are in: decide whether to trust the
+ * body that follows. */
+static void check_response(struct cp_part *part, CURL *easy)
+{
+	struct cp_object_info *info = &part->info;
+	int64_t start = -1, end = -1, total = -1;
+
+	part->checked = 1;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &info->status);
+	if (part->if_match[0] && info->etag[0] &&
+	    strcmp(part->if_match, info->etag) != 0 &&
+	    (info->status == 200 || info->status == 206)) {
+		part_error(part, CP_FETCH_ECHANGED, "object changed (ETag)");
+		return;
+	}
+	if (info->status == 206) {
+		if (info->total < 0) {
+			part_error(part, CP_FETCH_EPROTO,
+				   "206 without a valid Content-Range");
+			return;
+		}
+		start = part->pos;
+		total = info->total;
+		if (part->size >= 0 && total != part->size) {
+			part_error(part, CP_FETCH_ECHANGED,
+				   "object size changed");
+			return;
+		}
+		if (part->size < 0)
+			learn_size(part, total);
+		end = part->end < total - 1 ? part->end : total - 1;
+		if (info->range_start != start || info->range_end != end) {
+			part_error(part, CP_FETCH_EPROTO,
+				   "Content-Range does not match the request");
+			return;
+		}
+	} else if (info->status == 200) {
+		/* Range ignored: skip to our bytes, stop when we have them. */
+		info->total = info->content_length;
+		if (info->total < 0 && part->size < 0) {
+			part_error(part, CP_FETCH_EPROTO,
+				   "200 without a length for a probe");
+			return;
+		}
+		if (info->total >= 0 && part->size >= 0 &&
+		    info->total != part->size) {
+			part_error(part, CP_FETCH_ECHANGED,
+				   "object size changed");
+			return;
+		}
+		if (part->size < 0)
+			learn_size(part, info->total);
+		part->skip = part->pos;
+	} else if (info->status == 416) {
+		if (info->total == 0 && part->size < 0) {
+			learn_size(part, 0);
+			return;
+		}
+		if (info->total >= 0 && part->size >= 0 &&
+		    info->total != part->size) {
+			part_error(part, CP_FETCH_ECHANGED,
+				   "object size changed");
+			return;
+		}
+		part_error(part, CP_FETCH_EPROTO,
+			   "416 for a range inside the object");
+	} else {
+		part_error(part, status_errno(info->status),
+			   info->status == 403 ? "access denied (URL expired?)"
+					       : "data host refused the range");
+	}
+}
+
+static size_t header_cb(char *line, size_t size, size_t n, void *arg)
+{
+	struct cp_part *part = arg;
+	struct cp_object_info *info = &part->info;
+	size_t len = size * n;
+	char val[512];
+
+	if (len > MAX_HEADER_LINE || ++part->nheaders > MAX_HEADERS) {
+		part_error(part, CP_FETCH_EPROTO, "response headers too large");
+		return 0;
+	}
+	if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+		/* A new response (after a 100 or a redirect): start over. */
+		part->nheaders = 1;
+		info->total = -1;
+		info->content_length = -1;
+		info->etag[0] = '\0';
+		return len;
+	}
+	if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+		check_response(part, part->easy);
+		return len;
+	}
+	if (cp_http_header_value(line, len, "Content-Range", val,
+				 sizeof(val)) >= 0) {
+		if (cp_http_parse_content_range(val, &info->range_start,
+						&info->range_end,
+						&info->total) < 0)
+			info->total = -1;
+	} else if (cp_http_header_value(line, len, "Content-Length", val,
+					sizeof(val)) >= 0) {
+		char *e;
+		long long v = strtoll(val, &e, 10);
+
+		if (*e == '\0' && v >= 0)
+			info->content_length = v;
+	} else if (cp_http_header_value(line, len, "ETag", val,
+					sizeof(val)) >= 0) {
+		if (cp_http_parse_etag(val, info->etag, sizeof(info->etag)) <
+		    0)
+			info->etag[0] = '\0';
+	} else if (cp_http_header_value(line, len, "Last-Modified", val,
+					sizeof(val)) >= 0) {
+		time_t t;
+
+		if (cp_http_parse_date(val, &t) == 0)
+			info->last_modified = t;
+	} else if (cp_http_header_value(line, len, "Content-Type", val,
+					sizeof(val)) >= 0) {
+		snprintf(info->content_type, sizeof(info->content_type),
+			 "%.127s", val);
+	} else if (cp_http_header_value(line, len, "Content-Disposition", val,
+					sizeof(val)) >= 0) {
+		const char *p = strstr(val, "filename=");
+
+		if (p) {
+			p += 9;
+			if (*p == '"')
+				p++;
+			snprintf(info->filename, sizeof(info->filename),
+				 "%.255s", p);
+			info->filename[strcspn(info->filename, "\"")] = '\0';
+		}
+	}
+	return len;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct cp_part *part = arg;
+	struct cp_fetch *engine = part->engine;
+	size_t len = size * n, left = len;
+
+	if (!part->checked)
+		check_response(part, part->easy);
+	if (part->err) {
+		/* An error answer: read a little of it, then hang up. */
+		part->skip += len;
+		return part->skip > MAX_ERROR_BODY ? 0 : len;
+	}
+	cp_stats_add(engine->stats, bytes_fetched, len);
+	while (left) {
+		struct cp_block *b;
+		size_t c;
+
+		if (part->skip) {
+			c = part->skip < (int64_t)left ? (size_t)part->skip
+						       : left;
+			part->skip -= c;
+			ptr += c;
+			left -= c;
+			continue;
+		}
+		if (part->satisfied) {
+			if (part->info.status == 206) {
+				part_error(part, CP_FETCH_EPROTO,
+					   "body longer than the range");
+				part->satisfied = 0;
+			}
+			return 0; /* 200: we have our bytes; stop here */
+		}
+		b = part->blocks[part->cur];
+		c = b->want - b->filled;
+		if (c > left)
+			c = left;
+		memcpy(b->data + b->filled, ptr, c);
+		b->filled += c;
+		part->pos += c;
+		ptr += c;
+		left -= c;
+		if (b->filled == b->want) {
+			cp_cache_complete(engine->cache, b);
+			if (++part->cur == part->nblocks)
+				part->satisfied = 1;
+		}
+	}
+	return len;
+}
+
+/* ---- the I/O thread ---- */
+
+static CURL *easy_get(struct cp_fetch *engine)
+{
+	CURL *easy;
+
+	if (engine->npool) {
+		easy = engine->pool[--engine->npool];
+		curl_easy_reset(easy);
+	} else {
+		easy = curl_easy_init();
+	}
+	return easy;
+}
+
+static void easy_put(struct cp_fetch *engine, CURL *easy)
+{
+	if (engine->npool < CP_ARRAY_SIZE(engine->pool))
+		engine->pool[engine->npool++] = easy;
+	else
+		curl_easy_cleanup(easy);
+}
+
+static void finish_part(struct cp_fetch *engine, struct cp_part *part,
+			CURLcode result)
+{
+	int err = part->err, i;
+	char u[256];
+
+	if (part->satisfied) {
+		err = 0;
+	} else if (!err) {
+		/* Cut short, stalled, reset: resume after what we have. */
+		err = CP_FETCH_ERETRY;
+		cp_warn("%s: transfer failed at byte %lld: %s",
+			cp_log_url(part->url, u, sizeof(u)),
+			(long long)part->pos,
+			result == CURLE_OK ? "body ended early"
+					   : curl_easy_strerror(result));
+	}
+	if (err)
+		cp_stats_inc(engine->stats, data_errors);
+	for (i = part->cur; i < part->nblocks; i++) {
+		/* Bytes of a probe, or of a refused answer, are not kept. */
+		int keep = part->size >= 0 && part->checked &&
+			   (err == CP_FETCH_ERETRY ||
+			    err == CP_FETCH_EEXPIRED || err == ECANCELED);
+
+		part->blocks[i]->fail_tag = part->lease_gen;
+		cp_cache_fail(engine->cache, part->blocks[i], err, keep);
+	}
+	if (part->easy) {
+		curl_multi_remove_handle(engine->multi, part->easy);
+		easy_put(engine, part->easy);
+		if (part->run_prev)
+			part->run_prev->run_next = part->run_next;
+		else
+			engine->running = part->run_next;
+		if (part->run_next)
+			part->run_next->run_prev = part->run_prev;
+	}
+	cp_stats_dec(engine->stats, transfers_in_flight);
+	if (part->done)
+		part->done(part, err, part->done_arg);
+	pthread_mutex_lock(&engine->lock);
+	engine->inflight--;
+	pthread_mutex_unlock(&engine->lock);
+	part_free(part);
+}
+
+static int start_part(struct cp_fetch *engine, struct cp_part *part)
+{
+	const struct cp_config *cfg = engine->cfg;
+	CURL *easy = easy_get(engine);
+	char range[64];
+
+	cp_stats_inc(engine->stats, transfers_in_flight);
+	if (!easy)
+		return -ENOMEM;
+	part->easy = easy;
+	snprintf(range, sizeof(range), "%lld-%lld", (long long)part->start,
+		 (long long)part->end);
+	if (part->if_match[0]) {
+		char h[sizeof(part->if_match) + 16];
+
+		snprintf(h, sizeof(h), "If-Match: %s", part->if_match);
+		part->headers = curl_slist_append(NULL, h);
+	}
+	curl_easy_setopt(easy, CURLOPT_URL, part->url);
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, part);
+	curl_easy_setopt(easy, CURLOPT_RANGE, range);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, part->headers);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_SHARE, engine->share);
+	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)cfg->timeout);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)cfg->timeout);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (cfg->cafile)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->cafile);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, part);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, part);
+	if (cp_log_enabled(CP_LOG_DEBUG)) {
+		char u[256];
+
+		cp_dbg("GET %s range %s",
+		       cp_log_url(part->url, u, sizeof(u)), range);
+	}
+	cp_stats_inc(engine->stats, data_requests);
+	part->run_next = engine->running;
+	if (engine->running)
+		engine->running->run_prev = part;
+	engine->running = part;
+	if (curl_multi_add_handle(engine->multi, easy) != CURLM_OK)
+		return -EIO;
+	return 0;
+}
+
+static void collect_done(struct cp_fetch *engine)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(engine->multi, &left))) {
+		struct cp_part *part = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &part);
+		finish_part(engine, part, msg->data.result);
+	}
+}
+
+static void *io_main(void *arg)
+{
+	struct cp_fetch *engine = arg;
+	int running = 0, stop = 0;
+
+	while (!stop) {
+		struct cp_part *queue, *part;
+
+		pthread_mutex_lock(&engine->lock);
+		queue = engine->queue;
+		engine->queue = NULL;
+		stop = engine->stop;
+		pthread_mutex_unlock(&engine->lock);
+		while ((part = queue)) {
+			queue = part->next;
+			if (stop) {
+				part->err = ECANCELED;
+				finish_part(engine, part, CURLE_OK);
+			} else if (start_part(engine, part) < 0) {
+				part->err = CP_FETCH_ERETRY;
+				finish_part(engine, part, CURLE_OK);
+			}
+		}
+		if (stop)
+			break;
+		curl_multi_perform(engine->multi, &running);
+		collect_done(engine);
+		curl_multi_poll(engine->multi, NULL, 0, 1000, NULL);
+	}
+	/* Shutdown: fail whatever is still running. */
+	while (engine->running) {
+		engine->running->err = ECANCELED;
+		finish_part(engine, engine->running, CURLE_OK);
+	}
+	return NULL;
+}
+
+/* ---- public ---- */
+
+struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
+			      struct cp_cache *cache, struct cp_stats *stats)
+{
+	struct cp_fetch *engine = calloc(1, sizeof(*engine));
+
+	if (!engine)
+		return NULL;
+	engine->cfg = cfg;
+	engine->cache = cache;
+	engine->stats = stats;
+	pthread_mutex_init(&engine->lock, NULL);
+	engine->multi = curl_multi_init();
+	engine->share = curl_share_init();
+	if (!engine->multi || !engine->share)
+		goto err_out;
+	/* The share is used by the I/O thread alone: no lock callbacks. */
+	curl_share_setopt(engine->share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_DNS);
+	curl_share_setopt(engine->share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_SSL_SESSION);
+	curl_multi_setopt(engine->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)MAX_HOST_CONNECTIONS);
+	curl_multi_setopt(engine->multi, CURLMOPT_MAXCONNECTS,
+			  (long)(4 * MAX_HOST_CONNECTIONS));
+	if (pthread_create(&engine->thread, NULL, io_main, engine) != 0)
+		goto err_out;
+	return engine;
+
+err_out:
+	if (engine->share)
+		curl_share_cleanup(engine->share);
+	if (engine->multi)
+		curl_multi_cleanup(engine->multi);
+	pthread_mutex_destroy(&engine->lock);
+	free(engine);
+	return NULL;
+}
+
+void cp_fetch_free(struct cp_fetch *engine)
+{
+	if (!engine)
+		return;
+	pthread_mutex_lock(&engine->lock);
+	engine->stop = 1;
+	pthread_mutex_unlock(&engine->lock);
+	curl_multi_wakeup(engine->multi);
+	pthread_join(engine->thread, NULL);
+	while (engine->npool)
+		curl_easy_cleanup(engine->pool[--engine->npool]);
+	curl_multi_cleanup(engine->multi);
+	curl_share_cleanup(engine->share);
+	pthread_mutex_destroy(&engine->lock);
+	free(engine);
+}
+
+void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part)
+{
+	struct cp_part **tail;
+
+	part->next = NULL;
+	pthread_mutex_lock(&engine->lock);
+	/* Keep submission order: earlier parts are needed sooner. */
+	for (tail = &engine->queue; *tail; tail = &(*tail)->next)
+		;
+	*tail = part;
+	engine->inflight++;
+	pthread_mutex_unlock(&engine->lock);
+	curl_multi_wakeup(engine->multi);
+}
+
+unsigned cp_fetch_inflight(struct cp_fetch *engine)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&engine->lock);
+	n = engine->inflight;
+	pthread_mutex_unlock(&engine->lock);
+	return n;
+}

@@ -1,1 +1,463 @@
-/* fs.c: not written yet */
+/*
+ * fs.c - FUSE low-level operations (see fs.h).
+ *
+ * Owns nothing but the replies: every op fetches struct cp_fs from the
+ * request, calls the table or the reader, and converts the result at one
+ * place.  Read-only: every op that would change anything answers EROFS.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "files.h"
+#include "log.h"
+#include "opts.h"
+#include "reader.h"
+#include "stats.h"
+
+/* Objects behind an id do not change (and when they do, we notice and
+ * say EIO): let the kernel keep what it knows for long. */
+#define ATTR_TIMEOUT 3600.0
+#define ROOT_TIMEOUT 1.0
+#define MAX_READ_BLOCKS 34
+
+static struct cp_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void dir_stat(const struct cp_fs *fs, fuse_ino_t ino,
+		     struct stat *st)
+{
+	mode_t mode = 0555;
+
+	memset(st, 0, sizeof(*st));
+	if (fs->cfg->has_umask)
+		mode &= ~fs->cfg->umask;
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | mode;
+	st->st_nlink = 2;
+	st->st_uid = fs->cfg->has_uid ? fs->cfg->uid : getuid();
+	st->st_gid = fs->cfg->has_gid ? fs->cfg->gid : getgid();
+	st->st_mtime = st->st_ctime = st->st_atime =
+		cp_files_mount_time(fs->files);
+}
+
+static void cp_ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Replies point into cache blocks: never gift them to a pipe. */
+	conn->want |= FUSE_CAP_ASYNC_READ;
+	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+			FUSE_CAP_ATOMIC_O_TRUNC);
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+	(void)userdata;
+}
+
+static void cp_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cp_fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct cp_file *file;
+	int err;
+
+	memset(&e, 0, sizeof(e));
+	if (parent != FUSE_ROOT_ID || !cp_objectid_valid(name)) {
+		/* Cached by the kernel as a negative entry: no request. */
+		e.entry_timeout = ATTR_TIMEOUT;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	file = cp_files_get(fs->files, name);
+	if (!file) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	err = cp_reader_resolve(fs->reader, file, 0);
+	if (err == -ENOENT) {
+		e.entry_timeout = fs->cfg->neg_ttl;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (err < 0) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	e.ino = file->ino;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ATTR_TIMEOUT;
+	cp_files_stat(fs->files, file, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static void cp_ll_getattr(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct cp_fs *fs = fs_of(req);
+	struct cp_file *file;
+	struct stat st;
+	int err;
+
+	if (ino == FUSE_ROOT_ID) {
+		dir_stat(fs, ino, &st);
+		fuse_reply_attr(req, &st, ROOT_TIMEOUT);
+		return;
+	}
+	file = cp_files_by_ino(fs->files, ino);
+	if (!file) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	err = cp_reader_resolve(fs->reader, file, 0);
+	if (err < 0) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	cp_files_stat(fs->files, file, &st);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+	(void)fi;
+}
+
+static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi)
+{
+	struct cp_fs *fs = fs_of(req);
+	char *buf, *p;
+	size_t left = size;
+
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p = buf;
+	/* Offsets: 1 ".", 2 "..", 3 + i the i-th listed file. */
+	for (;;) {
+		struct stat st;
+		struct cp_file *file = NULL;
+		const char *name;
+		size_t len;
+
+		memset(&st, 0, sizeof(st));
+		if (off == 0) {
+			name = ".";
+			st.st_ino = FUSE_ROOT_ID;
+			st.st_mode = S_IFDIR;
+		} else if (off == 1) {
+			name = "..";
+			st.st_ino = FUSE_ROOT_ID;
+			st.st_mode = S_IFDIR;
+		} else {
+			file = cp_files_listed(fs->files, (size_t)off - 2);
+			if (!file)
+				break;
+			name = file->id;
+			st.st_ino = file->ino;
+			st.st_mode = S_IFREG;
+		}
+		len = fuse_add_direntry(req, p, left, name, &st, off + 1);
+		if (len > left)
+			break;
+		p += len;
+		left -= len;
+		off++;
+	}
+	fuse_reply_buf(req, buf, size - left);
+	free(buf);
+	(void)fi;
+}
+
+static void cp_ll_open(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct cp_fs *fs = fs_of(req);
+	struct cp_handle *h;
+	struct cp_file *file;
+	int err;
+
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+	    (fi->flags & (O_TRUNC | O_CREAT))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	file = cp_files_by_ino(fs->files, ino);
+	if (!file) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	err = cp_reader_resolve(fs->reader, file, 1);
+	if (err < 0) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	h = cp_handle_new(fs->reader, file);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 1;
+	fi->direct_io = (fi->flags & O_DIRECT) ? 1 : 0;
+	if (fuse_reply_open(req, fi) != 0)
+		cp_handle_free(h);
+}
+
+static void cp_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	struct cp_handle *h = (struct cp_handle *)(uintptr_t)fi->fh;
+	struct cp_block *blocks[MAX_READ_BLOCKS];
+	struct iovec iov[MAX_READ_BLOCKS];
+	size_t skip = (size_t)off & (CP_BLOCK_SIZE - 1), left;
+	ssize_t got;
+	int n, i;
+
+	if (size > (MAX_READ_BLOCKS - 2) * CP_BLOCK_SIZE)
+		size = (MAX_READ_BLOCKS - 2) * CP_BLOCK_SIZE;
+	got = cp_reader_read(h, off, size, blocks, MAX_READ_BLOCKS, &n);
+	if (got < 0) {
+		fuse_reply_err(req, (int)-got);
+		return;
+	}
+	if (got == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	/* Reply straight from the cache blocks: the only copy is the
+	 * kernel's. */
+	left = (size_t)got;
+	for (i = 0; i < n; i++) {
+		size_t len = blocks[i]->want - skip;
+
+		if (len > left)
+			len = left;
+		iov[i].iov_base = blocks[i]->data + skip;
+		iov[i].iov_len = len;
+		left -= len;
+		skip = 0;
+	}
+	fuse_reply_iov(req, iov, n);
+	cp_reader_unpin(h, blocks, n);
+	(void)ino;
+}
+
+static void cp_ll_release(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	cp_handle_free((struct cp_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+	(void)ino;
+}
+
+static void cp_ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = CP_BLOCK_SIZE;
+	sv.f_frsize = 4096;
+	sv.f_namemax = 255;
+	sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+	fuse_reply_statfs(req, &sv);
+	(void)ino;
+}
+
+/* ---- extended attributes ---- */
+
+/* Fills @buf with the value of @name on @ino; returns its length or
+ * -errno. */
+static ssize_t xattr_value(struct cp_fs *fs, fuse_ino_t ino,
+			   const char *name, char *buf, size_t len)
+{
+	static const struct {
+		const char *xattr, *field;
+	} fields[] = {
+		{ "user.checkoutpage.name", "name" },
+		{ "user.checkoutpage.content_type", "content_type" },
+		{ "user.checkoutpage.etag", "etag" },
+	};
+	struct cp_file *file;
+	size_t i;
+
+	if (ino == FUSE_ROOT_ID) {
+		if (strcmp(name, "user.cpfs.stats") != 0)
+			return -ENODATA;
+		return (ssize_t)cp_stats_format(fs->stats, buf, len);
+	}
+	file = cp_files_by_ino(fs->files, ino);
+	if (!file)
+		return -ENOENT;
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (strcmp(name, fields[i].xattr) == 0) {
+			size_t n = cp_files_field(fs->files, file,
+						  fields[i].field, buf, len);
+			return n ? (ssize_t)n : -ENODATA;
+		}
+	}
+	if (strcmp(name, "user.checkoutpage.created_at") == 0 &&
+	    file->created_at >= 0) {
+		struct tm tm;
+		time_t t = (time_t)file->created_at;
+
+		gmtime_r(&t, &tm);
+		return (ssize_t)strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	return -ENODATA;
+}
+
+static void cp_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   size_t size)
+{
+	char buf[4096];
+	ssize_t n = xattr_value(fs_of(req), ino, name, buf, sizeof(buf));
+
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else if ((size_t)n > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void cp_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	static const char *const names[] = {
+		"user.checkoutpage.name",
+		"user.checkoutpage.content_type",
+		"user.checkoutpage.etag",
+		"user.checkoutpage.created_at",
+	};
+	struct cp_fs *fs = fs_of(req);
+	char list[512], val[4096];
+	size_t len = 0, i;
+
+	if (ino == FUSE_ROOT_ID) {
+		memcpy(list, "user.cpfs.stats", 16);
+		len = 16;
+	} else {
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (xattr_value(fs, ino, names[i], val, sizeof(val)) <
+			    0)
+				continue;
+			memcpy(list + len, names[i], strlen(names[i]) + 1);
+			len += strlen(names[i]) + 1;
+		}
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, list, len);
+}
+
+/* ---- everything that would write ---- */
+
+static void cp_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int to_set, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_symlink(fuse_req_t req, const char *link,
+			  fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname,
+			 unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		       const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			size_t size, off_t off, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void cp_ll_removexattr(fuse_req_t req, fuse_ino_t ino,
+			      const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops cp_fs_ops = {
+	.init = cp_ll_init,
+	.lookup = cp_ll_lookup,
+	.getattr = cp_ll_getattr,
+	.readdir = cp_ll_readdir,
+	.open = cp_ll_open,
+	.read = cp_ll_read,
+	.release = cp_ll_release,
+	.statfs = cp_ll_statfs,
+	.getxattr = cp_ll_getxattr,
+	.listxattr = cp_ll_listxattr,
+	.setattr = cp_ll_setattr,
+	.mknod = cp_ll_mknod,
+	.mkdir = cp_ll_mkdir,
+	.unlink = cp_ll_unlink,
+	.rmdir = cp_ll_unlink,
+	.symlink = cp_ll_symlink,
+	.rename = cp_ll_rename,
+	.link = cp_ll_link,
+	.write = cp_ll_write,
+	.create = cp_ll_create,
+	.setxattr = cp_ll_setxattr,
+	.removexattr = cp_ll_removexattr,
+};

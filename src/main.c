@@ -1,1 +1,257 @@
-int main(void) { return 0; }
+/*
+ * main.c - start-up and shutdown: parse the command line, check the key,
+ * build the modules in dependency order, mount, run the FUSE loop, and
+ * take everything down again in reverse (the err_out ladder).
+ *
+ * Threads: main runs the FUSE loop (libfuse adds workers); the fetch
+ * engine's I/O thread; a signal thread that dumps the counters on
+ * SIGUSR1.  Threads start only after fuse_daemonize(), which forks.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "api.h"
+#include "cache.h"
+#include "diskcache.h"
+#include "fetch.h"
+#include "files.h"
+#include "fs.h"
+#include "log.h"
+#include "manifest.h"
+#include "meta.h"
+#include "opts.h"
+#include "reader.h"
+#include "stats.h"
+
+#define MAX_THREADS 128
+#define READ_AHEAD_KB 4096
+
+static struct cp_stats stats;
+
+static void add_entry(const struct cp_manifest_entry *entry, void *arg)
+{
+	cp_files_add_manifest(arg, entry);
+}
+
+static void dump_stats(const char *why)
+{
+	char buf[2048], *line, *save = NULL;
+
+	cp_stats_format(&stats, buf, sizeof(buf));
+	cp_info("counters (%s):", why);
+	for (line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save))
+		cp_info("  %s", line);
+}
+
+static void *signal_main(void *arg)
+{
+	sigset_t *set = arg;
+	int sig;
+
+	while (sigwait(set, &sig) == 0)
+		if (sig == SIGUSR1)
+			dump_stats("SIGUSR1");
+	return NULL;
+}
+
+/*
+ * The kernel's readahead for a FUSE mount starts at 128 KiB, so a
+ * sequential reader would send many small reads; raise it for this
+ * mount's backing device.  Best effort: reads /proc/self/mountinfo, so
+ * it never touches the mount itself.
+ */
+static void raise_readahead(const char *mountpoint)
+{
+	char line[4096], path[128];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	unsigned maj, min;
+	int found = 0;
+
+	if (!f)
+		return;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mnt[2048];
+
+		if (sscanf(line, "%*d %*d %u:%u %*s %2047s", &maj, &min,
+			   mnt) == 3 &&
+		    strcmp(mnt, mountpoint) == 0)
+			found = 1;
+	}
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 maj, min);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fprintf(f, "%d\n", READ_AHEAD_KB);
+	if (fclose(f) != 0)
+		cp_dbg("could not raise read_ahead_kb");
+}
+
+static int run_loop(struct fuse_session *se, const struct cp_config *cfg)
+{
+	struct fuse_loop_config *lc;
+	int ret;
+
+	if (cfg->singlethread)
+		return fuse_session_loop(se);
+	lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -ENOMEM;
+	/* Reads wait for the network in their worker thread: allow more
+	 * workers than the kernel has reads in flight (max_background). */
+	fuse_loop_cfg_set_max_threads(lc, MAX_THREADS);
+	fuse_loop_cfg_set_idle_threads(lc, 8);
+	ret = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct cp_config cfg;
+	char err[512], why[512];
+	struct cp_api *api;
+	struct cp_meta *meta;
+	struct cp_diskcache *dc = NULL;
+	struct cp_cache *cache;
+	struct cp_fetch *fetch;
+	struct cp_files *files;
+	struct cp_reader *reader;
+	struct fuse_session *se;
+	struct cp_fs fs;
+	pthread_t sig_thread;
+	sigset_t sigs;
+	int ret = 1, r;
+
+	memset(&cfg, 0, sizeof(cfg));
+	r = cp_opts_parse(argc, argv, &cfg, err, sizeof(err));
+	if (r != CP_OPTS_MOUNT) {
+		if (r == CP_OPTS_ERROR)
+			fprintf(stderr, "cpfs: %s\n", err);
+		cp_config_free(&cfg);
+		return r == CP_OPTS_EXIT ? 0 : 1;
+	}
+	cp_log_init(cfg.debug);
+	/* SIGUSR1 goes to the signal thread only: block it everywhere. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "cpfs: cannot initialise libcurl\n");
+		goto err_out1;
+	}
+	api = cp_api_new(&cfg, &stats);
+	if (!api) {
+		fprintf(stderr, "cpfs: cannot create the API client\n");
+		goto err_out2;
+	}
+	if (!cfg.no_check) {
+		r = cp_api_check_key(api, why, sizeof(why));
+		if (r == -EACCES) {
+			fprintf(stderr, "cpfs: invalid API key: %s\n", why);
+			goto err_out3;
+		} else if (r < 0) {
+			fprintf(stderr, "cpfs: cannot use the API: %s\n", why);
+			goto err_out3;
+		}
+	}
+	meta = cp_meta_open(cfg.cache_dir, &stats);
+	if (cfg.disk_cache) {
+		dc = cp_diskcache_open(cfg.disk_cache, cfg.disk_cache_size,
+				       &stats);
+		if (!dc) {
+			fprintf(stderr, "cpfs: cannot open the disk cache\n");
+			goto err_out4;
+		}
+	}
+	cache = cp_cache_new(cfg.cache_size, &stats);
+	files = cache ? cp_files_new(&cfg, api, meta, &stats) : NULL;
+	if (!files) {
+		fprintf(stderr, "cpfs: out of memory\n");
+		goto err_out5;
+	}
+	if (cfg.ids_path &&
+	    cp_manifest_load(cfg.ids_path, add_entry, files, why,
+			     sizeof(why)) < 0) {
+		fprintf(stderr, "cpfs: %s\n", why);
+		goto err_out6;
+	}
+
+	memset(&fs, 0, sizeof(fs));
+	fs.cfg = &cfg;
+	fs.files = files;
+	fs.stats = &stats;
+	fs.mountpoint = cfg.mountpoint;
+	se = fuse_session_new(&cfg.fuse_args, &cp_fs_ops, sizeof(cp_fs_ops),
+			      &fs);
+	if (!se)
+		goto err_out6;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto err_out7;
+	if (fuse_session_mount(se, cfg.mountpoint) != 0) {
+		fprintf(stderr, "cpfs: cannot mount on %s\n", cfg.mountpoint);
+		goto err_out8;
+	}
+	raise_readahead(cfg.mountpoint);
+	if (fuse_daemonize(cfg.foreground) != 0)
+		goto err_out9;
+	if (!cfg.foreground)
+		cp_log_use_syslog();
+
+	/* From here on threads may run. */
+	fetch = cp_fetch_new(&cfg, cache, &stats);
+	reader = fetch ? cp_reader_new(&cfg, files, cache, fetch, dc,
+				       &stats)
+		       : NULL;
+	if (!reader) {
+		cp_err("cannot start the fetch engine");
+		goto err_out10;
+	}
+	fs.reader = reader;
+	pthread_create(&sig_thread, NULL, signal_main, &sigs);
+	cp_info("mounted %s on %s", cfg.api_url, cfg.mountpoint);
+
+	/* A positive value is the signal that ended the loop: a clean exit. */
+	ret = run_loop(se, &cfg) < 0;
+
+	pthread_cancel(sig_thread);
+	pthread_join(sig_thread, NULL);
+	if (cfg.debug)
+		dump_stats("exit");
+	cp_reader_free(reader);
+err_out10:
+	cp_fetch_free(fetch);
+err_out9:
+	fuse_session_unmount(se);
+err_out8:
+	fuse_remove_signal_handlers(se);
+err_out7:
+	fuse_session_destroy(se);
+err_out6:
+	cp_files_free(files);
+err_out5:
+	cp_cache_free(cache);
+	cp_diskcache_close(dc);
+err_out4:
+	cp_meta_close(meta);
+err_out3:
+	cp_api_free(api);
+err_out2:
+	curl_global_cleanup();
+err_out1:
+	cp_config_free(&cfg);
+	return ret;
+}

@@ -1,1 +1,585 @@
-/* reader.c: not written yet */
+/*
+ * reader.c - probes, reads with retries, prefetch (see reader.h).
+ *
+ * Owns: struct cp_handle (one per open file, freed at release) and the
+ * prefetch state in it (handle->lock).  Runs in FUSE worker threads only;
+ * talks to the I/O thread through the cache (block states) and
+ * cp_fetch_submit().
+ */
+#include "reader.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "diskcache.h"
+#include "fetch.h"
+#include "files.h"
+#include "log.h"
+#include "opts.h"
+#include "retry.h"
+#include "stats.h"
+#include "util.h"
+
+/* A read this close to where the last one ended is still sequential:
+ * the kernel sends readahead requests concurrently and out of order. */
+#define SEQ_SLACK ((int64_t)4 << 20)
+/* Bytes read in order after which a handle leaves random mode. */
+#define SEQ_RUN ((int64_t)4 << 20)
+#define RANDOM_AFTER_SEEKS 2
+
+struct cp_reader {
+	const struct cp_config *cfg;
+	struct cp_files *files;
+	struct cp_cache *cache;
+	struct cp_fetch *fetch;
+	struct cp_diskcache *dc;
+	struct cp_stats *stats;
+	unsigned window_max;   /* per handle, blocks */
+	size_t fetching_max;   /* all handles, blocks */
+};
+
+struct cp_handle {
+	struct cp_reader *reader;
+	struct cp_file *file;
+	struct cp_file_view view; /* size, ETag, generation at open */
+	pthread_mutex_t lock;
+	/* protected by lock: */
+	int64_t next_off;     /* where the last read ended */
+	uint64_t ahead;       /* blocks below this were already asked for */
+	unsigned window;      /* blocks to keep in flight ahead */
+	unsigned seeks;
+	int64_t run;          /* bytes read in order since the last seek */
+	int random;
+};
+
+/* One FUSE request's view of the network: its URL lease and retries. */
+struct attempt {
+	struct cp_reader *reader;
+	struct cp_file *file;
+	const struct cp_file_view *view;
+	char *url;            /* NULL until a transfer needs one */
+	uint64_t url_gen;
+	int renewed;          /* the one free 403 renewal is spent */
+	struct cp_retry retry;
+	double deadline;
+};
+
+struct cp_reader *cp_reader_new(const struct cp_config *cfg,
+				struct cp_files *files,
+				struct cp_cache *cache,
+				struct cp_fetch *fetch,
+				struct cp_diskcache *dc,
+				struct cp_stats *stats)
+{
+	struct cp_reader *r = calloc(1, sizeof(*r));
+	size_t cap = cp_cache_capacity(cache);
+
+	if (!r)
+		return NULL;
+	r->cfg = cfg;
+	r->files = files;
+	r->cache = cache;
+	r->fetch = fetch;
+	r->dc = dc;
+	r->stats = stats;
+	/* Leave half the cache to data already fetched and being read. */
+	r->fetching_max = cap / 2 ? cap / 2 : 1;
+	r->window_max = CP_WINDOW_MAX;
+	if (r->window_max > cap / 4)
+		r->window_max = cap / 4 ? cap / 4 : 1;
+	return r;
+}
+
+void cp_reader_free(struct cp_reader *reader)
+{
+	free(reader);
+}
+
+static void attempt_init(struct attempt *a, struct cp_reader *r,
+			 struct cp_file *file,
+			 const struct cp_file_view *view)
+{
+	memset(a, 0, sizeof(*a));
+	a->reader = r;
+	a->file = file;
+	a->view = view;
+	a->deadline = cp_now() + r->cfg->deadline;
+	cp_retry_init(&a->retry, r->cfg->retries, a->deadline);
+}
+
+static void attempt_done(struct attempt *a)
+{
+	free(a->url);
+}
+
+/* Makes sure a->url is a lease, renewing it when @stale_gen is it. */
+static int attempt_lease(struct attempt *a, uint64_t stale_gen)
+{
+	if (a->url && (stale_gen == 0 || stale_gen != a->url_gen))
+		return 0;
+	free(a->url);
+	a->url = NULL;
+	return cp_files_lease(a->reader->files, a->file, stale_gen, &a->url,
+			      &a->url_gen, a->deadline);
+}
+
+static size_t block_want(int64_t size, uint64_t index)
+{
+	int64_t left = size - (int64_t)(index * CP_BLOCK_SIZE);
+
+	return left < (int64_t)CP_BLOCK_SIZE ? (size_t)left : CP_BLOCK_SIZE;
+}
+
+/* Offers a block fetched from the network to the disk cache; or fills
+ * an empty one from it.  Both run with the block pinned. */
+static void save_block(struct cp_reader *r, const struct cp_file_view *v,
+		       struct cp_file *file, struct cp_block *b)
+{
+	if (r->dc && v->etag[0] && cp_cache_take_unsaved(r->cache, b))
+		cp_diskcache_put(r->dc, file->id, v->etag, b->index, b->data,
+				 b->want);
+}
+
+static int load_block(struct cp_reader *r, const struct cp_file_view *v,
+		      struct cp_file *file, struct cp_block *b)
+{
+	if (!r->dc || !v->etag[0] || b->filled)
+		return 0;
+	if (cp_diskcache_get(r->dc, file->id, v->etag, b->index, b->data,
+			     b->want) < 0)
+		return 0;
+	b->filled = b->want;
+	cp_cache_complete(r->cache, b);
+	cp_cache_take_unsaved(r->cache, b); /* it came from the disk */
+	return 1;
+}
+
+/*
+ * Sends the blocks in @run (consecutive, each with a FETCHING pin) as one
+ * transfer.  On failure to get a URL the blocks fail with that error.
+ */
+static void send_run(struct attempt *a, struct cp_block **run, int *n)
+{
+	struct cp_reader *r = a->reader;
+	struct cp_part *part;
+	int err, i;
+
+	if (*n == 0)
+		return;
+	err = attempt_lease(a, 0);
+	if (err < 0) {
+		for (i = 0; i < *n; i++)
+			cp_cache_fail(r->cache, run[i], -err, 1);
+		*n = 0;
+		return;
+	}
+	part = cp_part_new(r->fetch, a->file->ino, a->url, a->view->etag,
+			   a->view->size, run, *n);
+	if (part) {
+		part->lease_gen = a->url_gen;
+		cp_fetch_submit(r->fetch, part);
+	}
+	*n = 0;
+}
+
+/* Adds block @b (marked FETCHING) to the run being built, sending the
+ * run first when @b cannot extend it. */
+static void add_to_run(struct attempt *a, struct cp_block **run, int *n,
+		       struct cp_block *b)
+{
+	if (*n && (run[*n - 1]->index + 1 != b->index ||
+		   *n == CP_PART_BLOCKS || b->index % CP_PART_BLOCKS == 0))
+		send_run(a, run, n);
+	run[(*n)++] = b;
+}
+
+/* Starts a transfer for @b unless it is there or on its way. */
+static void want_block(struct attempt *a, struct cp_block **run, int *n,
+		       struct cp_block *b)
+{
+	struct cp_reader *r = a->reader;
+
+	if (!cp_cache_begin_fetch(r->cache, b)) {
+		send_run(a, run, n);
+		return;
+	}
+	if (load_block(r, a->view, a->file, b)) {
+		send_run(a, run, n);
+		return;
+	}
+	add_to_run(a, run, n, b);
+}
+
+/*
+ * Decides what to do after a transfer failed with @err (positive): 0 to
+ * try again (after waiting, or renewing the URL), or -errno to give up.
+ * @tag is the lease generation of the URL that failed.
+ */
+static int after_failure(struct attempt *a, int err, uint64_t tag)
+{
+	struct cp_reader *r = a->reader;
+	double delay;
+
+	switch (err) {
+	case CP_FETCH_ECHANGED:
+		if (cp_files_changed(r->files, a->file, a->view->gen))
+			cp_cache_drop_key(r->cache, a->file->ino);
+		return -EIO;
+	case CP_FETCH_EEXPIRED:
+		if (!a->renewed) {
+			/* Free of charge, once: the URL expired. */
+			a->renewed = 1;
+			delay = 0;
+			break;
+		}
+		/* fall through - a second 403 costs a retry */
+	case CP_FETCH_ERETRY:
+	case ECANCELED:
+	case ENOMEM:
+		delay = cp_retry_next(&a->retry, -1, cp_now());
+		if (delay < 0) {
+			cp_warn("%s: giving up after %u attempts",
+				a->file->id, a->retry.attempts);
+			return -EIO;
+		}
+		cp_stats_inc(r->stats, retries);
+		break;
+	case ENOENT:
+	case EACCES:
+		/* The API refused a URL (no transfer was made). */
+		return -err;
+	default:
+		return -EIO;
+	}
+	cp_sleep(delay);
+	if (err == CP_FETCH_EEXPIRED) {
+		int e = attempt_lease(a, tag ? tag : a->url_gen);
+
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+/*
+ * Waits for @b, resuming its transfer after failures as the retry policy
+ * allows.  0, or -errno when the read must fail.
+ */
+static int wait_block(struct attempt *a, struct cp_block *b, int *waited)
+{
+	struct cp_reader *r = a->reader;
+
+	for (;;) {
+		struct cp_block *run[1];
+		int n = 0, w = 0, err;
+
+		err = cp_cache_wait(r->cache, b, a->deadline, &w);
+		*waited |= w;
+		if (err == 0)
+			return 0;
+		if (err == -ETIMEDOUT) {
+			cp_warn("%s: no data within %u s; giving up",
+				a->file->id, r->cfg->deadline);
+			return -EIO;
+		}
+		err = after_failure(a, -err, b->fail_tag);
+		if (err < 0)
+			return err == -ENOENT ? -EIO : err;
+		want_block(a, run, &n, b);
+		send_run(a, run, &n);
+	}
+}
+
+/* A probe's outcome, handed from the I/O thread to the resolver. */
+struct probe {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	int done;
+	int err;
+	struct cp_object_info info;
+};
+
+static void probe_done(struct cp_part *part, int err, void *arg)
+{
+	struct probe *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	p->info = part->info;
+	p->err = err;
+	p->done = 1;
+	pthread_cond_signal(&p->done_cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Asks for the first block once; 0 or the positive errno of the part. */
+static int probe_once(struct attempt *a, struct cp_block *b,
+		      struct probe *p)
+{
+	struct cp_reader *r = a->reader;
+	struct cp_part *part;
+	struct timespec ts;
+	int err;
+
+	if (!cp_cache_begin_fetch(r->cache, b))
+		return EIO;
+	part = cp_part_new(r->fetch, a->file->ino, a->url, NULL, -1, &b, 1);
+	if (!part)
+		return ENOMEM;
+	part->lease_gen = a->url_gen;
+	part->done = probe_done;
+	part->done_arg = p;
+	p->done = 0;
+	cp_fetch_submit(r->fetch, part);
+	cp_deadline_timespec(a->deadline + 1, &ts);
+	pthread_mutex_lock(&p->lock);
+	while (!p->done)
+		if (pthread_cond_timedwait(&p->done_cond, &p->lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	err = p->done ? p->err : ETIMEDOUT;
+	pthread_mutex_unlock(&p->lock);
+	return err;
+}
+
+int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
+		      int need_probe)
+{
+	struct cp_file_view view = { .size = -1 };
+	struct cp_block *b = NULL;
+	struct attempt a;
+	struct probe *p;
+	int ret;
+
+	ret = cp_files_begin_resolve(r->files, file, need_probe,
+				     cp_now() + r->cfg->deadline);
+	if (ret <= 0)
+		return ret;
+	cp_files_view(r->files, file, &view);
+	attempt_init(&a, r, file, &view);
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->done_cond, NULL);
+	/* Blocks cached under an older view of the object are stale. */
+	cp_cache_drop_key(r->cache, file->ino);
+	b = cp_cache_get_wait(r->cache, file->ino, 0, CP_BLOCK_SIZE,
+			      a.deadline);
+	ret = b ? 0 : -EIO;
+	while (ret == 0) {
+		int err;
+
+		ret = attempt_lease(&a, 0);
+		if (ret < 0)
+			break;
+		err = probe_once(&a, b, p);
+		if (err == 0 || err == ETIMEDOUT) {
+			ret = err ? -EIO : 0;
+			break;
+		}
+		if (err == CP_FETCH_ECHANGED)
+			err = CP_FETCH_ERETRY; /* nothing known to change */
+		ret = after_failure(&a, err, a.url_gen);
+	}
+out:
+	cp_files_end_resolve(r->files, file, ret == 0 ? &p->info : NULL,
+			     ret);
+	if (b)
+		cp_cache_unpin(r->cache, b);
+	if (p) {
+		/* A timed-out probe may still be running: it owns p then. */
+		if (p->done || ret == 0) {
+			pthread_mutex_destroy(&p->lock);
+			pthread_cond_destroy(&p->done_cond);
+			free(p);
+		}
+	}
+	attempt_done(&a);
+	return ret;
+}
+
+struct cp_handle *cp_handle_new(struct cp_reader *r, struct cp_file *file)
+{
+	struct cp_handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->reader = r;
+	h->file = file;
+	cp_files_view(r->files, file, &h->view);
+	pthread_mutex_init(&h->lock, NULL);
+	h->window = CP_WINDOW_MIN;
+	return h;
+}
+
+void cp_handle_free(struct cp_handle *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/*
+ * Updates the access pattern with a read of [@off, @end) and returns the
+ * blocks to prefetch, [*from, *to).  Called with h->lock held.
+ */
+static void plan(struct cp_handle *h, int64_t off, int64_t end,
+		 uint64_t *from, uint64_t *to)
+{
+	uint64_t last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
+	uint64_t nblocks = ((uint64_t)h->view.size + CP_BLOCK_SIZE - 1) >>
+			   CP_BLOCK_SHIFT;
+	int seq = off <= h->next_off + SEQ_SLACK &&
+		  off + SEQ_SLACK >= h->next_off;
+
+	if (seq) {
+		h->run += end - off;
+		if (h->run >= SEQ_RUN) {
+			h->random = 0;
+			h->seeks = 0;
+		}
+		if (end > h->next_off)
+			h->next_off = end;
+	} else {
+		if (h->run < SEQ_RUN && ++h->seeks >= RANDOM_AFTER_SEEKS)
+			h->random = 1;
+		h->run = end - off;
+		h->next_off = end;
+		h->window = CP_WINDOW_MIN;
+		h->ahead = 0;
+	}
+	*from = *to = last + 1;
+	if (h->random)
+		return;
+	if (h->ahead > *from)
+		*from = h->ahead;
+	*to = last + 1 + h->window;
+	if (*to > nblocks)
+		*to = nblocks;
+	if (*to > h->ahead)
+		h->ahead = *to;
+}
+
+/* Starts transfers for the missing blocks of the read and the prefetch
+ * window, within the memory and in-flight budgets. */
+static void issue(struct attempt *a, struct cp_handle *h,
+		  struct cp_block **need, int n, uint64_t from, uint64_t to)
+{
+	struct cp_reader *r = a->reader;
+	struct cp_block *run[CP_PART_BLOCKS];
+	int nrun = 0, i;
+	uint64_t idx;
+
+	for (i = 0; i < n; i++)
+		want_block(a, run, &nrun, need[i]);
+	for (idx = from; idx < to; idx++) {
+		struct cp_block *b;
+
+		if (cp_cache_fetching(r->cache) + nrun >= r->fetching_max)
+			break;
+		b = cp_cache_get(r->cache, h->file->ino, idx,
+				 block_want(h->view.size, idx), 1);
+		if (!b) {
+			/* Memory is short: prefetch less from now on. */
+			pthread_mutex_lock(&h->lock);
+			if (h->window > CP_WINDOW_MIN)
+				h->window /= 2;
+			if (h->ahead > idx)
+				h->ahead = idx;
+			pthread_mutex_unlock(&h->lock);
+			break;
+		}
+		want_block(a, run, &nrun, b);
+		cp_cache_unpin(r->cache, b);
+	}
+	send_run(a, run, &nrun);
+}
+
+ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
+		       struct cp_block **blocks, int max, int *nblocks)
+{
+	struct cp_reader *r = h->reader;
+	struct cp_file_view now;
+	struct attempt a;
+	uint64_t first, last, from, to;
+	int64_t end;
+	int i, n, waited = 0, ret = 0;
+
+	*nblocks = 0;
+	cp_files_view(r->files, h->file, &now);
+	if (now.gen != h->view.gen)
+		return -EIO; /* the object changed since open */
+	if (off < 0)
+		return -EINVAL;
+	if (off >= h->view.size || size == 0)
+		return 0;
+	end = off + (int64_t)size;
+	if (end > h->view.size)
+		end = h->view.size;
+	first = (uint64_t)off >> CP_BLOCK_SHIFT;
+	last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
+	n = (int)(last - first + 1);
+	if (n > max)
+		return -EINVAL;
+	attempt_init(&a, r, h->file, &h->view);
+	for (i = 0; i < n; i++) {
+		blocks[i] = cp_cache_get_wait(r->cache, h->file->ino,
+					      first + i,
+					      block_want(h->view.size,
+							 first + i),
+					      a.deadline);
+		if (!blocks[i]) {
+			cp_warn("%s: no cache memory free within %u s",
+				h->file->id, r->cfg->deadline);
+			cp_reader_unpin(h, blocks, i);
+			attempt_done(&a);
+			return -EIO;
+		}
+	}
+	pthread_mutex_lock(&h->lock);
+	plan(h, off, end, &from, &to);
+	pthread_mutex_unlock(&h->lock);
+	issue(&a, h, blocks, n, from, to);
+	for (i = 0; i < n && ret == 0; i++)
+		ret = wait_block(&a, blocks[i], &waited);
+	attempt_done(&a);
+	if (ret < 0) {
+		cp_reader_unpin(h, blocks, n);
+		return ret;
+	}
+	cp_files_view(r->files, h->file, &now);
+	if (now.gen != h->view.gen) {
+		cp_reader_unpin(h, blocks, n);
+		return -EIO;
+	}
+	for (i = 0; i < n; i++)
+		save_block(r, &h->view, h->file, blocks[i]);
+	pthread_mutex_lock(&h->lock);
+	if (waited && !h->random && h->window < r->window_max) {
+		h->window *= 2;
+		if (h->window > r->window_max)
+			h->window = r->window_max;
+	}
+	pthread_mutex_unlock(&h->lock);
+	/* Drop-behind: a block read to its end by a sequential reader is
+	 * in the kernel's page cache now; let it go first. */
+	if (!h->random && (end & (CP_BLOCK_SIZE - 1)) == 0)
+		cp_cache_demote(r->cache, blocks[n - 1]);
+	*nblocks = n;
+	return end - off;
+}
+
+void cp_reader_unpin(struct cp_handle *h, struct cp_block **blocks,
+		     int nblocks)
+{
+	int i;
+
+	for (i = 0; i < nblocks; i++)
+		cp_cache_unpin(h->reader->cache, blocks[i]);
+}

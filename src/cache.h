@@ -1,0 +1,136 @@
+/*
+ * cache.h - the block cache: file data in memory, in fixed 1 MiB blocks.
+ *
+ * Blocks are keyed by (file key, block index) and live in one global LRU
+ * bounded by cache_size.  Memory is taken when a block is created (before
+ * any transfer starts), never while data arrives; buffers of evicted
+ * blocks are reused, so the daemon's resident data stays within
+ * cache_size however many files or readers there are.
+ *
+ * A block's life: EMPTY -> FETCHING (one transfer owns it) -> READY, or
+ * FAILED (err says why; the bytes already received stay valid, so a
+ * retry resumes after them).  Anyone who wants a block that another
+ * thread is fetching waits for it instead of fetching it again.
+ *
+ * Pins: every pointer handed out is pinned; a pinned block is never
+ * evicted or reused.  Readers pin while they copy out, a transfer pins
+ * the blocks it fills.  Whoever got a pin drops it with cp_cache_unpin().
+ *
+ * Thread safety: one mutex (cache->lock) protects the index, the LRU,
+ * states and pins.  The data of a FETCHING block is written without the
+ * lock by the I/O thread that owns the transfer; it becomes visible to
+ * others when the state changes under the lock.
+ */
+#ifndef CP_CACHE_H
+#define CP_CACHE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CP_BLOCK_SHIFT 20
+#define CP_BLOCK_SIZE ((size_t)1 << CP_BLOCK_SHIFT)
+
+struct cp_stats;
+
+enum cp_block_state {
+	CP_BLOCK_EMPTY,
+	CP_BLOCK_FETCHING,
+	CP_BLOCK_READY,
+	CP_BLOCK_FAILED,
+};
+
+struct cp_block {
+	uint64_t key;      /* file key (inode number) */
+	uint64_t index;    /* offset / CP_BLOCK_SIZE */
+	char *data;        /* CP_BLOCK_SIZE bytes, owned by the cache */
+	size_t want;       /* bytes in the complete block (last one shorter) */
+	size_t filled;     /* bytes of data valid from the start */
+	enum cp_block_state state; /* protected by lock */
+	int err;           /* positive errno when FAILED; protected by lock */
+	unsigned pins;     /* protected by lock */
+	int detached;      /* dropped from the index; freed on last unpin */
+	int unsaved;       /* fetched from the network, not yet offered to
+			    * the disk cache; protected by lock */
+	uint64_t fail_tag; /* lease generation of the failed transfer */
+	struct cp_block *hnext;             /* hash chain */
+	struct cp_block *lru_prev, *lru_next; /* head = most recent */
+};
+
+struct cp_cache;
+
+/* Room for @bytes / CP_BLOCK_SIZE blocks (at least 2).  NULL on ENOMEM.
+ * @stats may be NULL. */
+struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats);
+void cp_cache_free(struct cp_cache *cache);
+
+/* Number of blocks the cache may hold. */
+size_t cp_cache_capacity(const struct cp_cache *cache);
+
+/*
+ * Finds block (@key, @index), pinned.  When absent and @create is set,
+ * makes an EMPTY block of @want bytes, evicting the least recently used
+ * unpinned block that is not being fetched; returns NULL when every block
+ * is pinned (memory is short: the caller shrinks its ambition or waits).
+ * Counts cache hits (block READY) and misses.
+ */
+struct cp_block *cp_cache_get(struct cp_cache *cache, uint64_t key,
+			      uint64_t index, size_t want, int create);
+
+/* Like cp_cache_get(create) but waits up to @deadline for memory. */
+struct cp_block *cp_cache_get_wait(struct cp_cache *cache, uint64_t key,
+				   uint64_t index, size_t want,
+				   double deadline);
+
+/*
+ * If @block is EMPTY or FAILED, marks it FETCHING, takes a pin for the
+ * transfer and returns 1: the caller must now start a transfer that ends
+ * in cp_cache_complete() or cp_cache_fail().  Returns 0 otherwise.
+ */
+int cp_cache_begin_fetch(struct cp_cache *cache, struct cp_block *block);
+
+/* Transfer side: sets the size of a block whose size was unknown
+ * (probe); only while FETCHING. */
+void cp_cache_set_want(struct cp_cache *cache, struct cp_block *block,
+		       size_t want);
+
+/* Transfer side: the block is complete (filled == want).  Drops the
+ * transfer's pin and wakes waiters. */
+void cp_cache_complete(struct cp_cache *cache, struct cp_block *block);
+
+/* Transfer side: the transfer ended before the block was complete.
+ * @keep_data: the bytes received are trustworthy and a retry may resume
+ * after them; else they are discarded.  Drops the pin, wakes waiters. */
+void cp_cache_fail(struct cp_cache *cache, struct cp_block *block, int err,
+		   int keep_data);
+
+/*
+ * Waits until @block is READY or FAILED, or until @deadline (cp_now()
+ * scale).  Returns 0 when READY, -err when FAILED, -ETIMEDOUT.  Sets
+ * *@waited when it had to sleep (may be NULL).
+ */
+int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,
+		  double deadline, int *waited);
+
+/* Current state (a snapshot). */
+enum cp_block_state cp_cache_state(struct cp_cache *cache,
+				   struct cp_block *block, int *err);
+
+void cp_cache_unpin(struct cp_cache *cache, struct cp_block *block);
+
+/* Moves @block to the cold end of the LRU: a sequential reader has
+ * consumed it (the kernel's page cache keeps the data). */
+void cp_cache_demote(struct cp_cache *cache, struct cp_block *block);
+
+/* Returns 1 exactly once for a READY block that came from the network
+ * (the caller then offers it to the disk cache), else 0. */
+int cp_cache_take_unsaved(struct cp_cache *cache, struct cp_block *block);
+
+/* Forgets every block of @key (the object changed).  Pinned blocks are
+ * detached and freed when their last pin goes. */
+void cp_cache_drop_key(struct cp_cache *cache, uint64_t key);
+
+/* Blocks now FETCHING (all files). */
+size_t cp_cache_fetching(struct cp_cache *cache);
+
+#endif

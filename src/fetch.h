@@ -1,0 +1,120 @@
+/*
+ * fetch.h - the fetch engine: range GETs on presigned URLs, straight into
+ * cache blocks.
+ *
+ * One I/O thread drives a curl multi handle.  A transfer ("part") asks for
+ * a run of consecutive blocks of one object with
+ * "Range: bytes=START-END" (START resumes after the bytes the first block
+ * already holds) and writes the body directly into the blocks' buffers;
+ * each block is completed, waking its readers, the moment its last byte
+ * lands, not when the part ends.  Connections, DNS and TLS sessions are
+ * reused across parts and files; connections per host are capped.
+ *
+ * The engine checks what the data host sends before trusting it:
+ * 206 with a Content-Range matching the request (and the known size),
+ * no more bytes than asked for, the expected ETag.  A 200 (Range ignored)
+ * is read only as far as needed, the bytes before START skipped, then the
+ * transfer is stopped: an object is never buffered.  A transfer making no
+ * progress for `timeout` seconds is aborted.
+ *
+ * Failures end the part: its blocks not yet complete are failed with an
+ * errno that tells the reader what to do (see enum below); the bytes
+ * received stay in place so a retry resumes after them.  The engine never
+ * retries by itself: retry policy lives with the thread that waits.
+ *
+ * Thread safety: cp_part_new() and cp_fetch_submit() may be called
+ * from any thread; everything else in a part belongs to the I/O thread
+ * once submitted.  Completion callbacks run on the I/O thread and must not
+ * block.
+ */
+#ifndef CP_FETCH_H
+#define CP_FETCH_H
+
+#include <stdint.h>
+#include <time.h>
+
+struct cp_config;
+struct cp_cache;
+struct cp_block;
+struct cp_stats;
+struct cp_fetch;
+
+/* How a failed transfer should be handled by whoever retries. */
+#define CP_FETCH_ERETRY EAGAIN     /* transient: back off and resume */
+#define CP_FETCH_EEXPIRED EKEYEXPIRED /* data host 403: renew the URL */
+#define CP_FETCH_ECHANGED ESTALE   /* ETag/size changed, or 412 */
+#define CP_FETCH_EPROTO EPROTO     /* response refused: not retried */
+#define CP_FETCH_EGONE ENOENT      /* data host 404/410 */
+
+#define CP_PART_MAX_BLOCKS 8
+#define CP_ETAG_MAX 128
+
+/* What the data host said about the object (filled by the I/O thread). */
+struct cp_object_info {
+	long status;              /* HTTP status of the transfer */
+	int64_t total;            /* object size; -1 unknown */
+	char etag[CP_ETAG_MAX];   /* "" when none */
+	time_t last_modified;     /* 0 when none */
+	char content_type[128];   /* "" when none */
+	char filename[256];       /* from Content-Disposition; "" */
+	int64_t range_start, range_end; /* from Content-Range */
+	int64_t content_length;   /* -1 when none */
+};
+
+struct cp_part;
+typedef void (*cp_part_done_fn)(struct cp_part *part, int err, void *arg);
+
+struct cp_part {
+	uint64_t key;             /* file key, for logs */
+	char *url;                /* owned (freed with the part) */
+	char if_match[CP_ETAG_MAX]; /* expected ETag, "" = none */
+	int64_t size;             /* known object size, -1 = probe */
+	int nblocks;
+	struct cp_block *blocks[CP_PART_MAX_BLOCKS]; /* consecutive, each
+				   * with a FETCHING pin taken by the caller */
+	uint64_t lease_gen;       /* which URL lease @url came from */
+	cp_part_done_fn done;     /* may be NULL; runs on the I/O thread */
+	void *done_arg;
+	struct cp_object_info info;
+	/* engine-private state below */
+	struct cp_fetch *engine;
+	void *easy;
+	struct curl_slist *headers;
+	int64_t start, end;       /* asked range, inclusive */
+	int64_t pos;              /* absolute offset of the next byte */
+	int64_t skip;             /* bytes to discard (200 answers) */
+	int cur;                  /* block being filled */
+	int checked;              /* response headers validated */
+	int satisfied;            /* every block complete */
+	int err;                  /* positive errno decided mid-transfer */
+	unsigned nheaders;
+	struct cp_part *next;     /* submit queue */
+	struct cp_part *run_prev, *run_next; /* running list */
+};
+
+/* @cfg, @cache and @stats must outlive the engine.  Starts the I/O
+ * thread.  NULL on failure. */
+struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
+			      struct cp_cache *cache, struct cp_stats *stats);
+
+/* Stops the I/O thread; transfers still running fail with ECANCELED. */
+void cp_fetch_free(struct cp_fetch *engine);
+
+/*
+ * Allocates a part for @url (copied) covering @blocks (consecutive, each
+ * already marked with cp_cache_begin_fetch()).  @size is the object size,
+ * or -1 for a probe (one block asked as bytes=0-(BLOCK-1); the size comes
+ * from Content-Range).  NULL on ENOMEM (the blocks are then failed).
+ */
+struct cp_part *cp_part_new(struct cp_fetch *engine, uint64_t key,
+			    const char *url, const char *if_match,
+			    int64_t size, struct cp_block **blocks,
+			    int nblocks);
+
+/* Hands @part to the I/O thread (ownership passes; freed after done). */
+void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part);
+
+/* Transfers in flight (started or queued). */
+unsigned cp_fetch_inflight(struct cp_fetch *engine);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * reader.h - getting an object's bytes into the cache: size probes, reads
+ * with retries, and per-handle prefetch.
+ *
+ * A read pins the cache blocks it covers, starts transfers for those that
+ * are missing (plus, for a sequential reader, a window of blocks ahead),
+ * and waits for them with a deadline, applying the retry policy to
+ * failures: a data-host 403 renews the URL once without spending the
+ * retry budget, transient faults back off and resume after the bytes
+ * already received, a changed object fails with EIO.
+ *
+ * Prefetch, per open handle (after mountpoint-s3 and sshfs): a read that
+ * continues where the previous ones ended is sequential; the window of
+ * blocks kept in flight ahead of it starts at CP_WINDOW_MIN, doubles each
+ * time the reader had to wait, and is capped per handle, by the blocks
+ * being fetched in total and by the cache's free room (it shrinks instead
+ * of failing).  Several seeks with little reading between them switch the
+ * handle to random mode: only the blocks a read needs are fetched.
+ *
+ * Thread safety: the reader is shared by all FUSE workers.  A handle may
+ * be used by several threads at once (the kernel sends concurrent reads
+ * on one file); its prefetch state has its own lock.
+ */
+#ifndef CP_READER_H
+#define CP_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct cp_config;
+struct cp_files;
+struct cp_file;
+struct cp_cache;
+struct cp_block;
+struct cp_fetch;
+struct cp_diskcache;
+struct cp_stats;
+struct cp_reader;
+struct cp_handle;
+
+#define CP_WINDOW_MIN 4     /* blocks */
+#define CP_WINDOW_MAX 128   /* blocks, per handle */
+#define CP_PART_BLOCKS 8    /* blocks per transfer, aligned */
+
+struct cp_reader *cp_reader_new(const struct cp_config *cfg,
+				struct cp_files *files,
+				struct cp_cache *cache,
+				struct cp_fetch *fetch,
+				struct cp_diskcache *dc,
+				struct cp_stats *stats);
+void cp_reader_free(struct cp_reader *reader);
+
+/*
+ * Makes sure @file's size is known: from the table (manifest, persisted
+ * metadata, earlier probe), else by asking the API for a URL and reading
+ * the first block (its Content-Range gives the size; the data is kept).
+ * With @need_probe the data host must have been asked in this mount (so
+ * the ETag is known).  Single flight per file.  0 or -errno (ENOENT,
+ * EACCES, EIO).
+ */
+int cp_reader_resolve(struct cp_reader *reader, struct cp_file *file,
+		      int need_probe);
+
+/* A handle for reading @file (resolved).  NULL on ENOMEM. */
+struct cp_handle *cp_handle_new(struct cp_reader *reader,
+				struct cp_file *file);
+void cp_handle_free(struct cp_handle *handle);
+
+/*
+ * Reads [@off, @off + @size) of the object: pins the covering blocks into
+ * @blocks (room for @max; at most @size / CP_BLOCK_SIZE + 2 are needed)
+ * and sets *@nblocks.  Returns the number of bytes available (short only
+ * at the end of the object; 0 past it) starting at offset
+ * @off % CP_BLOCK_SIZE of blocks[0], or -errno.  The caller replies from
+ * the blocks, then calls cp_reader_unpin().
+ */
+ssize_t cp_reader_read(struct cp_handle *handle, off_t off, size_t size,
+		       struct cp_block **blocks, int max, int *nblocks);
+
+void cp_reader_unpin(struct cp_handle *handle, struct cp_block **blocks,
+		     int nblocks);
+
+#endif
