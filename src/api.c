@@ -1,1 +1,712 @@
-/* api.c: not written yet */
+/*
+ * api.c - the Checkout Page API client: GET {api}/v1/files/{id}/download.
+ *
+ * Owns a curl share handle (DNS cache, TLS sessions and idle connections,
+ * each kind behind its own mutex) and the rate limiter; both are shared
+ * by every thread that calls the API.  Each call runs on the caller's
+ * thread with its own easy handle and blocks until it has an answer, a
+ * final error, or its deadline.  Redirects are followed by hand, and only
+ * to the API's own scheme, host and port: the Authorization header must
+ * never reach anyone else.
+ */
+#include "api.h"
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "opts.h"
+#include "ratelimit.h"
+#include "retry.h"
+#include "stats.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define RATE_WINDOW 60.5 /* seconds: a minute plus clock skew */
+#define MAX_REDIRECTS 3
+#define MAX_HEADERS 100
+#define MAX_HEADER_LINE 8192
+#define CHECK_KEY_ATTEMPTS 3
+#define CHECK_KEY_ID "000000000000000000000000"
+
+struct cp_api {
+	const struct cp_config *cfg;
+	struct cp_stats *stats;
+	CURLSH *share;
+	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+	struct cp_ratelimit rl;
+};
+
+/* One HTTP exchange's answer; lives on the calling thread's stack. */
+struct response {
+	char *body; /* CP_API_MAX_BODY + 1 bytes */
+	size_t len;
+	int too_big;
+	int bad_headers;
+	unsigned nheaders;
+	double retry_after; /* seconds, -1 when absent */
+};
+
+static void share_lock(CURL *handle, curl_lock_data data,
+		       curl_lock_access access, void *userptr)
+{
+	struct cp_api *api = userptr;
+
+	(void)handle;
+	(void)access;
+	if ((unsigned)data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&api->locks[data]);
+}
+
+static void share_unlock(CURL *handle, curl_lock_data data, void *userptr)
+{
+	struct cp_api *api = userptr;
+
+	(void)handle;
+	if ((unsigned)data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&api->locks[data]);
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct response *r = userdata;
+	size_t n = size * nmemb;
+
+	if (n > CP_API_MAX_BODY - r->len) {
+		r->too_big = 1;
+		return 0; /* aborts the transfer */
+	}
+	memcpy(r->body + r->len, ptr, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return n;
+}
+
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct response *r = userdata;
+	size_t n = size * nitems;
+	char val[64];
+	double secs;
+
+	if (n > MAX_HEADER_LINE || ++r->nheaders > MAX_HEADERS) {
+		r->bad_headers = 1;
+		return 0;
+	}
+	if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		r->retry_after = -1; /* a new (possibly final) response */
+		return n;
+	}
+	if (cp_http_header_value(buf, n, "Retry-After", val, sizeof(val)) >=
+		    0 &&
+	    cp_http_parse_retry_after(val, time(NULL), &secs) == 0)
+		r->retry_after = secs;
+	return n;
+}
+
+struct cp_api *cp_api_new(const struct cp_config *cfg, struct cp_stats *stats)
+{
+	struct cp_api *api;
+	int i;
+
+	api = calloc(1, sizeof(*api));
+	if (!api)
+		return NULL;
+	api->cfg = cfg;
+	api->stats = stats;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		goto err_out1;
+	if (cp_ratelimit_init(&api->rl, cfg->api_rate ? cfg->api_rate : 1,
+			      RATE_WINDOW))
+		goto err_out2;
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&api->locks[i], NULL);
+	api->share = curl_share_init();
+	if (!api->share)
+		goto err_out3;
+	if (curl_share_setopt(api->share, CURLSHOPT_LOCKFUNC, share_lock) ||
+	    curl_share_setopt(api->share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
+	    curl_share_setopt(api->share, CURLSHOPT_USERDATA, api) ||
+	    curl_share_setopt(api->share, CURLSHOPT_SHARE,
+			      CURL_LOCK_DATA_DNS) ||
+	    curl_share_setopt(api->share, CURLSHOPT_SHARE,
+			      CURL_LOCK_DATA_SSL_SESSION))
+		goto err_out4;
+	/* Connection sharing is an optimisation; older curls lack it. */
+	curl_share_setopt(api->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	return api;
+
+err_out4:
+	curl_share_cleanup(api->share);
+err_out3:
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&api->locks[i]);
+	cp_ratelimit_destroy(&api->rl);
+err_out2:
+	curl_global_cleanup();
+err_out1:
+	free(api);
+	return NULL;
+}
+
+void cp_api_free(struct cp_api *api)
+{
+	int i;
+
+	if (!api)
+		return;
+	curl_share_cleanup(api->share);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&api->locks[i]);
+	cp_ratelimit_destroy(&api->rl);
+	curl_global_cleanup();
+	free(api);
+}
+
+/* Parses exactly @len bytes of JSON: trailing bytes other than white
+ * space make the text malformed (cJSON alone would ignore them). */
+static cJSON *parse_json_exact(const char *text, size_t len)
+{
+	const char *end = NULL;
+	cJSON *root;
+
+	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (!root)
+		return NULL;
+	while (end && end < text + len &&
+	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+		end++;
+	if (end != text + len) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* Copies @s into @out as one printable line. */
+static void printable(const char *s, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (!outlen)
+		return;
+	for (; s && *s && o + 1 < outlen; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	out[o] = '\0';
+}
+
+int cp_api_parse_download(const char *body, size_t len, char **url,
+			  int64_t *expires_in, char *why, size_t whylen)
+{
+	const cJSON *data, *u, *e;
+	char reason[128];
+	cJSON *root;
+	double v;
+	int res = -EPROTO;
+
+	*url = NULL;
+	if (!body || !len) {
+		snprintf(why, whylen, "empty answer");
+		return -EPROTO;
+	}
+	root = parse_json_exact(body, len);
+	if (!root) {
+		snprintf(why, whylen, "answer is not valid JSON");
+		return -EPROTO;
+	}
+	data = cJSON_IsObject(root)
+		       ? cJSON_GetObjectItemCaseSensitive(root, "data")
+		       : NULL;
+	if (!cJSON_IsObject(data)) {
+		snprintf(why, whylen, "answer has no \"data\" object");
+		goto out;
+	}
+	u = cJSON_GetObjectItemCaseSensitive(data, "url");
+	if (!cJSON_IsString(u) || !u->valuestring) {
+		snprintf(why, whylen, "data.url is missing or not a string");
+		goto out;
+	}
+	if (cp_url_check(u->valuestring, reason, sizeof(reason))) {
+		snprintf(why, whylen, "data.url refused: %s", reason);
+		goto out;
+	}
+	e = cJSON_GetObjectItemCaseSensitive(data, "expiresIn");
+	if (!cJSON_IsNumber(e)) {
+		snprintf(why, whylen,
+			 "data.expiresIn is missing or not a number");
+		goto out;
+	}
+	v = e->valuedouble;
+	if (!(v >= 1 && v <= CP_API_MAX_EXPIRES) || v != floor(v)) {
+		snprintf(why, whylen,
+			 "data.expiresIn is not a whole number of seconds "
+			 "from 1 to %d",
+			 CP_API_MAX_EXPIRES);
+		goto out;
+	}
+	*url = strdup(u->valuestring);
+	if (!*url) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	*expires_in = (int64_t)v;
+	if (whylen)
+		why[0] = '\0';
+	res = 0;
+out:
+	cJSON_Delete(root);
+	return res;
+}
+
+void cp_api_parse_error(const char *body, size_t len, char *msg, size_t msglen)
+{
+	const cJSON *m, *errs, *first, *fm, *fp;
+	char text[512];
+	cJSON *root;
+
+	if (!msglen)
+		return;
+	msg[0] = '\0';
+	if (!body || !len)
+		return;
+	root = parse_json_exact(body, len);
+	if (!root)
+		return;
+	if (!cJSON_IsObject(root))
+		goto out;
+	text[0] = '\0';
+	m = cJSON_GetObjectItemCaseSensitive(root, "message");
+	if (cJSON_IsString(m) && m->valuestring)
+		snprintf(text, sizeof(text), "%s", m->valuestring);
+	errs = cJSON_GetObjectItemCaseSensitive(root, "errors");
+	first = cJSON_IsArray(errs) ? cJSON_GetArrayItem(errs, 0) : NULL;
+	if (cJSON_IsObject(first)) {
+		size_t n = strlen(text);
+
+		fm = cJSON_GetObjectItemCaseSensitive(first, "message");
+		fp = cJSON_GetObjectItemCaseSensitive(first, "param");
+		if (cJSON_IsString(fm) && fm->valuestring) {
+			if (cJSON_IsString(fp) && fp->valuestring)
+				snprintf(text + n, sizeof(text) - n,
+					 "%s(%s: %s)", n ? " " : "",
+					 fp->valuestring, fm->valuestring);
+			else
+				snprintf(text + n, sizeof(text) - n, "%s(%s)",
+					 n ? " " : "", fm->valuestring);
+		}
+	}
+	printable(text, msg, msglen);
+out:
+	cJSON_Delete(root);
+}
+
+int cp_api_status_errno(long status)
+{
+	switch (status) {
+	case 400:
+	case 404:
+		return ENOENT;
+	case 401:
+	case 403:
+		return EACCES;
+	default:
+		return EIO;
+	}
+}
+
+/* Network faults worth another attempt. */
+static int curl_transient(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* 1 when @url has the same scheme, host and port as @base. */
+static int same_origin(const char *base, const char *url)
+{
+	static const CURLUPart parts[] = { CURLUPART_SCHEME, CURLUPART_HOST,
+					   CURLUPART_PORT };
+	CURLU *a = curl_url(), *b = curl_url();
+	int same = 0;
+	size_t i;
+
+	if (!a || !b || curl_url_set(a, CURLUPART_URL, base, 0) ||
+	    curl_url_set(b, CURLUPART_URL, url, 0))
+		goto out;
+	for (i = 0; i < CP_ARRAY_SIZE(parts); i++) {
+		char *x = NULL, *y = NULL;
+		int eq;
+
+		curl_url_get(a, parts[i], &x, CURLU_DEFAULT_PORT);
+		curl_url_get(b, parts[i], &y, CURLU_DEFAULT_PORT);
+		eq = x && y && strcasecmp(x, y) == 0;
+		curl_free(x);
+		curl_free(y);
+		if (!eq)
+			goto out;
+	}
+	same = 1;
+out:
+	curl_url_cleanup(a);
+	curl_url_cleanup(b);
+	return same;
+}
+
+/*
+ * Sends one GET to @url.  Fills @resp, *@status (0 without an answer)
+ * and *@location (malloc'd absolute redirect target, or NULL).
+ */
+static CURLcode one_request(struct cp_api *api, const char *url,
+			    struct curl_slist *headers, double deadline,
+			    struct response *resp, long *status,
+			    char **location, char *errbuf)
+{
+	const struct cp_config *cfg = api->cfg;
+	double left = deadline - cp_now();
+	long left_ms, timeout_ms;
+	char *loc = NULL;
+	CURLcode cc;
+	CURL *curl;
+
+	*status = 0;
+	*location = NULL;
+	errbuf[0] = '\0';
+	curl = curl_easy_init();
+	if (!curl)
+		return CURLE_OUT_OF_MEMORY;
+	left_ms = left > 0.001 ? (long)(left * 1000) : 1;
+	timeout_ms = (long)(cfg->timeout ? cfg->timeout : 30) * 1000;
+
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_SHARE, api->share);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS,
+			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (cfg->cafile)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->cafile);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 CP_MIN(timeout_ms, left_ms));
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, left_ms);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+			 (long)(cfg->timeout ? cfg->timeout : 30));
+	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "cpfs/" CP_VERSION);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+
+	cc = curl_easy_perform(curl);
+	if (cc == CURLE_OK) {
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+		if (*status >= 300 && *status < 400 &&
+		    curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &loc) ==
+			    CURLE_OK &&
+		    loc)
+			*location = strdup(loc);
+	}
+	curl_easy_cleanup(curl);
+	return cc;
+}
+
+static int is_redirect(long status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
+/* "Authorization: Bearer <key>" in a list of its own, to wipe later. */
+static struct curl_slist *auth_headers(const char *key)
+{
+	struct curl_slist *list = NULL, *tmp;
+	size_t n = strlen(key) + sizeof("Authorization: Bearer ");
+	char *line = malloc(n);
+
+	if (!line)
+		return NULL;
+	snprintf(line, n, "Authorization: Bearer %s", key);
+	list = curl_slist_append(NULL, line);
+	explicit_bzero(line, n);
+	free(line);
+	if (!list)
+		return NULL;
+	tmp = curl_slist_append(list, "Accept: application/json");
+	if (!tmp) {
+		explicit_bzero(list->data, strlen(list->data));
+		curl_slist_free_all(list);
+		return NULL;
+	}
+	return tmp;
+}
+
+static void free_headers(struct curl_slist *list)
+{
+	struct curl_slist *p;
+
+	for (p = list; p; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(list);
+}
+
+/*
+ * The whole call for @id: rate limit, retries, redirects.  0 with *@url
+ * and *@expires_in set, or -errno with a one-line reason in @why.
+ * *@status is the last HTTP status seen (0: none).  @quiet_missing
+ * keeps a 400/404 out of the log (the start-up key check expects one).
+ */
+static int api_call(struct cp_api *api, const char *id, unsigned attempts,
+		    double deadline, int quiet_missing, char **url,
+		    int64_t *expires_in, long *status, char *why, size_t whylen)
+{
+	char errbuf[CURL_ERROR_SIZE], msg[200], reason[160], logurl[256];
+	struct curl_slist *headers;
+	struct response resp;
+	struct cp_retry retry;
+	char *req_url = NULL, *loc = NULL;
+	unsigned hops = 0;
+	double now, wait;
+	CURLcode cc;
+	int res = -EIO;
+
+	*status = 0;
+	snprintf(why, whylen, "internal error");
+	memset(&resp, 0, sizeof(resp));
+	resp.body = malloc(CP_API_MAX_BODY + 1);
+	headers = auth_headers(api->cfg->api_key ? api->cfg->api_key : "");
+	if (!resp.body || !headers ||
+	    asprintf(&req_url, "%s/v1/files/%s/download", api->cfg->api_url,
+		     id) < 0) {
+		req_url = NULL;
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	cp_retry_init(&retry, attempts, deadline);
+	for (;;) {
+		now = cp_now();
+		wait = cp_ratelimit_reserve(&api->rl, now);
+		if (now + wait >= deadline) {
+			snprintf(why, whylen,
+				 "deadline reached waiting for the rate limit "
+				 "(file %s)",
+				 id);
+			cp_warn("API: %s", why);
+			goto out;
+		}
+		cp_sleep(wait);
+
+		resp.len = 0;
+		resp.body[0] = '\0';
+		resp.too_big = 0;
+		resp.bad_headers = 0;
+		resp.nheaders = 0;
+		resp.retry_after = -1;
+		cp_stats_inc(api->stats, api_calls);
+		cc = one_request(api, req_url, headers, deadline, &resp, status,
+				 &loc, errbuf);
+		cp_dbg("API: GET %s -> %ld (%s)",
+		       cp_log_url(req_url, logurl, sizeof(logurl)), *status,
+		       curl_easy_strerror(cc));
+
+		if (resp.too_big) {
+			snprintf(why, whylen,
+				 "answer for file %s is larger than %d bytes",
+				 id, CP_API_MAX_BODY);
+			cp_warn("API: %s", why);
+			goto out;
+		}
+		if (resp.bad_headers) {
+			snprintf(why, whylen,
+				 "answer for file %s has too many or too long "
+				 "header lines",
+				 id);
+			cp_warn("API: %s", why);
+			goto out;
+		}
+		if (cc != CURLE_OK) {
+			snprintf(reason, sizeof(reason), "%s",
+				 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+			printable(reason, reason, sizeof(reason));
+			if (!curl_transient(cc)) {
+				snprintf(why, whylen,
+					 "cannot reach the API (file %s): %s",
+					 id, reason);
+				cp_warn("API: %s", why);
+				goto out;
+			}
+			snprintf(why, whylen,
+				 "cannot reach the API (file %s): %s", id,
+				 reason);
+		} else if (*status == 200) {
+			res = cp_api_parse_download(resp.body, resp.len, url,
+						    expires_in, reason,
+						    sizeof(reason));
+			if (res == 0)
+				goto out;
+			res = -EIO;
+			snprintf(why, whylen,
+				 "malformed answer for file %s: %s", id,
+				 reason);
+			cp_warn("API: %s", why);
+			goto out;
+		} else if (is_redirect(*status)) {
+			if (!loc || ++hops > MAX_REDIRECTS ||
+			    cp_url_check(loc, reason, sizeof(reason))) {
+				cp_stats_inc(api->stats, api_errors);
+				snprintf(
+					why, whylen,
+					"HTTP %ld for file %s: bad redirect or "
+					"too many redirects",
+					*status, id);
+				cp_warn("API: %s", why);
+				goto out;
+			}
+			if (!same_origin(api->cfg->api_url, loc)) {
+				cp_stats_inc(api->stats, api_errors);
+				snprintf(why, whylen,
+					 "API redirected to another host; not "
+					 "following");
+				cp_warn("%s (%s)", why,
+					cp_log_url(loc, logurl,
+						   sizeof(logurl)));
+				goto out;
+			}
+			free(req_url);
+			req_url = loc;
+			loc = NULL;
+			continue;
+		} else if (cp_retry_status_transient(*status)) {
+			cp_api_parse_error(resp.body, resp.len, msg,
+					   sizeof(msg));
+			snprintf(why, whylen, "HTTP %ld for file %s%s%s",
+				 *status, id, msg[0] ? ": " : "", msg);
+			if (*status == 429) {
+				cp_stats_inc(api->stats, api_429);
+				if (resp.retry_after < 0) {
+					/* back off harder than for a fault */
+					resp.retry_after = CP_MIN(
+						CP_RETRY_CAP,
+						(double)(1u << CP_MIN(
+								 retry.attempts,
+								 5u)));
+				}
+				cp_ratelimit_pause(&api->rl,
+						   cp_now() + resp.retry_after);
+			} else {
+				cp_stats_inc(api->stats, api_errors);
+			}
+		} else {
+			int e = *status >= 200 && *status < 300
+					? EIO
+					: cp_api_status_errno(*status);
+
+			cp_stats_inc(api->stats, api_errors);
+			cp_api_parse_error(resp.body, resp.len, msg,
+					   sizeof(msg));
+			snprintf(why, whylen, "HTTP %ld for file %s%s%s",
+				 *status, id, msg[0] ? ": " : "", msg);
+			if (e == ENOENT && quiet_missing)
+				cp_dbg("API: %s", why);
+			else if (e == ENOENT)
+				cp_info("API: %s", why);
+			else
+				cp_warn("API: %s", why);
+			res = -e;
+			goto out;
+		}
+
+		/* A transient failure: wait and try again, if allowed. */
+		free(loc);
+		loc = NULL;
+		wait = cp_retry_next(&retry, resp.retry_after, cp_now());
+		if (wait < 0) {
+			cp_warn("API: %s; giving up after %u attempt%s", why,
+				retry.attempts, retry.attempts == 1 ? "" : "s");
+			goto out;
+		}
+		cp_stats_inc(api->stats, retries);
+		cp_dbg("API: %s; retrying in %.2f s", why, wait);
+		cp_sleep(wait);
+	}
+out:
+	free(loc);
+	free(req_url);
+	free(resp.body);
+	free_headers(headers);
+	return res;
+}
+
+int cp_api_download_url(struct cp_api *api, const char *id, char **url,
+			int64_t *expires_in, double deadline)
+{
+	char why[512];
+	long status;
+
+	*url = NULL;
+	if (!cp_objectid_valid(id))
+		return -ENOENT;
+	return api_call(api, id, api->cfg->retries, deadline, 0, url,
+			expires_in, &status, why, sizeof(why));
+}
+
+int cp_api_check_key(struct cp_api *api, char *why, size_t whylen)
+{
+	char reason[512];
+	char *url = NULL;
+	int64_t expires;
+	long status;
+	int res;
+
+	res = api_call(api, CHECK_KEY_ID,
+		       CP_MIN(api->cfg->retries, CHECK_KEY_ATTEMPTS),
+		       cp_now() + api->cfg->deadline, 1, &url, &expires,
+		       &status, reason, sizeof(reason));
+	free(url);
+	if (res == -EACCES) {
+		snprintf(why, whylen, "invalid API key: %s", reason);
+		return -EACCES;
+	}
+	/* Any other HTTP answer means the API is there and took the key. */
+	if (res == 0 || status >= 400 || res == -ENOENT) {
+		if (whylen)
+			why[0] = '\0';
+		return 0;
+	}
+	snprintf(why, whylen, "%s", reason);
+	return -EIO;
+}

@@ -72,6 +72,7 @@ struct cp_part {
 	int nblocks;
 	struct cp_block *blocks[CP_PART_MAX_BLOCKS]; /* consecutive, each
 				   * with a FETCHING pin taken by the caller */
+	char *dest;               /* direct part: caller's buffer, or NULL */
 	uint64_t lease_gen;       /* which URL lease @url came from */
 	cp_part_done_fn done;     /* may be NULL; runs on the I/O thread */
 	void *done_arg;
@@ -110,6 +111,17 @@ struct cp_part *cp_part_new(struct cp_fetch *engine, uint64_t key,
 			    const char *url, const char *if_match,
 			    int64_t size, struct cp_block **blocks,
 			    int nblocks);
+
+/*
+ * A direct part: bytes [@start, @start + @len) of an object of known
+ * @size land in @dest (owned by the caller, who must wait for the done
+ * callback before freeing it).  For random reads, which do not go
+ * through cache blocks.  NULL on ENOMEM.
+ */
+struct cp_part *cp_part_new_direct(struct cp_fetch *engine, uint64_t key,
+				   const char *url, const char *if_match,
+				   int64_t size, int64_t start, char *dest,
+				   size_t len);
 
 /* Hands @part to the I/O thread (ownership passes; freed after done). */
 void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part);

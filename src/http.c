@@ -1,1 +1,324 @@
-/* http.c: not written yet */
+/*
+ * http.c - parsers for the header values cpfs acts on (Content-Range,
+ * Retry-After, dates, ETag) and the splitting of raw header lines.
+ *
+ * Input comes straight from the network and is fuzzed: every function
+ * reads only within the bounds it is given, never allocates, and checks
+ * every number for overflow.  No state; any thread.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int cp_http_header_value(const char *line, size_t len, const char *name,
+			 char *val, size_t vallen)
+{
+	size_t nlen = strlen(name);
+	size_t start, end;
+
+	if (len <= nlen || line[nlen] != ':' ||
+	    strncasecmp(line, name, nlen) != 0)
+		return -1;
+	start = nlen + 1;
+	end = len;
+	while (start < end && is_space(line[start]))
+		start++;
+	while (end > start && (is_space(line[end - 1]) ||
+			       line[end - 1] == '\r' || line[end - 1] == '\n'))
+		end--;
+	if (vallen == 0 || end - start > vallen - 1)
+		return -E2BIG;
+	memcpy(val, line + start, end - start);
+	val[end - start] = '\0';
+	return (int)(end - start);
+}
+
+/* Parses decimal digits at *p into a non-negative int64; advances *p. */
+static int parse_int64(const char **p, int64_t *out)
+{
+	const char *s = *p;
+	int64_t v = 0;
+
+	if (!is_digit(*s))
+		return -EINVAL;
+	while (is_digit(*s)) {
+		int d = *s - '0';
+
+		if (v > (INT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+		s++;
+	}
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+int cp_http_parse_content_range(const char *value, int64_t *start, int64_t *end,
+				int64_t *total)
+{
+	const char *p = value;
+	int64_t s = -1, e = -1, t = -1;
+
+	if (!value || strncasecmp(p, "bytes", 5) != 0)
+		return -EINVAL;
+	p += 5;
+	if (!is_space(*p))
+		return -EINVAL;
+	while (is_space(*p))
+		p++;
+	if (*p == '*') {
+		p++;
+	} else {
+		if (parse_int64(&p, &s) || *p++ != '-' || parse_int64(&p, &e))
+			return -EINVAL;
+		if (s > e)
+			return -EINVAL;
+	}
+	if (*p++ != '/')
+		return -EINVAL;
+	if (*p == '*') {
+		if (s < 0)
+			return -EINVAL; /* "bytes * / *" says nothing */
+		p++;
+	} else if (parse_int64(&p, &t)) {
+		return -EINVAL;
+	}
+	while (is_space(*p))
+		p++;
+	if (*p)
+		return -EINVAL;
+	if (t >= 0 && s >= 0 && e >= t)
+		return -EINVAL;
+	*start = s;
+	*end = e;
+	*total = t;
+	return 0;
+}
+
+#define RETRY_AFTER_MAX 3600.0
+
+int cp_http_parse_retry_after(const char *value, time_t now, double *seconds)
+{
+	const char *p = value;
+	time_t when;
+	double wait;
+
+	if (!value)
+		return -EINVAL;
+	while (is_space(*p))
+		p++;
+	if (is_digit(*p)) {
+		wait = 0;
+		while (is_digit(*p)) {
+			if (wait < RETRY_AFTER_MAX)
+				wait = wait * 10 + (*p - '0');
+			p++;
+		}
+		while (is_space(*p))
+			p++;
+		if (*p)
+			return -EINVAL;
+	} else {
+		if (cp_http_parse_date(p, &when))
+			return -EINVAL;
+		wait = when > now ? (double)(when - now) : 0;
+	}
+	if (wait > RETRY_AFTER_MAX)
+		wait = RETRY_AFTER_MAX;
+	*seconds = wait;
+	return 0;
+}
+
+static const char *const month_names[12] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+};
+
+static const char *const day_names[7] = {
+	"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
+};
+
+static const char *const long_day_names[7] = {
+	"Monday", "Tuesday",  "Wednesday", "Thursday",
+	"Friday", "Saturday", "Sunday",
+};
+
+/* Matches one of @names at *p (exact case); advances *p.  Index or -1. */
+static int match_name(const char **p, const char *const *names, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+
+		if (strncmp(*p, names[i], l) == 0) {
+			*p += l;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* Exactly @n digits (n <= 4) at *p; advances *p. */
+static int fixed_digits(const char **p, int n, int *out)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (!is_digit((*p)[i]))
+			return -EINVAL;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return 0;
+}
+
+static int expect(const char **p, const char *lit)
+{
+	size_t l = strlen(lit);
+
+	if (strncmp(*p, lit, l) != 0)
+		return -EINVAL;
+	*p += l;
+	return 0;
+}
+
+static int parse_hms(const char **p, int *h, int *m, int *s)
+{
+	if (fixed_digits(p, 2, h) || expect(p, ":") || fixed_digits(p, 2, m) ||
+	    expect(p, ":") || fixed_digits(p, 2, s))
+		return -EINVAL;
+	return 0;
+}
+
+static int is_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (valid input). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int make_time(int y, int mon, int d, int h, int mi, int s, time_t *out)
+{
+	static const int mdays[12] = { 31, 28, 31, 30, 31, 30,
+				       31, 31, 30, 31, 30, 31 };
+	int dim;
+
+	if (y < 1601 || y > 9999 || mon < 0 || mon > 11)
+		return -EINVAL;
+	dim = mdays[mon] + (mon == 1 && is_leap(y));
+	if (d < 1 || d > dim || h > 23 || mi > 59 || s > 60)
+		return -EINVAL;
+	*out = (time_t)(days_from_civil(y, mon + 1, d) * 86400 + h * 3600 +
+			mi * 60 + s);
+	return 0;
+}
+
+int cp_http_parse_date(const char *value, time_t *out)
+{
+	const char *p = value;
+	int wday, d, mon, y, h, mi, s;
+
+	if (!value)
+		return -EINVAL;
+	while (is_space(*p))
+		p++;
+	if ((wday = match_name(&p, long_day_names, 7)) >= 0) {
+		/* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT" */
+		if (expect(&p, ", ") || fixed_digits(&p, 2, &d) ||
+		    expect(&p, "-") ||
+		    (mon = match_name(&p, month_names, 12)) < 0 ||
+		    expect(&p, "-") || fixed_digits(&p, 2, &y) ||
+		    expect(&p, " ") || parse_hms(&p, &h, &mi, &s) ||
+		    expect(&p, " GMT"))
+			return -EINVAL;
+		y += y < 70 ? 2000 : 1900;
+	} else if ((wday = match_name(&p, day_names, 7)) >= 0) {
+		if (*p == ',') {
+			/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+			if (expect(&p, ", ") || fixed_digits(&p, 2, &d) ||
+			    expect(&p, " ") ||
+			    (mon = match_name(&p, month_names, 12)) < 0 ||
+			    expect(&p, " ") || fixed_digits(&p, 4, &y) ||
+			    expect(&p, " ") || parse_hms(&p, &h, &mi, &s) ||
+			    expect(&p, " GMT"))
+				return -EINVAL;
+		} else {
+			/* asctime: "Sun Nov  6 08:49:37 1994" */
+			if (expect(&p, " ") ||
+			    (mon = match_name(&p, month_names, 12)) < 0 ||
+			    expect(&p, " "))
+				return -EINVAL;
+			if (*p == ' ') {
+				p++;
+				if (fixed_digits(&p, 1, &d))
+					return -EINVAL;
+			} else if (fixed_digits(&p, 2, &d)) {
+				return -EINVAL;
+			}
+			if (expect(&p, " ") || parse_hms(&p, &h, &mi, &s) ||
+			    expect(&p, " ") || fixed_digits(&p, 4, &y))
+				return -EINVAL;
+		}
+	} else {
+		return -EINVAL;
+	}
+	while (is_space(*p))
+		p++;
+	if (*p)
+		return -EINVAL;
+	return make_time(y, mon, d, h, mi, s, out);
+}
+
+int cp_http_parse_etag(const char *value, char *out, size_t len)
+{
+	const char *p = value;
+	size_t n;
+
+	if (!value)
+		return -EINVAL;
+	if (strncmp(p, "W/", 2) == 0)
+		p += 2;
+	if (*p++ != '"')
+		return -EINVAL;
+	while (*p && *p != '"') {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x21 || c > 0x7e)
+			return -EINVAL;
+		p++;
+	}
+	if (*p++ != '"' || *p)
+		return -EINVAL;
+	n = (size_t)(p - value);
+	if (len == 0 || n > len - 1)
+		return -E2BIG;
+	memcpy(out, value, n);
+	out[n] = '\0';
+	return 0;
+}

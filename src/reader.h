@@ -68,17 +68,21 @@ struct cp_handle *cp_handle_new(struct cp_reader *reader,
 void cp_handle_free(struct cp_handle *handle);
 
 /*
- * Reads [@off, @off + @size) of the object: pins the covering blocks into
- * @blocks (room for @max; at most @size / CP_BLOCK_SIZE + 2 are needed)
- * and sets *@nblocks.  Returns the number of bytes available (short only
- * at the end of the object; 0 past it) starting at offset
- * @off % CP_BLOCK_SIZE of blocks[0], or -errno.  The caller replies from
- * the blocks, then calls cp_reader_unpin().
+ * Reads [@off, @off + @size) of the object.  Returns the number of bytes
+ * available (short only at the end of the object; 0 past it), or -errno.
+ * The bytes are either in cache blocks, pinned into @blocks (room for
+ * @max; at most @size / CP_BLOCK_SIZE + 2 are needed; *@nblocks set),
+ * starting at offset @off % CP_BLOCK_SIZE of blocks[0] -- the caller
+ * replies from them, then calls cp_reader_unpin() -- or, for a random
+ * reader, in a malloc'd buffer *@direct that the caller frees.
  */
 ssize_t cp_reader_read(struct cp_handle *handle, off_t off, size_t size,
-		       struct cp_block **blocks, int max, int *nblocks);
+		       struct cp_block **blocks, int max, int *nblocks,
+		       char **direct);
 
-void cp_reader_unpin(struct cp_handle *handle, struct cp_block **blocks,
+/* Drops the pins of a read.  Takes the reader, not the handle: once the
+ * reply is sent the kernel may release the handle at any moment. */
+void cp_reader_unpin(struct cp_reader *reader, struct cp_block **blocks,
 		     int nblocks);
 
 #endif

@@ -1,1 +1,115 @@
-/* util.c: not written yet */
+/*
+ * util.c - clocks, sleeping and a thread-safe random source.
+ *
+ * Owns no shared state: the random generator keeps one state per thread
+ * (thread-local), seeded from getrandom() on first use.  Called from
+ * every thread.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/random.h>
+#include <time.h>
+
+static double ts_seconds(const struct timespec *ts)
+{
+	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
+}
+
+double cp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts_seconds(&ts);
+}
+
+double cp_wallclock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts_seconds(&ts);
+}
+
+/* Adds @seconds (>= 0, already clamped) to @ts, normalising nsec. */
+static void ts_add(struct timespec *ts, double seconds)
+{
+	time_t whole = (time_t)seconds;
+	long nsec = (long)((seconds - (double)whole) * 1e9);
+
+	ts->tv_sec += whole;
+	ts->tv_nsec += nsec;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Large enough for any real wait, small enough never to overflow time_t. */
+#define MAX_WAIT (100.0 * 365 * 86400)
+
+void cp_sleep(double seconds)
+{
+	struct timespec until;
+
+	if (!(seconds > 0))
+		return;
+	if (seconds > MAX_WAIT)
+		seconds = MAX_WAIT;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	ts_add(&until, seconds);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) ==
+	       EINTR)
+		;
+}
+
+void cp_deadline_timespec(double deadline, struct timespec *ts)
+{
+	double left = deadline - cp_now();
+
+	if (!(left > 0))
+		left = 0;
+	if (left > MAX_WAIT)
+		left = MAX_WAIT;
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts_add(ts, left);
+}
+
+static _Thread_local uint64_t rng_state;
+static _Thread_local int rng_seeded;
+
+/* splitmix64: small, fast, and good enough for jitter. */
+static uint64_t rng_next(void)
+{
+	uint64_t z;
+
+	rng_state += 0x9e3779b97f4a7c15ULL;
+	z = rng_state;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+double cp_random(void)
+{
+	if (!rng_seeded) {
+		uint64_t seed = 0;
+
+		if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
+		    (ssize_t)sizeof(seed)) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			seed = (uint64_t)ts.tv_nsec ^
+			       ((uint64_t)ts.tv_sec << 32) ^
+			       (uint64_t)(uintptr_t)&rng_state ^
+			       (uint64_t)pthread_self();
+		}
+		rng_state = seed;
+		rng_seeded = 1;
+	}
+	return (double)(rng_next() >> 11) * 0x1.0p-53;
+}

@@ -1,0 +1,613 @@
+/*
+ * test_api.c - the API client: parsing of answers and error bodies, and
+ * whole calls against a scripted HTTP server on 127.0.0.1 that lies on
+ * purpose (errors, 429s, redirects, huge bodies, header floods).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "api.h"
+#include "opts.h"
+#include "stats.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ID "507f1f77bcf86cd799439011"
+#define KEY "test-key-0123456789"
+
+/* ---- parsing ---------------------------------------------------------- */
+
+static int pd(const char *body, char **url, int64_t *exp, char *why)
+{
+	return cp_api_parse_download(body, strlen(body), url, exp, why, 160);
+}
+
+static void test_parse_download_good(void **state)
+{
+	char why[160], *url;
+	int64_t exp;
+
+	(void)state;
+	assert_int_equal(pd("{\"data\":{\"url\":\"https://b.s3.amazonaws.com/"
+			    "k?X-Amz-Signature=abc\",\"expiresIn\":300}}",
+			    &url, &exp, why),
+			 0);
+	assert_string_equal(url,
+			    "https://b.s3.amazonaws.com/k?X-Amz-Signature=abc");
+	assert_int_equal(exp, 300);
+	free(url);
+
+	/* extra fields ignored, loopback http allowed, bounds inclusive */
+	assert_int_equal(pd(" {\"status\":\"ok\",\"data\":{\"expiresIn\":1,"
+			    "\"url\":\"http://127.0.0.1:8/x\",\"more\":[1]}}\n",
+			    &url, &exp, why),
+			 0);
+	assert_int_equal(exp, 1);
+	free(url);
+	assert_int_equal(pd("{\"data\":{\"url\":\"https://h/\",\"expiresIn\":"
+			    "604800}}",
+			    &url, &exp, why),
+			 0);
+	assert_int_equal(exp, CP_API_MAX_EXPIRES);
+	free(url);
+	assert_int_equal(pd("{\"data\":{\"url\":\"https://h/\",\"expiresIn\":"
+			    "3.0e2}}",
+			    &url, &exp, why),
+			 0);
+	assert_int_equal(exp, 300);
+	free(url);
+}
+
+static void test_parse_download_bad(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"not json",
+		"{",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":300}} junk",
+		"[]",
+		"null",
+		"{}",
+		"{\"data\":null}",
+		"{\"data\":[]}",
+		"{\"data\":\"https://h/\"}",
+		"{\"data\":{\"expiresIn\":300}}",
+		"{\"data\":{\"url\":null,\"expiresIn\":300}}",
+		"{\"data\":{\"url\":42,\"expiresIn\":300}}",
+		"{\"data\":{\"url\":\"https://h/\"}}",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":\"300\"}}",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":null}}",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":0}}",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":-300}}",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":1.5}}",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":604801}}",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":1e300}}",
+		"{\"data\":{\"url\":\"https://h/\",\"expiresIn\":true}}",
+		"{\"data\":{\"url\":\"file:///etc/passwd\",\"expiresIn\":300}}",
+		"{\"data\":{\"url\":\"ftp://h/x\",\"expiresIn\":300}}",
+		"{\"data\":{\"url\":\"gopher://h/x\",\"expiresIn\":300}}",
+		"{\"data\":{\"url\":\"http://h.example/x\",\"expiresIn\":300}}",
+		"{\"data\":{\"url\":\"https://u:p@h/x\",\"expiresIn\":300}}",
+		"{\"data\":{\"url\":\"/relative\",\"expiresIn\":300}}",
+		"{\"data\":{\"url\":\"https://h/a b\",\"expiresIn\":300}}",
+		"{\"url\":\"https://h/\",\"expiresIn\":300}",
+	};
+	char why[160], *url;
+	int64_t exp;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		url = (char *)"untouched";
+		if (pd(bad[i], &url, &exp, why) != -EPROTO)
+			fail_msg("accepted: %s", bad[i]);
+		assert_null(url);
+		assert_true(why[0] != '\0');
+	}
+	/* the reason never carries the URL's query */
+	pd("{\"data\":{\"url\":\"ftp://h/x?X-Amz-Signature=SECRET\","
+	   "\"expiresIn\":300}}",
+	   &url, &exp, why);
+	assert_null(strstr(why, "SECRET"));
+	/* not NUL-terminated: only @len bytes are read */
+	assert_int_equal(cp_api_parse_download("{\"data\":{}}XXXX", 11, &url,
+					       &exp, why, sizeof(why)),
+			 -EPROTO);
+}
+
+static void test_parse_error(void **state)
+{
+	static const char body[] =
+		"{\"status\":\"error\",\"type\":\"error\",\"message\":"
+		"\"Not Found\",\"errors\":[{\"param\":\"fileId\",\"message\":"
+		"\"no such file\",\"value\":null}],\"new\":1}";
+	char msg[128], small[8];
+
+	(void)state;
+	cp_api_parse_error(body, strlen(body), msg, sizeof(msg));
+	assert_string_equal(msg, "Not Found (fileId: no such file)");
+	cp_api_parse_error("{\"message\":\"Unauthorized\"}", 26, msg,
+			   sizeof(msg));
+	assert_string_equal(msg, "Unauthorized");
+	cp_api_parse_error("{\"message\":\"a\\nb\\u001b[0m\"}", 27, msg,
+			   sizeof(msg));
+	assert_null(strchr(msg, '\n'));
+	assert_null(strchr(msg, '\x1b'));
+	cp_api_parse_error("{\"errors\":[{\"message\":\"bad\"}]}", 30, msg,
+			   sizeof(msg));
+	assert_string_equal(msg, "(bad)");
+	cp_api_parse_error("<Error>AccessDenied</Error>", 27, msg, sizeof(msg));
+	assert_string_equal(msg, "");
+	cp_api_parse_error("{\"message\":5,\"errors\":\"x\"}", 26, msg,
+			   sizeof(msg));
+	assert_string_equal(msg, "");
+	cp_api_parse_error("", 0, msg, sizeof(msg));
+	assert_string_equal(msg, "");
+	cp_api_parse_error(NULL, 0, msg, sizeof(msg));
+	assert_string_equal(msg, "");
+	cp_api_parse_error(body, strlen(body), small, sizeof(small));
+	assert_string_equal(small, "Not Fou");
+}
+
+static void test_status_errno(void **state)
+{
+	(void)state;
+	assert_int_equal(cp_api_status_errno(400), ENOENT);
+	assert_int_equal(cp_api_status_errno(404), ENOENT);
+	assert_int_equal(cp_api_status_errno(401), EACCES);
+	assert_int_equal(cp_api_status_errno(403), EACCES);
+	assert_int_equal(cp_api_status_errno(429), EIO);
+	assert_int_equal(cp_api_status_errno(500), EIO);
+	assert_int_equal(cp_api_status_errno(418), EIO);
+}
+
+/* ---- a scripted server ------------------------------------------------ */
+
+#define MAX_SCRIPT 8
+
+struct server {
+	int fd;
+	unsigned short port;
+	pthread_t thread;
+	const char *script[MAX_SCRIPT]; /* one answer per connection */
+	int nscript;
+	int served;
+	char requests[MAX_SCRIPT][2048];
+	int stop;
+	ssize_t wrote;
+};
+
+static struct server srv;
+
+static void *serve(void *arg)
+{
+	struct server *s = arg;
+
+	for (;;) {
+		char buf[4096];
+		size_t got = 0;
+		const char *answer;
+		int c = accept(s->fd, NULL, NULL);
+
+		if (c < 0 || s->stop) {
+			if (c >= 0)
+				close(c);
+			return NULL;
+		}
+		while (got < sizeof(buf) - 1) {
+			ssize_t n = read(c, buf + got, sizeof(buf) - 1 - got);
+
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			buf[got] = '\0';
+			if (strstr(buf, "\r\n\r\n"))
+				break;
+		}
+		buf[got] = '\0';
+		if (s->served < MAX_SCRIPT)
+			snprintf(s->requests[s->served], sizeof(s->requests[0]),
+				 "%.2047s", buf);
+		answer = s->served < s->nscript
+				 ? s->script[s->served]
+				 : "HTTP/1.1 500 Out of script\r\n"
+				   "Content-Length: 0\r\n\r\n";
+		s->served++;
+		s->wrote = write(c, answer, strlen(answer));
+		shutdown(c, SHUT_WR);
+		while (read(c, buf, sizeof(buf)) > 0)
+			;
+		close(c);
+	}
+}
+
+static int server_start(void **state)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int one = 1;
+
+	(void)state;
+	memset(&srv, 0, sizeof(srv));
+	srv.fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(srv.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(srv.fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(srv.fd, 16) ||
+	    getsockname(srv.fd, (struct sockaddr *)&sa, &len))
+		return -1;
+	srv.port = ntohs(sa.sin_port);
+	return pthread_create(&srv.thread, NULL, serve, &srv) ? -1 : 0;
+}
+
+static int server_stop(void **state)
+{
+	struct sockaddr_in sa;
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	srv.stop = 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons(srv.port);
+	connect(c, (struct sockaddr *)&sa, sizeof(sa));
+	close(c);
+	pthread_join(srv.thread, NULL);
+	close(srv.fd);
+	return 0;
+}
+
+/* Everything one call needs: config, stats, client. */
+struct fixture {
+	struct cp_config cfg;
+	struct cp_stats stats;
+	struct cp_api *api;
+	char url[64];
+};
+
+static void fixture_init(struct fixture *f, unsigned retries)
+{
+	memset(f, 0, sizeof(*f));
+	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u", srv.port);
+	f->cfg.api_url = f->url;
+	f->cfg.api_key = (char *)KEY;
+	f->cfg.timeout = 5;
+	f->cfg.api_rate = 100;
+	f->cfg.retries = retries;
+	f->cfg.deadline = 20;
+	f->api = cp_api_new(&f->cfg, &f->stats);
+	assert_non_null(f->api);
+}
+
+static void script(int n, ...)
+{
+	va_list ap;
+	int i;
+
+	va_start(ap, n);
+	for (i = 0; i < n; i++)
+		srv.script[i] = va_arg(ap, const char *);
+	va_end(ap);
+	srv.nscript = n;
+	srv.served = 0;
+	memset(srv.requests, 0, sizeof(srv.requests));
+}
+
+#define OK_BODY                                                                \
+	"{\"data\":{\"url\":\"https://b.s3.amazonaws.com/k?sig=1\","           \
+	"\"expiresIn\":300}}"
+#define OK_ANSWER                                                              \
+	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"                \
+	"Content-Length: 69\r\nConnection: close\r\n\r\n" OK_BODY
+#define ANSWER(status)                                                         \
+	"HTTP/1.1 " status "\r\nContent-Type: application/json\r\n"            \
+	"Connection: close\r\nContent-Length: 40\r\n\r\n"                      \
+	"{\"status\":\"error\",\"message\":\"Something\"}"
+
+static int call(struct fixture *f, char **url, int64_t *exp, double secs)
+{
+	return cp_api_download_url(f->api, ID, url, exp, cp_now() + secs);
+}
+
+static void test_call_ok(void **state)
+{
+	struct fixture f;
+	char *url = NULL;
+	int64_t exp = 0;
+
+	(void)state;
+	assert_int_equal(strlen(OK_BODY), 69);
+	fixture_init(&f, 3);
+	script(1, OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), 0);
+	assert_string_equal(url, "https://b.s3.amazonaws.com/k?sig=1");
+	assert_int_equal(exp, 300);
+	free(url);
+	assert_int_equal(srv.served, 1);
+	assert_non_null(strstr(srv.requests[0],
+			       "GET /v1/files/" ID "/download HTTP/1.1\r\n"));
+	assert_non_null(
+		strstr(srv.requests[0], "Authorization: Bearer " KEY "\r\n"));
+	assert_int_equal(f.stats.api_calls, 1);
+	assert_int_equal(f.stats.retries, 0);
+
+	/* a name that is not an ObjectId never reaches the network */
+	assert_int_equal(
+		cp_api_download_url(f.api, "../x", &url, &exp, cp_now() + 5),
+		-ENOENT);
+	assert_int_equal(srv.served, 1);
+	cp_api_free(f.api);
+}
+
+static void test_call_final_errors(void **state)
+{
+	static const struct {
+		const char *answer;
+		int res;
+	} cases[] = {
+		{ ANSWER("404 Not Found"), -ENOENT },
+		{ ANSWER("400 Bad Request"), -ENOENT },
+		{ ANSWER("401 Unauthorized"), -EACCES },
+		{ ANSWER("403 Forbidden"), -EACCES },
+		{ ANSWER("418 Teapot"), -EIO },
+		{ ANSWER("204 No Content"), -EIO },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"data\":1",
+		  -EIO },
+	};
+	struct fixture f;
+	char *url = NULL;
+	int64_t exp;
+	size_t i;
+
+	(void)state;
+	fixture_init(&f, 3);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		script(1, cases[i].answer);
+		if (call(&f, &url, &exp, 10) != cases[i].res)
+			fail_msg("case %zu", i);
+		assert_null(url);
+		assert_int_equal(srv.served, 1); /* never retried */
+	}
+	assert_int_equal(f.stats.retries, 0);
+	cp_api_free(f.api);
+}
+
+static void test_call_retries(void **state)
+{
+	struct fixture f;
+	char *url = NULL;
+	int64_t exp;
+	double t0;
+
+	(void)state;
+	fixture_init(&f, 3);
+	script(2, ANSWER("500 Internal Server Error"), OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), 0);
+	free(url);
+	assert_int_equal(srv.served, 2);
+	assert_int_equal(f.stats.retries, 1);
+	assert_int_equal(f.stats.api_calls, 2);
+	assert_int_equal(f.stats.api_errors, 1);
+
+	/* attempts are bounded */
+	script(4, ANSWER("503 Slow Down"), ANSWER("502 Bad Gateway"),
+	       ANSWER("504 Gateway Timeout"), OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 3);
+
+	/* 429 with Retry-After: waits that long, then succeeds */
+	script(2,
+	       "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       OK_ANSWER);
+	t0 = cp_now();
+	assert_int_equal(call(&f, &url, &exp, 10), 0);
+	free(url);
+	assert_true(cp_now() - t0 >= 0.95);
+	assert_int_equal(f.stats.api_429, 1);
+
+	/* Retry-After beyond the deadline: give up at once */
+	script(2,
+	       "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       OK_ANSWER);
+	t0 = cp_now();
+	assert_int_equal(call(&f, &url, &exp, 3), -EIO);
+	assert_true(cp_now() - t0 < 1);
+	assert_int_equal(srv.served, 1);
+	cp_api_free(f.api);
+}
+
+static void test_call_redirects(void **state)
+{
+	struct fixture f;
+	char *url = NULL, other[256];
+	int64_t exp;
+
+	(void)state;
+	fixture_init(&f, 3);
+	/* same origin, relative Location: followed, key sent again */
+	script(2,
+	       "HTTP/1.1 307 Temporary Redirect\r\nLocation: /v2/elsewhere\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), 0);
+	free(url);
+	assert_int_equal(srv.served, 2);
+	assert_non_null(strstr(srv.requests[1], "GET /v2/elsewhere "));
+	assert_non_null(strstr(srv.requests[1], "Authorization: Bearer"));
+
+	/* another host (even the same machine): refused, nothing sent */
+	snprintf(other, sizeof(other),
+		 "HTTP/1.1 302 Found\r\nLocation: http://localhost:%u/x\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 srv.port);
+	script(2, other, OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 1);
+	snprintf(other, sizeof(other),
+		 "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:%u/x\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 srv.port == 65535 ? 1 : srv.port + 1);
+	script(2, other, OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 1);
+	script(2,
+	       "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1/x\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 1);
+	script(2,
+	       "HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	       OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 1);
+
+	/* at most 3 redirects */
+#define LOOP                                                                   \
+	"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n"
+	script(5, LOOP, LOOP, LOOP, LOOP, OK_ANSWER);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 4);
+	cp_api_free(f.api);
+}
+
+static char *big_body_answer(size_t n)
+{
+	char *a = malloc(n + 128);
+	int off =
+		sprintf(a, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+
+	memset(a + off, ' ', n);
+	a[off + (int)n] = '\0';
+	return a;
+}
+
+static char *header_flood_answer(int count, size_t linelen)
+{
+	char *a = malloc((size_t)count * (linelen + 16) + 128);
+	int i, off = sprintf(a, "HTTP/1.1 200 OK\r\n");
+
+	for (i = 0; i < count; i++) {
+		off += sprintf(a + off, "X-%d: ", i);
+		memset(a + off, 'a', linelen);
+		off += (int)linelen;
+		off += sprintf(a + off, "\r\n");
+	}
+	sprintf(a + off, "Content-Length: 69\r\n\r\n" OK_BODY);
+	return a;
+}
+
+static void test_call_hostile(void **state)
+{
+	struct fixture f;
+	char *url = NULL, *big, *flood, *longline;
+	int64_t exp;
+
+	(void)state;
+	fixture_init(&f, 3);
+	big = big_body_answer(CP_API_MAX_BODY + 1000);
+	flood = header_flood_answer(150, 4);
+	longline = header_flood_answer(1, 9000);
+	script(1, big);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 1);
+	script(1, flood);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 1);
+	script(1, longline);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	assert_int_equal(srv.served, 1);
+	assert_null(url);
+	free(big);
+	free(flood);
+	free(longline);
+
+	/* a body just under the cap is fine (then refused as non-JSON) */
+	big = big_body_answer(CP_API_MAX_BODY - 1);
+	script(1, big);
+	assert_int_equal(call(&f, &url, &exp, 10), -EIO);
+	free(big);
+	cp_api_free(f.api);
+}
+
+static void test_check_key(void **state)
+{
+	struct fixture f;
+	char why[256];
+	FILE *tmp;
+	char log[4096];
+	int saved;
+	size_t n;
+
+	(void)state;
+	fixture_init(&f, 3);
+	script(1, ANSWER("404 Not Found"));
+	assert_int_equal(cp_api_check_key(f.api, why, sizeof(why)), 0);
+	assert_non_null(strstr(srv.requests[0],
+			       "/v1/files/000000000000000000000000/download"));
+
+	tmp = tmpfile();
+	saved = dup(STDERR_FILENO);
+	dup2(fileno(tmp), STDERR_FILENO);
+	script(1, ANSWER("401 Unauthorized"));
+	assert_int_equal(cp_api_check_key(f.api, why, sizeof(why)), -EACCES);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(tmp);
+	n = fread(log, 1, sizeof(log) - 1, tmp);
+	log[n] = '\0';
+	fclose(tmp);
+	assert_non_null(strstr(why, "invalid API key"));
+	assert_non_null(strstr(why, "Something"));
+	assert_non_null(strstr(log, "401"));
+	assert_null(strstr(log, KEY));
+	assert_null(strstr(why, KEY));
+	cp_api_free(f.api);
+
+	/* nobody listening: -EIO */
+	fixture_init(&f, 2);
+	snprintf(f.url, sizeof(f.url), "http://127.0.0.1:1");
+	f.cfg.deadline = 5;
+	assert_int_equal(cp_api_check_key(f.api, why, sizeof(why)), -EIO);
+	assert_true(why[0] != '\0');
+	assert_int_equal(f.stats.api_calls, 2);
+	assert_int_equal(f.stats.retries, 1);
+	cp_api_free(f.api);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_download_good),
+		cmocka_unit_test(test_parse_download_bad),
+		cmocka_unit_test(test_parse_error),
+		cmocka_unit_test(test_status_errno),
+		cmocka_unit_test(test_call_ok),
+		cmocka_unit_test(test_call_final_errors),
+		cmocka_unit_test(test_call_retries),
+		cmocka_unit_test(test_call_redirects),
+		cmocka_unit_test(test_call_hostile),
+		cmocka_unit_test(test_check_key),
+	};
+
+	return cmocka_run_group_tests(tests, server_start, server_stop);
+}

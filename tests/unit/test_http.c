@@ -1,0 +1,311 @@
+/*
+ * test_http.c - header parsers on good, hostile and truncated input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void test_header_value(void **state)
+{
+	static const char line[] = "Content-Range:  bytes 0-9/10 \r\n";
+	char val[32];
+
+	(void)state;
+	assert_int_equal(cp_http_header_value(line, strlen(line),
+					      "content-range", val,
+					      sizeof(val)),
+			 (int)strlen("bytes 0-9/10"));
+	assert_string_equal(val, "bytes 0-9/10");
+	assert_int_equal(cp_http_header_value(line, strlen(line), "ETag", val,
+					      sizeof(val)),
+			 -1);
+	/* a prefix of the name is not the name */
+	assert_int_equal(cp_http_header_value(line, strlen(line), "Content",
+					      val, sizeof(val)),
+			 -1);
+	assert_int_equal(cp_http_header_value(line, strlen(line),
+					      "Content-Range", val, 5),
+			 -E2BIG);
+	assert_int_equal(cp_http_header_value(line, strlen(line),
+					      "Content-Range", val, 0),
+			 -E2BIG);
+	/* not NUL-terminated: only @len bytes are looked at */
+	assert_int_equal(cp_http_header_value("ETag: \"ab\"XYZ", 10, "etag",
+					      val, sizeof(val)),
+			 4);
+	assert_string_equal(val, "\"ab\"");
+	assert_int_equal(
+		cp_http_header_value("ETag:", 5, "ETag", val, sizeof(val)), 0);
+	assert_string_equal(val, "");
+	assert_int_equal(
+		cp_http_header_value("ETag", 4, "ETag", val, sizeof(val)), -1);
+	assert_int_equal(cp_http_header_value("", 0, "ETag", val, sizeof(val)),
+			 -1);
+	assert_int_equal(cp_http_header_value("HTTP/1.1 200 OK\r\n", 17, "ETag",
+					      val, sizeof(val)),
+			 -1);
+}
+
+static void test_content_range_good(void **state)
+{
+	int64_t s, e, t;
+
+	(void)state;
+	assert_int_equal(
+		cp_http_parse_content_range("bytes 0-1023/4096", &s, &e, &t),
+		0);
+	assert_true(s == 0 && e == 1023 && t == 4096);
+	assert_int_equal(
+		cp_http_parse_content_range("bytes 4095-4095/4096", &s, &e, &t),
+		0);
+	assert_true(s == 4095 && e == 4095 && t == 4096);
+	assert_int_equal(
+		cp_http_parse_content_range("bytes */4096", &s, &e, &t), 0);
+	assert_true(s == -1 && e == -1 && t == 4096);
+	assert_int_equal(cp_http_parse_content_range("bytes */0", &s, &e, &t),
+			 0);
+	assert_true(s == -1 && e == -1 && t == 0);
+	assert_int_equal(
+		cp_http_parse_content_range("bytes 0-99/*", &s, &e, &t), 0);
+	assert_true(s == 0 && e == 99 && t == -1);
+	assert_int_equal(cp_http_parse_content_range("Bytes 1-2/3", &s, &e, &t),
+			 0);
+	assert_int_equal(
+		cp_http_parse_content_range(
+			"bytes 0-9223372036854775806/9223372036854775807", &s,
+			&e, &t),
+		0);
+	assert_true(t == INT64_MAX && e == INT64_MAX - 1);
+}
+
+static void test_content_range_bad(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"bytes",
+		"bytes ",
+		"bytes=0-1/2",
+		"bits 0-1/2",
+		"bytes 0-1",
+		"bytes 0-1/",
+		"bytes -1/2",
+		"bytes 0-/2",
+		"bytes 1-0/2",	 /* start > end */
+		"bytes 0-10/10", /* end >= total */
+		"bytes 5-5/5",
+		"bytes 0-0/0",
+		"bytes */*",
+		"bytes */",
+		"bytes * /10",
+		"bytes 0-1/2 x",
+		"bytes 0-1/2/3",
+		"bytes +0-1/2",
+		"bytes 0x0-1/2",
+		"bytes 0-1/-2",
+		"bytes 0-9223372036854775808/9223372036854775809", /* overflow
+								    */
+		"bytes 0-1/99999999999999999999999999",
+		"bytes 0 - 1/2",
+		"bytes\t",
+	};
+	int64_t s = 7, e = 7, t = 7;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N(bad); i++)
+		if (cp_http_parse_content_range(bad[i], &s, &e, &t) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+	assert_int_equal(cp_http_parse_content_range(NULL, &s, &e, &t),
+			 -EINVAL);
+}
+
+static void test_retry_after(void **state)
+{
+	const time_t now = 784111777; /* Sun, 06 Nov 1994 08:49:37 GMT */
+	double secs;
+
+	(void)state;
+	assert_int_equal(cp_http_parse_retry_after("120", now, &secs), 0);
+	assert_true(secs == 120);
+	assert_int_equal(cp_http_parse_retry_after("0", now, &secs), 0);
+	assert_true(secs == 0);
+	assert_int_equal(cp_http_parse_retry_after(" 5 ", now, &secs), 0);
+	assert_true(secs == 5);
+	/* capped at one hour, also when absurd */
+	assert_int_equal(cp_http_parse_retry_after("86400", now, &secs), 0);
+	assert_true(secs == 3600);
+	assert_int_equal(cp_http_parse_retry_after(
+				 "999999999999999999999999999999", now, &secs),
+			 0);
+	assert_true(secs == 3600);
+	/* a date: 30 s in the future, in the past, far away */
+	assert_int_equal(cp_http_parse_retry_after(
+				 "Sun, 06 Nov 1994 08:50:07 GMT", now, &secs),
+			 0);
+	assert_true(secs == 30);
+	assert_int_equal(cp_http_parse_retry_after(
+				 "Sun, 06 Nov 1994 08:00:00 GMT", now, &secs),
+			 0);
+	assert_true(secs == 0);
+	assert_int_equal(cp_http_parse_retry_after(
+				 "Fri, 31 Dec 1999 23:59:59 GMT", now, &secs),
+			 0);
+	assert_true(secs == 3600);
+	assert_int_equal(cp_http_parse_retry_after("", now, &secs), -EINVAL);
+	assert_int_equal(cp_http_parse_retry_after("-5", now, &secs), -EINVAL);
+	assert_int_equal(cp_http_parse_retry_after("5s", now, &secs), -EINVAL);
+	assert_int_equal(cp_http_parse_retry_after("1.5", now, &secs), -EINVAL);
+	assert_int_equal(cp_http_parse_retry_after("soon", now, &secs),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_retry_after(NULL, now, &secs), -EINVAL);
+}
+
+static void test_dates(void **state)
+{
+	time_t t;
+
+	(void)state;
+	assert_int_equal(
+		cp_http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT", &t), 0);
+	assert_int_equal(t, 784111777);
+	assert_int_equal(
+		cp_http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", &t), 0);
+	assert_int_equal(t, 784111777);
+	assert_int_equal(cp_http_parse_date("Sun Nov  6 08:49:37 1994", &t), 0);
+	assert_int_equal(t, 784111777);
+	assert_int_equal(
+		cp_http_parse_date("Thu, 01 Jan 1970 00:00:00 GMT", &t), 0);
+	assert_int_equal(t, 0);
+	assert_int_equal(
+		cp_http_parse_date("Tue, 29 Feb 2000 12:00:00 GMT", &t), 0);
+	assert_int_equal(t, 951825600);
+	assert_int_equal(
+		cp_http_parse_date("Wed, 01 May 2024 12:34:56 GMT", &t), 0);
+	assert_int_equal(t, 1714566896);
+
+	static const char *const bad[] = {
+		"",
+		"Sun, 06 Nov 1994 08:49:37",
+		"Sun, 06 Nov 1994 08:49:37 UTC",
+		"Sun, 6 Nov 1994 08:49:37 GMT",
+		"Sun, 06 Foo 1994 08:49:37 GMT",
+		"Sun, 32 Jan 1994 08:49:37 GMT",
+		"Sun, 29 Feb 1900 08:49:37 GMT",
+		"Sun, 00 Jan 1994 08:49:37 GMT",
+		"Sun, 06 Nov 1994 24:00:00 GMT",
+		"Sun, 06 Nov 1994 08:60:00 GMT",
+		"Sun, 06 Nov 1994 08:49:61 GMT",
+		"Sun, 06 Nov 94 08:49:37 GMT",
+		"Xyz, 06 Nov 1994 08:49:37 GMT",
+		"Sun, 06 Nov 1994 08:49:37 GMT trailing",
+		"Sun, 06 Nov 1994 8:49:37 GMT",
+		"Sunday, 06-Nov-1994 08:49:37 GMT",
+		"Sun Nov 6 08:49:37 1994",
+		"Sun Nov  6 08:49:37",
+		"1994-11-06T08:49:37Z",
+		"Sun,",
+		"Sun, 06 Nov 1994 08:49:3",
+	};
+	size_t i;
+
+	for (i = 0; i < N(bad); i++)
+		if (cp_http_parse_date(bad[i], &t) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+	assert_int_equal(cp_http_parse_date(NULL, &t), -EINVAL);
+}
+
+static void test_etag(void **state)
+{
+	char out[16];
+
+	(void)state;
+	assert_int_equal(cp_http_parse_etag("\"abc\"", out, sizeof(out)), 0);
+	assert_string_equal(out, "\"abc\"");
+	assert_int_equal(cp_http_parse_etag("W/\"abc\"", out, sizeof(out)), 0);
+	assert_string_equal(out, "W/\"abc\"");
+	assert_int_equal(cp_http_parse_etag("\"\"", out, sizeof(out)), 0);
+	assert_string_equal(out, "\"\"");
+	/* exactly fits: 15 characters */
+	assert_int_equal(
+		cp_http_parse_etag("\"0123456789abc\"", out, sizeof(out)), 0);
+	assert_int_equal(
+		cp_http_parse_etag("\"0123456789abcd\"", out, sizeof(out)),
+		-E2BIG);
+	assert_int_equal(cp_http_parse_etag("abc", out, sizeof(out)), -EINVAL);
+	assert_int_equal(cp_http_parse_etag("\"abc", out, sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_etag("\"a\"b\"", out, sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_etag("\"a b\"", out, sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_etag("\"a\tb\"", out, sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_etag("\"\xc3\xa9\"", out, sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_etag("w/\"abc\"", out, sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_etag("", out, sizeof(out)), -EINVAL);
+	assert_int_equal(cp_http_parse_etag("\"", out, sizeof(out)), -EINVAL);
+	assert_int_equal(cp_http_parse_etag("W/", out, sizeof(out)), -EINVAL);
+	assert_int_equal(cp_http_parse_etag(NULL, out, sizeof(out)), -EINVAL);
+}
+
+/* Every prefix of good input, copied to its own exact-size buffer so
+ * ASan catches any read past the end. */
+static void test_truncations(void **state)
+{
+	static const char *const samples[] = {
+		"bytes 0-1023/4096",
+		"Sun, 06 Nov 1994 08:49:37 GMT",
+		"Sunday, 06-Nov-94 08:49:37 GMT",
+		"Sun Nov  6 08:49:37 1994",
+		"W/\"abc\"",
+		"120",
+	};
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < N(samples); i++) {
+		for (n = 0; n <= strlen(samples[i]); n++) {
+			char *p = malloc(n + 1);
+			int64_t s, e, t;
+			double d;
+			time_t tt;
+			char out[64];
+
+			memcpy(p, samples[i], n);
+			p[n] = '\0';
+			cp_http_parse_content_range(p, &s, &e, &t);
+			cp_http_parse_retry_after(p, 0, &d);
+			cp_http_parse_date(p, &tt);
+			cp_http_parse_etag(p, out, sizeof(out));
+			cp_http_header_value(p, n, "x", out, sizeof(out));
+			free(p);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_value),
+		cmocka_unit_test(test_content_range_good),
+		cmocka_unit_test(test_content_range_bad),
+		cmocka_unit_test(test_retry_after),
+		cmocka_unit_test(test_dates),
+		cmocka_unit_test(test_etag),
+		cmocka_unit_test(test_truncations),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
