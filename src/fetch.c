@@ -92,6 +92,34 @@ struct cp_part *cp_part_new(struct cp_fetch *engine, uint64_t key,
 	return part;
 }
 
+struct cp_part *cp_part_new_direct(struct cp_fetch *engine, uint64_t key,
+				   const char *url, const char *if_match,
+				   int64_t size, int64_t start, char *dest,
+				   size_t len)
+{
+	struct cp_part *part = calloc(1, sizeof(*part));
+
+	if (part)
+		part->url = strdup(url);
+	if (!part || !part->url || len == 0 || size < 0) {
+		free(part ? part->url : NULL);
+		free(part);
+		return NULL;
+	}
+	part->engine = engine;
+	part->key = key;
+	part->size = size;
+	part->dest = dest;
+	if (if_match)
+		snprintf(part->if_match, sizeof(part->if_match), "%s",
+			 if_match);
+	part->info.total = -1;
+	part->info.content_length = -1;
+	part->start = part->pos = start;
+	part->end = start + (int64_t)len - 1;
+	return part;
+}
+
 /* ---- response checks (I/O thread) ---- */
 
 static void part_error(struct cp_part *part, int err, const char *what)
@@ -317,6 +345,18 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 				part->satisfied = 0;
 			}
 			return 0; /* 200: we have our bytes; stop here */
+		}
+		if (part->dest) {
+			c = (size_t)(part->end + 1 - part->pos);
+			if (c > left)
+				c = left;
+			memcpy(part->dest + (part->pos - part->start), ptr, c);
+			part->pos += c;
+			ptr += c;
+			left -= c;
+			if (part->pos == part->end + 1)
+				part->satisfied = 1;
+			continue;
 		}
 		b = part->blocks[part->cur];
 		c = b->want - b->filled;

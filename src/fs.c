@@ -222,21 +222,25 @@ static void cp_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 		       off_t off, struct fuse_file_info *fi)
 {
 	struct cp_handle *h = (struct cp_handle *)(uintptr_t)fi->fh;
+	struct cp_fs *fs = fs_of(req);
 	struct cp_block *blocks[MAX_READ_BLOCKS];
 	struct iovec iov[MAX_READ_BLOCKS];
 	size_t skip = (size_t)off & (CP_BLOCK_SIZE - 1), left;
+	char *direct;
 	ssize_t got;
 	int n, i;
 
 	if (size > (MAX_READ_BLOCKS - 2) * CP_BLOCK_SIZE)
 		size = (MAX_READ_BLOCKS - 2) * CP_BLOCK_SIZE;
-	got = cp_reader_read(h, off, size, blocks, MAX_READ_BLOCKS, &n);
+	got = cp_reader_read(h, off, size, blocks, MAX_READ_BLOCKS, &n,
+			     &direct);
 	if (got < 0) {
 		fuse_reply_err(req, (int)-got);
 		return;
 	}
-	if (got == 0) {
-		fuse_reply_buf(req, NULL, 0);
+	if (got == 0 || direct) {
+		fuse_reply_buf(req, direct, (size_t)got);
+		free(direct);
 		return;
 	}
 	/* Reply straight from the cache blocks: the only copy is the
@@ -253,7 +257,8 @@ static void cp_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 		skip = 0;
 	}
 	fuse_reply_iov(req, iov, n);
-	cp_reader_unpin(h, blocks, n);
+	/* @req and @h may be gone now: the reader stays. */
+	cp_reader_unpin(fs->reader, blocks, n);
 	(void)ino;
 }
 

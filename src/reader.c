@@ -293,46 +293,70 @@ static int wait_block(struct attempt *a, struct cp_block *b, int *waited)
 	}
 }
 
-/* A probe's outcome, handed from the I/O thread to the resolver. */
-struct probe {
+/*
+ * The outcome of one part that a FUSE worker waits for as a whole (a
+ * probe, a direct read), handed over by the I/O thread.
+ */
+struct part_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	int done;
 	int err;
+	int64_t pos;          /* where the part stopped */
 	struct cp_object_info info;
 };
 
-static void probe_done(struct cp_part *part, int err, void *arg)
+static struct part_wait *part_wait_new(void)
 {
-	struct probe *p = arg;
+	struct part_wait *p = calloc(1, sizeof(*p));
+
+	if (p) {
+		pthread_mutex_init(&p->lock, NULL);
+		pthread_cond_init(&p->done_cond, NULL);
+		p->done = 1; /* no part outstanding */
+	}
+	return p;
+}
+
+static void part_wait_free(struct part_wait *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->done_cond);
+	free(p);
+}
+
+static void part_wait_done(struct cp_part *part, int err, void *arg)
+{
+	struct part_wait *p = arg;
 
 	pthread_mutex_lock(&p->lock);
 	p->info = part->info;
 	p->err = err;
+	p->pos = part->pos;
 	p->done = 1;
 	pthread_cond_signal(&p->done_cond);
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* Asks for the first block once; 0 or the positive errno of the part. */
-static int probe_once(struct attempt *a, struct cp_block *b,
-		      struct probe *p)
+/*
+ * Submits @part and waits for it to end.  Returns 0 or the part's
+ * positive errno; ETIMEDOUT when the engine did not finish it in time
+ * (the part then still owns @p and its buffer: the caller leaks them
+ * rather than free memory a transfer may write).
+ */
+static int run_part(struct attempt *a, struct cp_part *part,
+		    struct part_wait *p)
 {
-	struct cp_reader *r = a->reader;
-	struct cp_part *part;
 	struct timespec ts;
 	int err;
 
-	if (!cp_cache_begin_fetch(r->cache, b))
-		return EIO;
-	part = cp_part_new(r->fetch, a->file->ino, a->url, NULL, -1, &b, 1);
-	if (!part)
-		return ENOMEM;
 	part->lease_gen = a->url_gen;
-	part->done = probe_done;
+	part->done = part_wait_done;
 	part->done_arg = p;
 	p->done = 0;
-	cp_fetch_submit(r->fetch, part);
+	cp_fetch_submit(a->reader->fetch, part);
 	cp_deadline_timespec(a->deadline + 1, &ts);
 	pthread_mutex_lock(&p->lock);
 	while (!p->done)
@@ -344,13 +368,79 @@ static int probe_once(struct attempt *a, struct cp_block *b,
 	return err;
 }
 
+/* Asks for the first block once; 0 or the positive errno of the part. */
+static int probe_once(struct attempt *a, struct cp_block *b,
+		      struct part_wait *p)
+{
+	struct cp_part *part;
+
+	if (!cp_cache_begin_fetch(a->reader->cache, b))
+		return EIO;
+	part = cp_part_new(a->reader->fetch, a->file->ino, a->url, NULL, -1,
+			   &b, 1);
+	return part ? run_part(a, part, p) : ENOMEM;
+}
+
+/*
+ * Random reads skip the cache: [@off, @end) is fetched into a buffer of
+ * its own (one small range GET, like curl would), resumed after failures.
+ * Returns the malloc'd buffer in *@out, or -errno.
+ */
+static int read_direct(struct attempt *a, int64_t off, int64_t end,
+		       char **out)
+{
+	struct part_wait *p = part_wait_new();
+	char *buf = malloc((size_t)(end - off));
+	int64_t pos = off;
+	int ret = 0;
+
+	if (!p || !buf) {
+		part_wait_free(p);
+		free(buf);
+		return -ENOMEM;
+	}
+	while (pos < end) {
+		struct cp_part *part;
+		int err;
+
+		ret = attempt_lease(a, 0);
+		if (ret < 0)
+			break;
+		part = cp_part_new_direct(a->reader->fetch, a->file->ino,
+					  a->url, a->view->etag,
+					  a->view->size, pos, buf + (pos - off),
+					  (size_t)(end - pos));
+		if (!part) {
+			ret = -ENOMEM;
+			break;
+		}
+		err = run_part(a, part, p);
+		if (err == ETIMEDOUT)
+			return -EIO; /* p and buf stay with the engine */
+		if (p->pos > pos)
+			pos = p->pos;
+		if (err == 0)
+			break;
+		ret = after_failure(a, err, a->url_gen);
+		if (ret < 0)
+			break;
+	}
+	part_wait_free(p);
+	if (ret < 0) {
+		free(buf);
+		return ret == -ENOENT ? -EIO : ret;
+	}
+	*out = buf;
+	return 0;
+}
+
 int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 		      int need_probe)
 {
 	struct cp_file_view view = { .size = -1 };
 	struct cp_block *b = NULL;
+	struct part_wait *p;
 	struct attempt a;
-	struct probe *p;
 	int ret;
 
 	ret = cp_files_begin_resolve(r->files, file, need_probe,
@@ -359,13 +449,11 @@ int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 		return ret;
 	cp_files_view(r->files, file, &view);
 	attempt_init(&a, r, file, &view);
-	p = calloc(1, sizeof(*p));
+	p = part_wait_new();
 	if (!p) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->done_cond, NULL);
 	/* Blocks cached under an older view of the object are stale. */
 	cp_cache_drop_key(r->cache, file->ino);
 	b = cp_cache_get_wait(r->cache, file->ino, 0, CP_BLOCK_SIZE,
@@ -391,14 +479,9 @@ out:
 			     ret);
 	if (b)
 		cp_cache_unpin(r->cache, b);
-	if (p) {
-		/* A timed-out probe may still be running: it owns p then. */
-		if (p->done || ret == 0) {
-			pthread_mutex_destroy(&p->lock);
-			pthread_cond_destroy(&p->done_cond);
-			free(p);
-		}
-	}
+	/* A timed-out probe may still be running: it owns p then. */
+	if (p && p->done)
+		part_wait_free(p);
 	attempt_done(&a);
 	return ret;
 }
@@ -501,17 +584,38 @@ static void issue(struct attempt *a, struct cp_handle *h,
 	send_run(a, run, &nrun);
 }
 
+/* Pins the blocks [first, first + n) if every one is READY (a random
+ * reader may still find what others fetched).  1 if so, else 0. */
+static int pin_if_cached(struct cp_handle *h, uint64_t first, int n,
+			 struct cp_block **blocks)
+{
+	struct cp_cache *cache = h->reader->cache;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		blocks[i] = cp_cache_get(cache, h->file->ino, first + i, 0, 0);
+		if (!blocks[i] ||
+		    cp_cache_state(cache, blocks[i], NULL) != CP_BLOCK_READY) {
+			cp_reader_unpin(h->reader, blocks, blocks[i] ? i + 1 : i);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
-		       struct cp_block **blocks, int max, int *nblocks)
+		       struct cp_block **blocks, int max, int *nblocks,
+		       char **direct)
 {
 	struct cp_reader *r = h->reader;
 	struct cp_file_view now;
 	struct attempt a;
 	uint64_t first, last, from, to;
 	int64_t end;
-	int i, n, waited = 0, ret = 0;
+	int i, n, random, waited = 0, ret = 0;
 
 	*nblocks = 0;
+	*direct = NULL;
 	cp_files_view(r->files, h->file, &now);
 	if (now.gen != h->view.gen)
 		return -EIO; /* the object changed since open */
@@ -527,35 +631,42 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	n = (int)(last - first + 1);
 	if (n > max)
 		return -EINVAL;
-	attempt_init(&a, r, h->file, &h->view);
-	for (i = 0; i < n; i++) {
-		blocks[i] = cp_cache_get_wait(r->cache, h->file->ino,
-					      first + i,
-					      block_want(h->view.size,
-							 first + i),
-					      a.deadline);
-		if (!blocks[i]) {
-			cp_warn("%s: no cache memory free within %u s",
-				h->file->id, r->cfg->deadline);
-			cp_reader_unpin(h, blocks, i);
-			attempt_done(&a);
-			return -EIO;
-		}
-	}
 	pthread_mutex_lock(&h->lock);
 	plan(h, off, end, &from, &to);
+	random = h->random;
 	pthread_mutex_unlock(&h->lock);
-	issue(&a, h, blocks, n, from, to);
+	attempt_init(&a, r, h->file, &h->view);
+	if (random && !pin_if_cached(h, first, n, blocks)) {
+		ret = read_direct(&a, off, end, direct);
+		attempt_done(&a);
+		return ret < 0 ? ret : end - off;
+	}
+	if (!random) {
+		for (i = 0; i < n; i++) {
+			blocks[i] = cp_cache_get_wait(
+				r->cache, h->file->ino, first + i,
+				block_want(h->view.size, first + i),
+				a.deadline);
+			if (!blocks[i]) {
+				cp_warn("%s: no cache memory free within %u s",
+					h->file->id, r->cfg->deadline);
+				cp_reader_unpin(h->reader, blocks, i);
+				attempt_done(&a);
+				return -EIO;
+			}
+		}
+		issue(&a, h, blocks, n, from, to);
+	}
 	for (i = 0; i < n && ret == 0; i++)
 		ret = wait_block(&a, blocks[i], &waited);
 	attempt_done(&a);
 	if (ret < 0) {
-		cp_reader_unpin(h, blocks, n);
+		cp_reader_unpin(r, blocks, n);
 		return ret;
 	}
 	cp_files_view(r->files, h->file, &now);
 	if (now.gen != h->view.gen) {
-		cp_reader_unpin(h, blocks, n);
+		cp_reader_unpin(h->reader, blocks, n);
 		return -EIO;
 	}
 	for (i = 0; i < n; i++)
@@ -569,17 +680,17 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	pthread_mutex_unlock(&h->lock);
 	/* Drop-behind: a block read to its end by a sequential reader is
 	 * in the kernel's page cache now; let it go first. */
-	if (!h->random && (end & (CP_BLOCK_SIZE - 1)) == 0)
+	if (!random && (end & (CP_BLOCK_SIZE - 1)) == 0)
 		cp_cache_demote(r->cache, blocks[n - 1]);
 	*nblocks = n;
 	return end - off;
 }
 
-void cp_reader_unpin(struct cp_handle *h, struct cp_block **blocks,
+void cp_reader_unpin(struct cp_reader *r, struct cp_block **blocks,
 		     int nblocks)
 {
 	int i;
 
 	for (i = 0; i < nblocks; i++)
-		cp_cache_unpin(h->reader->cache, blocks[i]);
+		cp_cache_unpin(r->cache, blocks[i]);
 }
