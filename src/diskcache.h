@@ -28,7 +28,8 @@ void cp_diskcache_close(struct cp_diskcache *dc);
 
 /*
  * Copies block @index of (@id, @etag) into @buf if stored with exactly
- * @len bytes.  0 on a hit, -ENOENT on a miss.  Counts disk_hits/misses.
+ * @len bytes.  0 on a hit, -ENOENT on a miss (@buf may then have been
+ * written to).  Counts disk_hits/misses.
  */
 int cp_diskcache_get(struct cp_diskcache *dc, const char *id,
 		     const char *etag, uint64_t index, void *buf, size_t len);

@@ -1,1 +1,522 @@
-/* meta.c: not written yet */
+/*
+ * meta.c - per-file metadata persisted across mounts.
+ *
+ * Owns the directory <cache_dir>/meta: one record per file id, named after
+ * the id.  A record is a short text file:
+ *
+ *	cpfs-meta 1
+ *	id=5f0c...
+ *	size=1234
+ *	mtime=1700000000
+ *	created_at=1690000000
+ *	etag=%22abc%22
+ *	content_type=application/pdf
+ *	name=report%0Afinal.pdf
+ *	sum=0123456789abcdef
+ *
+ * String values are percent-escaped (every byte outside printable ASCII,
+ * and '%' and '=', becomes %XX), so any name round-trips.  The last line
+ * is the FNV-1a 64 hash of every byte before it; a record whose hash, version
+ * line or fields do not check out is treated as absent and replaced by
+ * the next put.  Records are written to a unique temporary file in the
+ * same directory and renamed over the old one, so readers (in this or
+ * another mount) see either the old or the new record, never a mix.  No
+ * fsync: losing a record in a crash only costs an API call later.
+ *
+ * Thread safety: the store holds no mutable state but two atomic flags
+ * (disabled, warned), so get and put run concurrently from any thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "meta.h"
+#include "stats.h"
+
+#define META_VERSION_LINE "cpfs-meta 1"
+#define META_MAX_RECORD 4096 /* far above the largest valid record */
+
+struct cp_meta {
+	char dir[PATH_MAX];
+	struct cp_stats *stats; /* may be NULL */
+	atomic_bool disabled;	/* no reads, no writes */
+	atomic_bool no_writes;	/* read-only or full: no more writes */
+	atomic_bool warned;	/* the one warning has been printed */
+};
+
+static uint64_t fnv1a64(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (len--) {
+		h ^= *p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Ids become file names: accept only what an ObjectId could be made of. */
+static bool id_valid(const char *id)
+{
+	size_t n = 0;
+
+	if (!id)
+		return false;
+	for (; id[n]; n++) {
+		char c = id[n];
+
+		if (n >= 24)
+			return false;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		      (c >= 'A' && c <= 'Z')))
+			return false;
+	}
+	return n > 0;
+}
+
+static void warn_once(struct cp_meta *meta, const char *what, int err)
+{
+	if (!atomic_exchange(&meta->warned, true))
+		cp_warn("metadata store %s: %s: %s; continuing without it",
+			meta->dir, what, strerror(err));
+}
+
+/* Whether @err means the directory will not take writes any time soon. */
+static bool err_is_permanent(int err)
+{
+	return err == EROFS || err == EACCES || err == EPERM || err == ENOSPC ||
+	       err == EDQUOT || err == ENOTDIR;
+}
+
+/* mkdir -p with mode 0700 for the components it creates. */
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+	size_t i;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+/* Picks <cache_dir>/meta, or the XDG default. 0 or -errno. */
+static int meta_dir_path(char *out, size_t len, const char *cache_dir)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	int n;
+
+	if (cache_dir && *cache_dir)
+		n = snprintf(out, len, "%s/meta", cache_dir);
+	else if (xdg && xdg[0] == '/') /* relative ones are ignored (XDG) */
+		n = snprintf(out, len, "%s/cpfs/meta", xdg);
+	else if (home && home[0] == '/')
+		n = snprintf(out, len, "%s/.cache/cpfs/meta", home);
+	else if (geteuid() == 0)
+		n = snprintf(out, len, "/var/cache/cpfs/meta");
+	else
+		return -ENOENT;
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Proves the directory takes new files, as the first put would. */
+static int probe_writable(const char *dir)
+{
+	char tmp[PATH_MAX];
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s/.probe.XXXXXX", dir) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	unlink(tmp);
+	return 0;
+}
+
+void cp_meta_record_init(struct cp_meta_record *rec, const char *id)
+{
+	memset(rec, 0, sizeof(*rec));
+	if (id)
+		snprintf(rec->id, sizeof(rec->id), "%s", id);
+	rec->size = -1;
+	rec->mtime = -1;
+	rec->created_at = -1;
+}
+
+struct cp_meta *cp_meta_open(const char *cache_dir, struct cp_stats *stats)
+{
+	struct cp_meta *meta = calloc(1, sizeof(*meta));
+	int err;
+
+	if (!meta)
+		return NULL;
+	meta->stats = stats;
+	atomic_init(&meta->disabled, false);
+	atomic_init(&meta->no_writes, false);
+	atomic_init(&meta->warned, false);
+
+	err = meta_dir_path(meta->dir, sizeof(meta->dir), cache_dir);
+	if (err) {
+		snprintf(meta->dir, sizeof(meta->dir), "%s",
+			 cache_dir ? cache_dir : "(no HOME)");
+		warn_once(meta, "no usable directory", -err);
+		atomic_store(&meta->disabled, true);
+		return meta;
+	}
+	err = mkdir_p(meta->dir);
+	if (!err)
+		err = probe_writable(meta->dir);
+	if (err) {
+		warn_once(meta, "cannot create or write", -err);
+		atomic_store(&meta->disabled, true);
+	}
+	return meta;
+}
+
+void cp_meta_close(struct cp_meta *meta)
+{
+	free(meta);
+}
+
+static int record_path(const struct cp_meta *meta, const char *id, char *out,
+		       size_t len)
+{
+	int n = snprintf(out, len, "%s/%s", meta->dir, id);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Appends @s percent-escaped; returns the new length, or @cap on overflow. */
+static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c > 0x20 && c < 0x7f && c != '%' && c != '=') {
+			if (pos + 1 >= cap)
+				return cap;
+			out[pos++] = (char)c;
+		} else {
+			if (pos + 3 >= cap)
+				return cap;
+			out[pos++] = '%';
+			out[pos++] = hex[c >> 4];
+			out[pos++] = hex[c & 15];
+		}
+	}
+	return pos;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes @len bytes of @s into @out (size @cap). 0 or -EINVAL. */
+static int get_escaped(char *out, size_t cap, const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= len)
+				return -EINVAL;
+			hi = hexval(s[i + 1]);
+			lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		if (c == 0 || n + 1 >= cap)
+			return -EINVAL;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static int get_int64(int64_t *out, const char *s, size_t len)
+{
+	char buf[32];
+	char *end;
+	long long v;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno || *end || v < -1)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Renders @rec into @out; returns the length, or 0 if it does not fit. */
+static size_t format_record(const struct cp_meta_record *rec, char *out,
+			    size_t cap)
+{
+	size_t pos;
+	int n;
+
+	n = snprintf(out, cap,
+		     META_VERSION_LINE "\nid=%s\nsize=%" PRId64
+				       "\nmtime=%" PRId64
+				       "\ncreated_at=%" PRId64 "\netag=",
+		     rec->id, rec->size, rec->mtime, rec->created_at);
+	if (n < 0 || (size_t)n >= cap)
+		return 0;
+	pos = put_escaped(out, (size_t)n, cap, rec->etag);
+	if (pos + 14 >= cap)
+		return 0;
+	memcpy(out + pos, "\ncontent_type=", 14);
+	pos = put_escaped(out, pos + 14, cap, rec->content_type);
+	if (pos + 6 >= cap)
+		return 0;
+	memcpy(out + pos, "\nname=", 6);
+	pos = put_escaped(out, pos + 6, cap, rec->name);
+	if (pos + 1 >= cap)
+		return 0;
+	out[pos++] = '\n';
+	n = snprintf(out + pos, cap - pos, "sum=%016" PRIx64 "\n",
+		     fnv1a64(out, pos));
+	if (n < 0 || (size_t)n >= cap - pos)
+		return 0;
+	return pos + (size_t)n;
+}
+
+/* Parses a record read from disk; 0 or -EINVAL if anything is off. */
+static int parse_record(char *buf, size_t len, struct cp_meta_record *rec)
+{
+	enum { F_ID = 1, F_SIZE = 2, F_MTIME = 4, F_CREATED = 8 };
+	const size_t vlen = sizeof(META_VERSION_LINE "\n") - 1;
+	unsigned int seen = 0;
+	char *body_end, *p, *end, *eq;
+	char sumtext[17];
+	uint64_t sum;
+	int err = 0;
+
+	/* The checksum line is last and covers everything before it. */
+	if (len < vlen + 21 || buf[len - 1] != '\n')
+		return -EINVAL;
+	body_end = buf + len - 21; /* "sum=" 16 hex "\n" */
+	if (memcmp(body_end, "sum=", 4) || body_end[-1] != '\n')
+		return -EINVAL;
+	memcpy(sumtext, body_end + 4, 16);
+	sumtext[16] = '\0';
+	for (p = sumtext; *p; p++)
+		if (hexval(*p) < 0)
+			return -EINVAL;
+	sum = strtoull(sumtext, NULL, 16);
+	if (sum != fnv1a64(buf, (size_t)(body_end - buf)))
+		return -EINVAL;
+	if (memcmp(buf, META_VERSION_LINE "\n", vlen))
+		return -EINVAL;
+
+	cp_meta_record_init(rec, NULL);
+	for (p = buf + vlen; p < body_end && !err; p = end + 1) {
+		const char *val;
+		size_t klen, len2;
+
+		end = memchr(p, '\n', (size_t)(body_end - p));
+		if (!end)
+			return -EINVAL;
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (!eq)
+			return -EINVAL;
+		klen = (size_t)(eq - p);
+		val = eq + 1;
+		len2 = (size_t)(end - val);
+#define KEY_IS(k) (klen == sizeof(k) - 1 && !memcmp(p, k, klen))
+		if (KEY_IS("id")) {
+			err = get_escaped(rec->id, sizeof(rec->id), val, len2);
+			seen |= F_ID;
+		} else if (KEY_IS("size")) {
+			err = get_int64(&rec->size, val, len2);
+			seen |= F_SIZE;
+		} else if (KEY_IS("mtime")) {
+			err = get_int64(&rec->mtime, val, len2);
+			seen |= F_MTIME;
+		} else if (KEY_IS("created_at")) {
+			err = get_int64(&rec->created_at, val, len2);
+			seen |= F_CREATED;
+		} else if (KEY_IS("etag")) {
+			err = get_escaped(rec->etag, sizeof(rec->etag), val,
+					  len2);
+		} else if (KEY_IS("content_type")) {
+			err = get_escaped(rec->content_type,
+					  sizeof(rec->content_type), val, len2);
+		} else if (KEY_IS("name")) {
+			err = get_escaped(rec->name, sizeof(rec->name), val,
+					  len2);
+		}
+		/* Unknown keys are skipped: a later writer may add some. */
+#undef KEY_IS
+	}
+	if (err)
+		return err;
+	if (seen != (F_ID | F_SIZE | F_MTIME | F_CREATED))
+		return -EINVAL;
+	return 0;
+}
+
+int cp_meta_get(struct cp_meta *meta, const char *id,
+		struct cp_meta_record *rec)
+{
+	char path[PATH_MAX];
+	char buf[META_MAX_RECORD];
+	struct cp_meta_record tmp;
+	size_t len = 0;
+	int fd;
+
+	if (!meta || atomic_load(&meta->disabled) || !id_valid(id))
+		return -ENOENT;
+	if (record_path(meta, id, path, sizeof(path)))
+		return -ENOENT;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -ENOENT;
+	while (len < sizeof(buf)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	/* A full buffer means an oversized record: not one of ours. */
+	if (len == 0 || len >= sizeof(buf) || parse_record(buf, len, &tmp) ||
+	    strcmp(tmp.id, id)) {
+		cp_dbg("metadata record %s ignored (corrupt)", id);
+		return -ENOENT;
+	}
+	*rec = tmp;
+	if (meta->stats)
+		cp_stats_inc(meta->stats, meta_hits);
+	return 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes @len bytes to a fresh temporary file and renames it to @path. */
+static int replace_file(const char *dir, const char *id, const char *path,
+			const char *buf, size_t len)
+{
+	char tmp[PATH_MAX];
+	int fd, err;
+
+	if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, id) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* Someone removed the directory under us: make it again. */
+		err = mkdir_p(dir);
+		if (err)
+			return err;
+		if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, id) >=
+		    (int)sizeof(tmp))
+			return -ENAMETOOLONG;
+		fd = mkostemp(tmp, O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	err = write_all(fd, buf, len);
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+static bool field_ok(const char *s, size_t size)
+{
+	return strnlen(s, size) < size;
+}
+
+int cp_meta_put(struct cp_meta *meta, const struct cp_meta_record *rec)
+{
+	char path[PATH_MAX];
+	char buf[META_MAX_RECORD];
+	size_t len;
+	int err;
+
+	if (!meta || atomic_load(&meta->disabled) ||
+	    atomic_load(&meta->no_writes))
+		return 0;
+	if (!field_ok(rec->id, sizeof(rec->id)) || !id_valid(rec->id) ||
+	    !field_ok(rec->etag, sizeof(rec->etag)) ||
+	    !field_ok(rec->content_type, sizeof(rec->content_type)) ||
+	    !field_ok(rec->name, sizeof(rec->name)) || rec->size < -1 ||
+	    rec->mtime < -1 || rec->created_at < -1)
+		return -EINVAL;
+	len = format_record(rec, buf, sizeof(buf));
+	if (len == 0)
+		return -EINVAL;
+	err = record_path(meta, rec->id, path, sizeof(path));
+	if (!err)
+		err = replace_file(meta->dir, rec->id, path, buf, len);
+	if (err) {
+		warn_once(meta, "cannot write", -err);
+		if (err_is_permanent(-err))
+			atomic_store(&meta->no_writes, true);
+	}
+	return err;
+}

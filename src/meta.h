@@ -3,8 +3,9 @@
  * find and backup walks over files seen before cost no API call.
  *
  * One small file per id under the metadata directory (default
- * $XDG_CACHE_HOME/cpfs/meta, else $HOME/.cache/cpfs/meta, or
- * -o cache_dir=DIR/meta), written to a temporary name and renamed into
+ * $XDG_CACHE_HOME/cpfs/meta, else $HOME/.cache/cpfs/meta, else
+ * /var/cache/cpfs/meta for root without HOME; or DIR/meta with
+ * -o cache_dir=DIR), written to a temporary name and renamed into
  * place, so two mounts sharing the directory never see a torn record.
  * A record that is truncated, corrupt or of another format version is
  * ignored (as if absent) and rewritten on the next put.  When the
