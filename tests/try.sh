@@ -1,0 +1,161 @@
+#!/bin/sh
+# tests/try.sh - build cpfs and mount it.
+#
+#   sudo tests/try.sh [MOUNTPOINT] [cpfs options...]
+#
+# Installs the build dependencies once (apt-get), builds into build/ with
+# meson and ninja, then:
+#   - with CHECKOUTPAGE_API_KEY set: runs cpfs in the foreground against
+#     the real API (https://api.checkoutpage.com, or $CPFS_API_URL) on
+#     MOUNTPOINT, passing the remaining arguments through
+#     (e.g. -o ids=/path/to/manifest);
+#   - without it: starts the local stand-in (tests/standin/standin.py
+#     --sample), mounts cpfs on MOUNTPOINT, lists and reads the sample
+#     files, and keeps the mount up until Enter or Ctrl-C.
+# MOUNTPOINT defaults to /tmp/cpfs-demo.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MNT=/tmp/cpfs-demo
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+	MNT=$1
+	shift
+fi
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+say() { printf '%s\n' "try.sh: $*" >&2; }
+
+# --- dependencies -------------------------------------------------------
+PKGS="libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev meson ninja-build pkg-config python3"
+missing=""
+for p in $PKGS; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		say "missing packages:$missing - run me with sudo"
+		exit 1
+	fi
+	say "installing:$missing"
+	apt-get update
+	# shellcheck disable=SC2086 # a list of words on purpose
+	DEBIAN_FRONTEND=noninteractive apt-get install -y $PKGS
+fi
+
+# --- build --------------------------------------------------------------
+cd "$ROOT"
+if [ ! -f build/build.ninja ]; then
+	meson setup build
+fi
+ninja -C build
+CPFS="$ROOT/build/src/cpfs"
+
+mkdir -p "$MNT"
+if mountpoint -q "$MNT"; then
+	say "$MNT is already a mount point; unmount it first (fusermount3 -u $MNT)"
+	exit 1
+fi
+
+# --- the real API -------------------------------------------------------
+if [ -n "${CHECKOUTPAGE_API_KEY:-}" ]; then
+	say "mounting ${CPFS_API_URL:-https://api.checkoutpage.com} on $MNT (Ctrl-C to unmount)"
+	exec "$CPFS" -f "$@" "${CPFS_API_URL:-https://api.checkoutpage.com}" "$MNT"
+fi
+
+# --- the local stand-in demo -------------------------------------------
+WORK=$(mktemp -d /tmp/cpfs-try.XXXXXX)
+KEY="demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+STANDIN_PID=""
+CPFS_PID=""
+
+cleanup() {
+	trap - EXIT INT TERM HUP
+	if mountpoint -q "$MNT" 2>/dev/null; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+	fi
+	if [ -n "$CPFS_PID" ]; then
+		# cpfs exits by itself once unmounted; give it a moment
+		i=0
+		while kill -0 "$CPFS_PID" 2>/dev/null && [ $i -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill "$CPFS_PID" 2>/dev/null || true
+		wait "$CPFS_PID" 2>/dev/null || true
+	fi
+	if [ -n "$STANDIN_PID" ]; then
+		kill "$STANDIN_PID" 2>/dev/null || true
+		wait "$STANDIN_PID" 2>/dev/null || true
+	fi
+	if [ -n "${READER_PID:-}" ]; then kill "$READER_PID" 2>/dev/null || true; fi
+	rm -rf "$WORK"
+	say "unmounted $MNT, stand-in stopped"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+say "no CHECKOUTPAGE_API_KEY: using the local stand-in with sample files"
+"$PY" "$ROOT/tests/standin/standin.py" --sample --key "$KEY" \
+	--manifest-out "$WORK/ids" --port-file "$WORK/ports" \
+	>"$WORK/standin.out" 2>"$WORK/standin.log" &
+STANDIN_PID=$!
+i=0
+while [ ! -s "$WORK/ports" ]; do
+	if ! kill -0 "$STANDIN_PID" 2>/dev/null || [ $i -gt 100 ]; then
+		say "the stand-in did not start:"
+		cat "$WORK/standin.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+read -r API_PORT DATA_PORT <"$WORK/ports"
+API_URL="http://127.0.0.1:$API_PORT"
+say "stand-in API on $API_URL, data host on port $DATA_PORT"
+
+CHECKOUTPAGE_API_KEY="$KEY" "$CPFS" -f -o "ids=$WORK/ids,cache_dir=$WORK/cache" \
+	"$@" "$API_URL" "$MNT" 2>"$WORK/cpfs.log" &
+CPFS_PID=$!
+i=0
+until mountpoint -q "$MNT"; do
+	if ! kill -0 "$CPFS_PID" 2>/dev/null || [ $i -gt 100 ]; then
+		say "cpfs did not mount; its log:"
+		cat "$WORK/cpfs.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+
+# ids in manifest order: README note, CSV, 5 MiB binary
+# shellcheck disable=SC2046 # ids are plain hex words
+set -- $(grep -v '^#' "$WORK/ids" | sed -n 's/^{"id": "\([0-9a-f]*\)".*/\1/p')
+TEXT_ID=$1
+CSV_ID=$2
+BIN_ID=$3
+
+echo
+echo "\$ ls -l $MNT"
+ls -l "$MNT"
+echo
+echo "\$ cat $MNT/$TEXT_ID"
+cat "$MNT/$TEXT_ID"
+echo
+echo "\$ head -3 $MNT/$CSV_ID"
+head -3 "$MNT/$CSV_ID"
+echo
+echo "\$ sha256sum $MNT/$BIN_ID"
+sha256sum "$MNT/$BIN_ID"
+echo
+say "cpfs stays mounted on $MNT; try it from another shell."
+say "press Enter or Ctrl-C to unmount and stop."
+# Wait for Enter in a child and `wait` for it: unlike a plain `read`,
+# `wait` returns as soon as a trapped signal (Ctrl-C) arrives.  With stdin
+# not a terminal (e.g. in CI) the child sees end-of-file and we go on.
+# stdin is passed through fd 3: background jobs get /dev/null otherwise.
+exec 3<&0
+sh -c 'read -r _ <&3' 3<&3 &
+READER_PID=$!
+wait "$READER_PID" || true
