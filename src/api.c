@@ -529,6 +529,10 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 			goto out;
 		}
 		cp_sleep(wait);
+		if (cp_shutting_down()) {
+			snprintf(why, whylen, "shutting down");
+			goto out;
+		}
 
 		resp.len = 0;
 		resp.body[0] = '\0';
@@ -559,7 +563,8 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 			goto out;
 		}
 		if (cc != CURLE_OK) {
-			snprintf(reason, sizeof(reason), "%s",
+			snprintf(reason, sizeof(reason), "%.*s",
+				 (int)sizeof(reason) - 1,
 				 errbuf[0] ? errbuf : curl_easy_strerror(cc));
 			printable(reason, reason, sizeof(reason));
 			if (!curl_transient(cc)) {
@@ -662,6 +667,8 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 		cp_stats_inc(api->stats, retries);
 		cp_dbg("API: %s; retrying in %.2f s", why, wait);
 		cp_sleep(wait);
+		if (cp_shutting_down())
+			goto out;
 	}
 out:
 	free(loc);

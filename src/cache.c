@@ -25,6 +25,7 @@ struct cp_cache {
 	size_t nfetching;
 	struct cp_block *lru_head, *lru_tail;
 	struct cp_stats *stats;
+	int stopping;             /* protected by lock */
 };
 
 static size_t bucket_of(const struct cp_cache *cache, uint64_t key,
@@ -220,6 +221,8 @@ struct cp_block *cp_cache_get_wait(struct cp_cache *cache, uint64_t key,
 	cp_deadline_timespec(deadline, &ts);
 	pthread_mutex_lock(&cache->lock);
 	while (!(b = get_locked(cache, key, index, want, 1))) {
+		if (cache->stopping)
+			break;
 		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
 					   &ts) == ETIMEDOUT) {
 			b = get_locked(cache, key, index, want, 1);
@@ -331,6 +334,10 @@ int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,
 	pthread_mutex_lock(&cache->lock);
 	while (block->state == CP_BLOCK_FETCHING ||
 	       block->state == CP_BLOCK_EMPTY) {
+		if (cache->stopping) {
+			ret = -ECANCELED;
+			break;
+		}
 		if (waited)
 			*waited = 1;
 		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
@@ -385,6 +392,14 @@ void cp_cache_drop_key(struct cp_cache *cache, uint64_t key)
 			b->detached = 1;
 		}
 	}
+	pthread_mutex_unlock(&cache->lock);
+}
+
+void cp_cache_stop(struct cp_cache *cache)
+{
+	pthread_mutex_lock(&cache->lock);
+	cache->stopping = 1;
+	pthread_cond_broadcast(&cache->changed);
 	pthread_mutex_unlock(&cache->lock);
 }
 

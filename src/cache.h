@@ -130,6 +130,9 @@ int cp_cache_take_unsaved(struct cp_cache *cache, struct cp_block *block);
  * detached and freed when their last pin goes. */
 void cp_cache_drop_key(struct cp_cache *cache, uint64_t key);
 
+/* Shutdown: every wait returns -ECANCELED from now on. */
+void cp_cache_stop(struct cp_cache *cache);
+
 /* Blocks now FETCHING (all files). */
 size_t cp_cache_fetching(struct cp_cache *cache);
 

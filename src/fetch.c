@@ -592,15 +592,28 @@ err_out:
 	return NULL;
 }
 
-void cp_fetch_free(struct cp_fetch *engine)
+void cp_fetch_stop(struct cp_fetch *engine)
 {
-	if (!engine)
-		return;
 	pthread_mutex_lock(&engine->lock);
 	engine->stop = 1;
 	pthread_mutex_unlock(&engine->lock);
 	curl_multi_wakeup(engine->multi);
+}
+
+void cp_fetch_free(struct cp_fetch *engine)
+{
+	if (!engine)
+		return;
+	cp_fetch_stop(engine);
 	pthread_join(engine->thread, NULL);
+	/* Parts submitted after the I/O thread ended. */
+	while (engine->queue) {
+		struct cp_part *part = engine->queue;
+
+		engine->queue = part->next;
+		part->err = ECANCELED;
+		finish_part(engine, part, CURLE_OK);
+	}
 	while (engine->npool)
 		curl_easy_cleanup(engine->pool[--engine->npool]);
 	curl_multi_cleanup(engine->multi);
@@ -615,6 +628,15 @@ void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part)
 
 	part->next = NULL;
 	pthread_mutex_lock(&engine->lock);
+	if (engine->stop) {
+		/* Shutting down: fail it here, the I/O thread may be gone. */
+		engine->inflight++;
+		pthread_mutex_unlock(&engine->lock);
+		part->err = ECANCELED;
+		cp_stats_inc(engine->stats, transfers_in_flight);
+		finish_part(engine, part, CURLE_OK);
+		return;
+	}
 	/* Keep submission order: earlier parts are needed sooner. */
 	for (tail = &engine->queue; *tail; tail = &(*tail)->next)
 		;

@@ -98,7 +98,11 @@ struct cp_part {
 struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 			      struct cp_cache *cache, struct cp_stats *stats);
 
-/* Stops the I/O thread; transfers still running fail with ECANCELED. */
+/* Shutdown, without waiting: transfers running or submitted from now on
+ * fail with ECANCELED. */
+void cp_fetch_stop(struct cp_fetch *engine);
+
+/* Stops the I/O thread (cp_fetch_stop() if not done) and frees. */
 void cp_fetch_free(struct cp_fetch *engine);
 
 /*

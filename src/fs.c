@@ -8,6 +8,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "cache.h"
 #include "files.h"
 #include "log.h"
+#include "names.h"
 #include "opts.h"
 #include "reader.h"
 #include "stats.h"
@@ -33,6 +35,16 @@ static struct cp_fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
 }
+
+/*
+ * libfuse cancels its workers when the session ends.  Ops that wait on
+ * the network hold locks and pins; they run with cancellation off and are
+ * ended instead by the shutdown path (main.c), within moments.
+ */
+#define BLOCKING_OP_BEGIN                                                      \
+	int cancel_state_;                                                     \
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state_)
+#define BLOCKING_OP_END pthread_setcancelstate(cancel_state_, NULL)
 
 static void dir_stat(const struct cp_fs *fs, fuse_ino_t ino,
 		     struct stat *st)
@@ -62,7 +74,104 @@ static void cp_ll_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 }
 
-static void cp_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* ---- by-name/ ---- */
+
+static void link_stat(struct cp_fs *fs, struct cp_file *file,
+		      struct stat *st)
+{
+	cp_files_stat(fs->files, file, st);
+	st->st_ino = file->ino | CP_INO_LINK;
+	st->st_mode = S_IFLNK | 0777;
+	st->st_size = 3 + strlen(file->id); /* "../<id>" */
+	st->st_blocks = 0;
+}
+
+static void lookup_link(fuse_req_t req, struct cp_fs *fs, const char *name)
+{
+	struct fuse_entry_param e;
+	struct cp_name_entry *v;
+	ssize_t n, i;
+
+	memset(&e, 0, sizeof(e));
+	n = cp_names_list(fs->files, &v);
+	if (n < 0) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (strcmp(v[i].name, name) == 0) {
+			link_stat(fs, v[i].file, &e.attr);
+			e.ino = e.attr.st_ino;
+			break;
+		}
+	}
+	free(v);
+	/* Names appear as files become known: no negative caching. */
+	e.attr_timeout = e.entry_timeout = ROOT_TIMEOUT;
+	if (!e.ino)
+		fuse_reply_err(req, ENOENT);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void readdir_byname(fuse_req_t req, struct cp_fs *fs, size_t size,
+			   off_t off)
+{
+	struct cp_name_entry *v;
+	char *buf = malloc(size);
+	size_t left = size;
+	ssize_t n;
+
+	n = cp_names_list(fs->files, &v);
+	if (!buf || n < 0) {
+		free(buf);
+		if (n >= 0)
+			free(v);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (; off < n + 2; off++) {
+		struct stat st;
+		const char *name = off == 0 ? "." : off == 1 ? ".." : NULL;
+		size_t len;
+
+		memset(&st, 0, sizeof(st));
+		if (name) {
+			st.st_ino = off == 0 ? CP_INO_BYNAME : FUSE_ROOT_ID;
+			st.st_mode = S_IFDIR;
+		} else {
+			name = v[off - 2].name;
+			st.st_ino = v[off - 2].file->ino | CP_INO_LINK;
+			st.st_mode = S_IFLNK;
+		}
+		len = fuse_add_direntry(req, buf + (size - left), left, name,
+					&st, off + 1);
+		if (len > left)
+			break;
+		left -= len;
+	}
+	fuse_reply_buf(req, buf, size - left);
+	free(buf);
+	free(v);
+}
+
+static void cp_ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct cp_fs *fs = fs_of(req);
+	struct cp_file *file = NULL;
+	char target[64];
+
+	if (ino & CP_INO_LINK)
+		file = cp_files_by_ino(fs->files, ino & ~CP_INO_LINK);
+	if (!file) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	snprintf(target, sizeof(target), "../%s", file->id);
+	fuse_reply_readlink(req, target);
+}
+
+static void do_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct cp_fs *fs = fs_of(req);
 	struct fuse_entry_param e;
@@ -70,6 +179,18 @@ static void cp_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int err;
 
 	memset(&e, 0, sizeof(e));
+	if (fs->cfg->names && parent == FUSE_ROOT_ID &&
+	    strcmp(name, "by-name") == 0) {
+		e.ino = CP_INO_BYNAME;
+		e.attr_timeout = e.entry_timeout = ROOT_TIMEOUT;
+		dir_stat(fs, e.ino, &e.attr);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (fs->cfg->names && parent == CP_INO_BYNAME) {
+		lookup_link(req, fs, name);
+		return;
+	}
 	if (parent != FUSE_ROOT_ID || !cp_objectid_valid(name)) {
 		/* Cached by the kernel as a negative entry: no request. */
 		e.entry_timeout = ATTR_TIMEOUT;
@@ -98,7 +219,14 @@ static void cp_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_entry(req, &e);
 }
 
-static void cp_ll_getattr(fuse_req_t req, fuse_ino_t ino,
+static void cp_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	BLOCKING_OP_BEGIN;
+	do_ll_lookup(req, parent, name);
+	BLOCKING_OP_END;
+}
+
+static void do_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	struct cp_fs *fs = fs_of(req);
@@ -106,8 +234,18 @@ static void cp_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 	int err;
 
-	if (ino == FUSE_ROOT_ID) {
+	if (ino == FUSE_ROOT_ID || ino == CP_INO_BYNAME) {
 		dir_stat(fs, ino, &st);
+		fuse_reply_attr(req, &st, ROOT_TIMEOUT);
+		return;
+	}
+	if (ino & CP_INO_LINK) {
+		file = cp_files_by_ino(fs->files, ino & ~CP_INO_LINK);
+		if (!file) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		link_stat(fs, file, &st);
 		fuse_reply_attr(req, &st, ROOT_TIMEOUT);
 		return;
 	}
@@ -126,13 +264,26 @@ static void cp_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	(void)fi;
 }
 
+static void cp_ll_getattr(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	BLOCKING_OP_BEGIN;
+	do_ll_getattr(req, ino, fi);
+	BLOCKING_OP_END;
+}
+
 static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			  off_t off, struct fuse_file_info *fi)
 {
 	struct cp_fs *fs = fs_of(req);
 	char *buf, *p;
 	size_t left = size;
+	off_t first_file = fs->cfg->names ? 3 : 2;
 
+	if (ino == CP_INO_BYNAME) {
+		readdir_byname(req, fs, size, off);
+		return;
+	}
 	if (ino != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -143,7 +294,9 @@ static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		return;
 	}
 	p = buf;
-	/* Offsets: 1 ".", 2 "..", 3 + i the i-th listed file. */
+	/* Offsets: 0 ".", 1 "..", [2 "by-name" with -o names,] then the
+	 * listed files in order: the listing only grows, so an offset
+	 * always means the same entry. */
 	for (;;) {
 		struct stat st;
 		struct cp_file *file = NULL;
@@ -159,8 +312,13 @@ static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			name = "..";
 			st.st_ino = FUSE_ROOT_ID;
 			st.st_mode = S_IFDIR;
+		} else if (off == 2 && fs->cfg->names) {
+			name = "by-name";
+			st.st_ino = CP_INO_BYNAME;
+			st.st_mode = S_IFDIR;
 		} else {
-			file = cp_files_listed(fs->files, (size_t)off - 2);
+			file = cp_files_listed(fs->files,
+					       (size_t)off - first_file);
 			if (!file)
 				break;
 			name = file->id;
@@ -179,7 +337,7 @@ static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	(void)fi;
 }
 
-static void cp_ll_open(fuse_req_t req, fuse_ino_t ino,
+static void do_ll_open(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct cp_fs *fs = fs_of(req);
@@ -218,7 +376,15 @@ static void cp_ll_open(fuse_req_t req, fuse_ino_t ino,
 		cp_handle_free(h);
 }
 
-static void cp_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
+static void cp_ll_open(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	BLOCKING_OP_BEGIN;
+	do_ll_open(req, ino, fi);
+	BLOCKING_OP_END;
+}
+
+static void do_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 		       off_t off, struct fuse_file_info *fi)
 {
 	struct cp_handle *h = (struct cp_handle *)(uintptr_t)fi->fh;
@@ -260,6 +426,14 @@ static void cp_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 	/* @req and @h may be gone now: the reader stays. */
 	cp_reader_unpin(fs->reader, blocks, n);
 	(void)ino;
+}
+
+static void cp_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	BLOCKING_OP_BEGIN;
+	do_ll_read(req, ino, size, off, fi);
+	BLOCKING_OP_END;
 }
 
 static void cp_ll_release(fuse_req_t req, fuse_ino_t ino,
@@ -305,9 +479,9 @@ static ssize_t xattr_value(struct cp_fs *fs, fuse_ino_t ino,
 			return -ENODATA;
 		return (ssize_t)cp_stats_format(fs->stats, buf, len);
 	}
-	file = cp_files_by_ino(fs->files, ino);
+	file = (ino & CP_INO_LINK) ? NULL : cp_files_by_ino(fs->files, ino);
 	if (!file)
-		return -ENOENT;
+		return -ENODATA; /* by-name/ and its links have none */
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (strcmp(name, fields[i].xattr) == 0) {
 			size_t n = cp_files_field(fs->files, file,
@@ -447,6 +621,7 @@ const struct fuse_lowlevel_ops cp_fs_ops = {
 	.lookup = cp_ll_lookup,
 	.getattr = cp_ll_getattr,
 	.readdir = cp_ll_readdir,
+	.readlink = cp_ll_readlink,
 	.open = cp_ll_open,
 	.read = cp_ll_read,
 	.release = cp_ll_release,

@@ -30,6 +30,7 @@
 #include "opts.h"
 #include "reader.h"
 #include "stats.h"
+#include "util.h"
 
 #define MAX_THREADS 128
 #define READ_AHEAD_KB 4096
@@ -52,14 +53,36 @@ static void dump_stats(const char *why)
 		cp_info("  %s", line);
 }
 
-static void *signal_main(void *arg)
-{
-	sigset_t *set = arg;
-	int sig;
+struct watch {
+	sigset_t sigs;
+	struct fuse_session *se;
+	struct cp_cache *cache;
+	struct cp_fetch *fetch;
+};
 
-	while (sigwait(set, &sig) == 0)
+/*
+ * The watch thread: dumps the counters on SIGUSR1, and notices within a
+ * tenth of a second that the session is ending (signal, fusermount3 -u)
+ * so that reads waiting on the network stop waiting: libfuse joins its
+ * workers before the loop returns, and a stalled server must not hold
+ * the unmount for a whole deadline.
+ */
+static void *watch_main(void *arg)
+{
+	struct watch *w = arg;
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
+
+	for (;;) {
+		int sig = sigtimedwait(&w->sigs, NULL, &tick);
+
 		if (sig == SIGUSR1)
 			dump_stats("SIGUSR1");
+		if (fuse_session_exited(w->se))
+			break;
+	}
+	cp_shutdown_begin();
+	cp_fetch_stop(w->fetch);
+	cp_cache_stop(w->cache);
 	return NULL;
 }
 
@@ -131,8 +154,8 @@ int main(int argc, char **argv)
 	struct cp_reader *reader;
 	struct fuse_session *se;
 	struct cp_fs fs;
-	pthread_t sig_thread;
-	sigset_t sigs;
+	pthread_t watch_thread;
+	struct watch watch;
 	int ret = 1, r;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -144,10 +167,11 @@ int main(int argc, char **argv)
 		return r == CP_OPTS_EXIT ? 0 : 1;
 	}
 	cp_log_init(cfg.debug);
-	/* SIGUSR1 goes to the signal thread only: block it everywhere. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	/* SIGUSR1 goes to the watch thread only: block it everywhere. */
+	memset(&watch, 0, sizeof(watch));
+	sigemptyset(&watch.sigs);
+	sigaddset(&watch.sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &watch.sigs, NULL);
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "cpfs: cannot initialise libcurl\n");
@@ -221,16 +245,23 @@ int main(int argc, char **argv)
 		goto err_out10;
 	}
 	fs.reader = reader;
-	pthread_create(&sig_thread, NULL, signal_main, &sigs);
+	watch.se = se;
+	watch.cache = cache;
+	watch.fetch = fetch;
+	if (pthread_create(&watch_thread, NULL, watch_main, &watch) != 0) {
+		cp_err("cannot start the watch thread");
+		goto err_out11;
+	}
 	cp_info("mounted %s on %s", cfg.api_url, cfg.mountpoint);
 
 	/* A positive value is the signal that ended the loop: a clean exit. */
 	ret = run_loop(se, &cfg) < 0;
 
-	pthread_cancel(sig_thread);
-	pthread_join(sig_thread, NULL);
+	fuse_session_exit(se);
+	pthread_join(watch_thread, NULL);
 	if (cfg.debug)
 		dump_stats("exit");
+err_out11:
 	cp_reader_free(reader);
 err_out10:
 	cp_fetch_free(fetch);

@@ -223,6 +223,8 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 	struct cp_reader *r = a->reader;
 	double delay;
 
+	if (cp_shutting_down())
+		return -EIO;
 	switch (err) {
 	case CP_FETCH_ECHANGED:
 		if (cp_files_changed(r->files, a->file, a->view->gen))
@@ -255,6 +257,8 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 		return -EIO;
 	}
 	cp_sleep(delay);
+	if (cp_shutting_down())
+		return -EIO;
 	if (err == CP_FETCH_EEXPIRED) {
 		int e = attempt_lease(a, tag ? tag : a->url_gen);
 

@@ -1,7 +1,8 @@
 /*
  * util.c - clocks, sleeping and a thread-safe random source.
  *
- * Owns no shared state: the random generator keeps one state per thread
+ * Shared state: the shutdown flag and the sleepers' condition variable.
+ * The random generator keeps one state per thread
  * (thread-local), seeded from getrandom() on first use.  Called from
  * every thread.
  */
@@ -9,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/random.h>
 #include <time.h>
@@ -51,19 +53,37 @@ static void ts_add(struct timespec *ts, double seconds)
 /* Large enough for any real wait, small enough never to overflow time_t. */
 #define MAX_WAIT (100.0 * 365 * 86400)
 
+/* Sleepers wait on one condition variable so shutdown can wake them. */
+static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sleep_cond = PTHREAD_COND_INITIALIZER;
+static atomic_int shutting_down;
+
 void cp_sleep(double seconds)
 {
 	struct timespec until;
 
 	if (!(seconds > 0))
 		return;
-	if (seconds > MAX_WAIT)
-		seconds = MAX_WAIT;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	ts_add(&until, seconds);
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) ==
-	       EINTR)
+	cp_deadline_timespec(cp_now() + seconds, &until);
+	pthread_mutex_lock(&sleep_lock);
+	while (!atomic_load(&shutting_down) &&
+	       pthread_cond_timedwait(&sleep_cond, &sleep_lock, &until) !=
+		       ETIMEDOUT)
 		;
+	pthread_mutex_unlock(&sleep_lock);
+}
+
+void cp_shutdown_begin(void)
+{
+	pthread_mutex_lock(&sleep_lock);
+	atomic_store(&shutting_down, 1);
+	pthread_cond_broadcast(&sleep_cond);
+	pthread_mutex_unlock(&sleep_lock);
+}
+
+int cp_shutting_down(void)
+{
+	return atomic_load(&shutting_down);
 }
 
 void cp_deadline_timespec(double deadline, struct timespec *ts)

@@ -15,8 +15,14 @@ double cp_now(void);
 /* Seconds since the Epoch (CLOCK_REALTIME). */
 double cp_wallclock(void);
 
-/* Sleeps for @seconds (<= 0 returns at once). */
+/* Sleeps for @seconds (<= 0 returns at once); returns early once
+ * cp_shutdown_begin() was called. */
 void cp_sleep(double seconds);
+
+/* The mount is going away: wake every cp_sleep() and make them return at
+ * once from now on.  Waits elsewhere check cp_shutting_down(). */
+void cp_shutdown_begin(void);
+int cp_shutting_down(void);
 
 /* Converts a monotonic deadline (cp_now() scale) into an absolute
  * CLOCK_REALTIME timespec for pthread_cond_timedwait(). */
