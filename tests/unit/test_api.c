@@ -178,15 +178,23 @@ static void test_status_errno(void **state)
 
 #define MAX_SCRIPT 8
 
+/*
+ * The test thread writes the script and reads what was served; the
+ * server thread does the opposite.  The socket orders them in fact, but
+ * not in ThreadSanitizer's eyes: a mutex guards the script (copied, so
+ * the test may reuse its buffers), and `served` is atomic, published
+ * after the request it counts.
+ */
 struct server {
 	int fd;
 	unsigned short port;
 	pthread_t thread;
-	const char *script[MAX_SCRIPT]; /* one answer per connection */
-	int nscript;
-	int served;
+	pthread_mutex_t lock;
+	char *script[MAX_SCRIPT];      /* one answer per connection; owned */
+	int nscript;                   /* protected by lock */
+	_Atomic int served;
 	char requests[MAX_SCRIPT][2048];
-	int stop;
+	_Atomic int stop;
 	ssize_t wrote;
 };
 
@@ -199,8 +207,9 @@ static void *serve(void *arg)
 	for (;;) {
 		char buf[4096];
 		size_t got = 0;
-		const char *answer;
+		char *answer;
 		int c = accept(s->fd, NULL, NULL);
+		int nth;
 
 		if (c < 0 || s->stop) {
 			if (c >= 0)
@@ -218,15 +227,19 @@ static void *serve(void *arg)
 				break;
 		}
 		buf[got] = '\0';
-		if (s->served < MAX_SCRIPT)
-			snprintf(s->requests[s->served], sizeof(s->requests[0]),
+		nth = s->served;
+		if (nth < MAX_SCRIPT)
+			snprintf(s->requests[nth], sizeof(s->requests[0]),
 				 "%.2047s", buf);
-		answer = s->served < s->nscript
-				 ? s->script[s->served]
-				 : "HTTP/1.1 500 Out of script\r\n"
-				   "Content-Length: 0\r\n\r\n";
-		s->served++;
+		pthread_mutex_lock(&s->lock);
+		answer = strdup(nth < s->nscript
+					? s->script[nth]
+					: "HTTP/1.1 500 Out of script\r\n"
+					  "Content-Length: 0\r\n\r\n");
+		pthread_mutex_unlock(&s->lock);
+		s->served = nth + 1;
 		s->wrote = write(c, answer, strlen(answer));
+		free(answer);
 		shutdown(c, SHUT_WR);
 		while (read(c, buf, sizeof(buf)) > 0)
 			;
@@ -242,6 +255,7 @@ static int server_start(void **state)
 
 	(void)state;
 	memset(&srv, 0, sizeof(srv));
+	pthread_mutex_init(&srv.lock, NULL);
 	srv.fd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(srv.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	memset(&sa, 0, sizeof(sa));
@@ -300,11 +314,16 @@ static void script(int n, ...)
 	va_list ap;
 	int i;
 
+	pthread_mutex_lock(&srv.lock);
 	va_start(ap, n);
-	for (i = 0; i < n; i++)
-		srv.script[i] = va_arg(ap, const char *);
+	for (i = 0; i < MAX_SCRIPT; i++) {
+		free(srv.script[i]);
+		srv.script[i] = i < n ? strdup(va_arg(ap, const char *))
+				      : NULL;
+	}
 	va_end(ap);
 	srv.nscript = n;
+	pthread_mutex_unlock(&srv.lock);
 	srv.served = 0;
 	memset(srv.requests, 0, sizeof(srv.requests));
 }
