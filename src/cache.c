@@ -136,14 +136,26 @@ static struct cp_block *find(struct cp_cache *cache, uint64_t key,
 	return b;
 }
 
-/* A block that nobody uses and that holds nothing being written. */
-static struct cp_block *evictable(struct cp_cache *cache)
+/* Prefetched data nobody read yet is kept from other prefetches this
+ * long: readers sharing the cache must not evict each other's window. */
+#define UNREAD_GRACE 5.0
+
+/*
+ * A block that nobody uses and that holds nothing being written; for a
+ * prefetch, also not one prefetched recently and still unread.
+ */
+static struct cp_block *evictable(struct cp_cache *cache, int prefetch)
 {
+	double now = prefetch ? cp_now() : 0;
 	struct cp_block *b;
 
-	for (b = cache->lru_tail; b; b = b->lru_prev)
-		if (b->pins == 0 && b->state != CP_BLOCK_FETCHING)
-			return b;
+	for (b = cache->lru_tail; b; b = b->lru_prev) {
+		if (b->pins || b->state == CP_BLOCK_FETCHING)
+			continue;
+		if (prefetch && b->unread && now - b->created < UNREAD_GRACE)
+			continue;
+		return b;
+	}
 	return NULL;
 }
 
@@ -156,6 +168,8 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 
 	if (b) {
 		b->pins++;
+		if (create != CP_GET_PREFETCH)
+			b->unread = 0;
 		lru_unlink(cache, b);
 		lru_push_head(cache, b);
 		if (cache->stats) {
@@ -169,7 +183,7 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 	if (!create)
 		return NULL;
 	if (cache->nblocks >= cache->capacity) {
-		b = evictable(cache);
+		b = evictable(cache, create == CP_GET_PREFETCH);
 		if (!b)
 			return NULL;
 		/* Reuse the victim's struct and buffer. */
@@ -192,6 +206,10 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 	b->want = want;
 	b->state = CP_BLOCK_EMPTY;
 	b->pins = 1;
+	if (create == CP_GET_PREFETCH) {
+		b->unread = 1;
+		b->created = cp_now();
+	}
 	b->hnext = cache->buckets[bucket_of(cache, key, index)];
 	cache->buckets[bucket_of(cache, key, index)] = b;
 	lru_push_head(cache, b);

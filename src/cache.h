@@ -53,6 +53,8 @@ struct cp_block {
 	int unsaved;       /* fetched from the network, not yet offered to
 			    * the disk cache; protected by lock */
 	uint64_t fail_tag; /* lease generation of the failed transfer */
+	int unread;        /* prefetched, not read yet; protected by lock */
+	double created;    /* when it was prefetched (cp_now()) */
 	struct cp_block *hnext;             /* hash chain */
 	struct cp_block *lru_prev, *lru_next; /* head = most recent */
 };
@@ -67,12 +69,19 @@ void cp_cache_free(struct cp_cache *cache);
 /* Number of blocks the cache may hold. */
 size_t cp_cache_capacity(const struct cp_cache *cache);
 
+/* @create for cp_cache_get(): */
+#define CP_GET_FIND 0     /* only an existing block */
+#define CP_GET_CREATE 1   /* for a read: may evict any unpinned block */
+#define CP_GET_PREFETCH 2 /* for a prefetch: never evicts a block that
+			   * another prefetch brought in recently and no
+			   * reader has asked for yet */
+
 /*
  * Finds block (@key, @index), pinned.  When absent and @create is set,
  * makes an EMPTY block of @want bytes, evicting the least recently used
- * unpinned block that is not being fetched; returns NULL when every block
- * is pinned (memory is short: the caller shrinks its ambition or waits).
- * Counts cache hits (block READY) and misses.
+ * unpinned block that is not being fetched; returns NULL when no block
+ * may be evicted (memory is short: the caller shrinks its ambition or
+ * waits).  Counts cache hits (block READY) and misses.
  */
 struct cp_block *cp_cache_get(struct cp_cache *cache, uint64_t key,
 			      uint64_t index, size_t want, int create);

@@ -235,7 +235,11 @@ int cp_files_begin_resolve(struct cp_files *files, struct cp_file *file,
 
 	pthread_mutex_lock(&files->lock);
 	for (;;) {
-		if (file->size >= 0 && (!need_probe || file->probed)) {
+		/* An ETag persisted by an earlier mount is as good as a
+		 * probe: objects do not change under an id, and if one
+		 * did, If-Match on the next transfer would say so. */
+		if (file->size >= 0 &&
+		    (!need_probe || file->probed || file->etag[0])) {
 			ret = 0;
 			break;
 		}

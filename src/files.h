@@ -86,8 +86,8 @@ struct cp_file *cp_files_by_ino(struct cp_files *files, uint64_t ino);
 
 /*
  * Resolve single flight.  Returns 0 when the size is already known (and,
- * with @need_probe, was confirmed by the data host in this mount, so the
- * ETag is known for If-Match), or another thread resolved it meanwhile;
+ * with @need_probe, the ETag too, for If-Match: from this mount's probe
+ * or the persisted metadata), or another thread resolved it meanwhile;
  * a remembered -errno (404 within neg_ttl); or 1: the caller must resolve
  * now and then call cp_files_end_resolve() exactly once.
  */

@@ -85,11 +85,13 @@ struct cp_reader *cp_reader_new(const struct cp_config *cfg,
 	r->fetch = fetch;
 	r->dc = dc;
 	r->stats = stats;
-	/* Leave half the cache to data already fetched and being read. */
+	/* Leave half the cache to data already fetched and being read.
+	 * One reader may use all of that half; several share it, and
+	 * CP_GET_PREFETCH keeps them from evicting each other's window. */
 	r->fetching_max = cap / 2 ? cap / 2 : 1;
 	r->window_max = CP_WINDOW_MAX;
-	if (r->window_max > cap / 4)
-		r->window_max = cap / 4 ? cap / 4 : 1;
+	if (r->window_max > cap / 2)
+		r->window_max = cap / 2 ? cap / 2 : 1;
 	return r;
 }
 
@@ -571,7 +573,8 @@ static void issue(struct attempt *a, struct cp_handle *h,
 		if (cp_cache_fetching(r->cache) + nrun >= r->fetching_max)
 			break;
 		b = cp_cache_get(r->cache, h->file->ino, idx,
-				 block_want(h->view.size, idx), 1);
+				 block_want(h->view.size, idx),
+				 CP_GET_PREFETCH);
 		if (!b) {
 			/* Memory is short: prefetch less from now on. */
 			pthread_mutex_lock(&h->lock);
@@ -597,7 +600,8 @@ static int pin_if_cached(struct cp_handle *h, uint64_t first, int n,
 	int i;
 
 	for (i = 0; i < n; i++) {
-		blocks[i] = cp_cache_get(cache, h->file->ino, first + i, 0, 0);
+		blocks[i] = cp_cache_get(cache, h->file->ino, first + i, 0,
+					 CP_GET_FIND);
 		if (!blocks[i] ||
 		    cp_cache_state(cache, blocks[i], NULL) != CP_BLOCK_READY) {
 			cp_reader_unpin(h->reader, blocks, blocks[i] ? i + 1 : i);

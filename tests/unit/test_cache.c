@@ -247,6 +247,34 @@ static void test_demote_and_unsaved(void **state)
 	cp_cache_free(c);
 }
 
+static void test_prefetch_keeps_unread_prefetch(void **state)
+{
+	struct cp_cache *c = cp_cache_new(2 * CP_BLOCK_SIZE, NULL);
+	struct cp_block *a, *b;
+
+	(void)state;
+	/* Reader 1 prefetched blocks 0 and 1 of file 1; nobody read them. */
+	a = cp_cache_get(c, 1, 0, 10, CP_GET_PREFETCH);
+	fill(c, a, 'a');
+	cp_cache_unpin(c, a);
+	b = cp_cache_get(c, 1, 1, 10, CP_GET_PREFETCH);
+	fill(c, b, 'b');
+	cp_cache_unpin(c, b);
+	/* Reader 2's prefetch may not take them ... */
+	assert_null(cp_cache_get(c, 2, 0, 10, CP_GET_PREFETCH));
+	/* ... once read, block 0 may go; a demand read takes any. */
+	a = cp_cache_get(c, 1, 0, 10, CP_GET_CREATE);
+	cp_cache_unpin(c, a);
+	a = cp_cache_get(c, 2, 0, 10, CP_GET_PREFETCH);
+	assert_non_null(a);
+	cp_cache_unpin(c, a);
+	assert_null(cp_cache_get(c, 1, 0, 10, CP_GET_FIND));
+	a = cp_cache_get(c, 3, 0, 10, CP_GET_CREATE);
+	assert_non_null(a);
+	cp_cache_unpin(c, a);
+	cp_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_wait_times_out),
 		cmocka_unit_test(test_drop_key),
 		cmocka_unit_test(test_demote_and_unsaved),
+		cmocka_unit_test(test_prefetch_keeps_unread_prefetch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
