@@ -8,8 +8,8 @@
 #include "fs.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +30,7 @@
 #define ATTR_TIMEOUT 3600.0
 #define ROOT_TIMEOUT 1.0
 #define MAX_READ_BLOCKS 34
+#define READ_AHEAD_KB 4096
 
 static struct cp_fs *fs_of(fuse_req_t req)
 {
@@ -61,6 +62,50 @@ static void dir_stat(const struct cp_fs *fs, fuse_ino_t ino,
 	st->st_gid = fs->cfg->has_gid ? fs->cfg->gid : getgid();
 	st->st_mtime = st->st_ctime = st->st_atime =
 		cp_files_mount_time(fs->files);
+}
+
+/*
+ * The kernel's readahead for a FUSE mount is 128 KiB, so a sequential
+ * reader would send many small reads; raise it for this mount's backing
+ * device.  Best effort.  Only after INIT (whose reply sets readahead
+ * again), so from the first open; reads /proc/self/mountinfo, never
+ * the mount itself.
+ */
+static void raise_readahead(const char *mountpoint)
+{
+	char line[4096], path[128];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	unsigned maj, min;
+	int found = 0;
+
+	if (!f)
+		return;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mnt[2048];
+
+		if (sscanf(line, "%*d %*d %u:%u %*s %2047s", &maj, &min,
+			   mnt) == 3 &&
+		    strcmp(mnt, mountpoint) == 0)
+			found = 1;
+	}
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 maj, min);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fprintf(f, "%d\n", READ_AHEAD_KB);
+	if (fclose(f) != 0)
+		cp_dbg("could not raise read_ahead_kb");
+}
+
+static struct cp_fs *once_fs;
+
+static void raise_readahead_once(void)
+{
+	raise_readahead(once_fs->mountpoint);
 }
 
 static void cp_ll_init(void *userdata, struct fuse_conn_info *conn)
@@ -341,10 +386,13 @@ static void do_ll_open(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct cp_fs *fs = fs_of(req);
+	static pthread_once_t readahead_once = PTHREAD_ONCE_INIT;
 	struct cp_handle *h;
 	struct cp_file *file;
 	int err;
 
+	once_fs = fs;
+	pthread_once(&readahead_once, raise_readahead_once);
 	if (ino == FUSE_ROOT_ID) {
 		fuse_reply_err(req, EISDIR);
 		return;

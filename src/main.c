@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include "api.h"
 #include "cache.h"
@@ -33,7 +31,6 @@
 #include "util.h"
 
 #define MAX_THREADS 128
-#define READ_AHEAD_KB 4096
 
 static struct cp_stats stats;
 
@@ -84,42 +81,6 @@ static void *watch_main(void *arg)
 	cp_fetch_stop(w->fetch);
 	cp_cache_stop(w->cache);
 	return NULL;
-}
-
-/*
- * The kernel's readahead for a FUSE mount starts at 128 KiB, so a
- * sequential reader would send many small reads; raise it for this
- * mount's backing device.  Best effort: reads /proc/self/mountinfo, so
- * it never touches the mount itself.
- */
-static void raise_readahead(const char *mountpoint)
-{
-	char line[4096], path[128];
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	unsigned maj, min;
-	int found = 0;
-
-	if (!f)
-		return;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char mnt[2048];
-
-		if (sscanf(line, "%*d %*d %u:%u %*s %2047s", &maj, &min,
-			   mnt) == 3 &&
-		    strcmp(mnt, mountpoint) == 0)
-			found = 1;
-	}
-	fclose(f);
-	if (!found)
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
-		 maj, min);
-	f = fopen(path, "w");
-	if (!f)
-		return;
-	fprintf(f, "%d\n", READ_AHEAD_KB);
-	if (fclose(f) != 0)
-		cp_dbg("could not raise read_ahead_kb");
 }
 
 static int run_loop(struct fuse_session *se, const struct cp_config *cfg)
@@ -229,7 +190,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cpfs: cannot mount on %s\n", cfg.mountpoint);
 		goto err_out8;
 	}
-	raise_readahead(cfg.mountpoint);
 	if (fuse_daemonize(cfg.foreground) != 0)
 		goto err_out9;
 	if (!cfg.foreground)
