@@ -645,7 +645,7 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 					   sizeof(msg));
 			snprintf(why, whylen, "HTTP %ld for file %s%s%s",
 				 *status, id, msg[0] ? ": " : "", msg);
-			if (e == ENOENT && quiet_missing)
+			if (quiet_missing) /* the key check says it once */
 				cp_dbg("API: %s", why);
 			else if (e == ENOENT)
 				cp_info("API: %s", why);

@@ -23,7 +23,7 @@
 #include "stats.h"
 #include "util.h"
 
-#define MAX_HOST_CONNECTIONS 8
+#define MAX_HOST_CONNECTIONS 32 /* stalled ones must not queue others */
 #define MAX_HEADERS 100
 #define MAX_HEADER_LINE 8192
 #define MAX_ERROR_BODY (64 * 1024)

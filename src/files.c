@@ -411,6 +411,17 @@ int cp_files_changed(struct cp_files *files, struct cp_file *file,
 	return bumped;
 }
 
+int cp_files_keep_cache(struct cp_files *files, struct cp_file *file)
+{
+	int keep;
+
+	pthread_mutex_lock(&files->lock);
+	keep = file->opened_gen == file->gen;
+	file->opened_gen = file->gen;
+	pthread_mutex_unlock(&files->lock);
+	return keep;
+}
+
 void cp_files_stat(struct cp_files *files, struct cp_file *file,
 		   struct stat *st)
 {

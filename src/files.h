@@ -49,6 +49,7 @@ struct cp_file {
 	char content_type[128];
 	char name[256];           /* original file name, "" unknown */
 	uint64_t gen;             /* bumped when the object changes */
+	uint64_t opened_gen;      /* gen at the last open the kernel saw */
 	char *url;                /* lease, or NULL */
 	double url_deadline;      /* cp_now() scale */
 	uint64_t url_gen;         /* bumped with every new URL */
@@ -119,6 +120,10 @@ void cp_files_view(struct cp_files *files, struct cp_file *file,
  * done. */
 int cp_files_changed(struct cp_files *files, struct cp_file *file,
 		     uint64_t gen);
+
+/* At open: 1 if the kernel's cached pages of @file are still good
+ * (keep_cache), 0 the first time after the object changed. */
+int cp_files_keep_cache(struct cp_files *files, struct cp_file *file);
 
 /* Fills @st (mode, size, times, owner per the config). */
 void cp_files_stat(struct cp_files *files, struct cp_file *file,

@@ -418,7 +418,7 @@ static void do_ll_open(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	fi->keep_cache = 1;
+	fi->keep_cache = cp_files_keep_cache(fs->files, file);
 	fi->direct_io = (fi->flags & O_DIRECT) ? 1 : 0;
 	if (fuse_reply_open(req, fi) != 0)
 		cp_handle_free(h);
@@ -448,6 +448,12 @@ static void do_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 		size = (MAX_READ_BLOCKS - 2) * CP_BLOCK_SIZE;
 	got = cp_reader_read(h, off, size, blocks, MAX_READ_BLOCKS, &n,
 			     &direct);
+	if (got == -ESTALE) {
+		/* Never old and new bytes: the kernel forgets the size now,
+		 * and the next open drops its pages (keep_cache off). */
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+		got = -EIO;
+	}
 	if (got < 0) {
 		fuse_reply_err(req, (int)-got);
 		return;
@@ -473,7 +479,6 @@ static void do_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 	fuse_reply_iov(req, iov, n);
 	/* @req and @h may be gone now: the reader stays. */
 	cp_reader_unpin(fs->reader, blocks, n);
-	(void)ino;
 }
 
 static void cp_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,

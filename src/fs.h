@@ -28,6 +28,7 @@ struct cp_fs {
 	struct cp_reader *reader;
 	struct cp_stats *stats;
 	const char *mountpoint;
+	struct fuse_session *se;  /* for notifications to the kernel */
 };
 
 extern const struct fuse_lowlevel_ops cp_fs_ops;

@@ -146,7 +146,7 @@ int main(int argc, char **argv)
 	if (!cfg.no_check) {
 		r = cp_api_check_key(api, why, sizeof(why));
 		if (r == -EACCES) {
-			fprintf(stderr, "cpfs: invalid API key: %s\n", why);
+			fprintf(stderr, "cpfs: %s\n", why);
 			goto err_out3;
 		} else if (r < 0) {
 			fprintf(stderr, "cpfs: cannot use the API: %s\n", why);
@@ -184,6 +184,7 @@ int main(int argc, char **argv)
 			      &fs);
 	if (!se)
 		goto err_out6;
+	fs.se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto err_out7;
 	if (fuse_session_mount(se, cfg.mountpoint) != 0) {

@@ -3,8 +3,9 @@
  * original name is known, by-name/<name> -> ../<fileId>.
  *
  * The rule, deterministic for a given set of known files:
- * - '/' and control characters (bytes < 0x20 and 0x7f) become '_'; an
- *   empty name, "." and ".." become "_" too; names are cut to 200 bytes.
+ * - '/' and control characters (bytes < 0x20 and 0x7f) become '_';
+ *   "." and ".." become "_" too; names are cut to 200 bytes.  An empty
+ *   name is no name: the file gets no link.
  * - When several files share a name, the one with the smallest id keeps
  *   it; each of the others is named "<name>~<fileId>".
  *

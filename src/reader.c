@@ -231,7 +231,7 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 	case CP_FETCH_ECHANGED:
 		if (cp_files_changed(r->files, a->file, a->view->gen))
 			cp_cache_drop_key(r->cache, a->file->ino);
-		return -EIO;
+		return -ESTALE;
 	case CP_FETCH_EEXPIRED:
 		if (!a->renewed) {
 			/* Free of charge, once: the URL expired. */
@@ -480,6 +480,8 @@ int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 			err = CP_FETCH_ERETRY; /* nothing known to change */
 		ret = after_failure(&a, err, a.url_gen);
 	}
+	if (ret == -ESTALE)
+		ret = -EIO;
 out:
 	cp_files_end_resolve(r->files, file, ret == 0 ? &p->info : NULL,
 			     ret);
@@ -626,7 +628,7 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	*direct = NULL;
 	cp_files_view(r->files, h->file, &now);
 	if (now.gen != h->view.gen)
-		return -EIO; /* the object changed since open */
+		return -ESTALE; /* the object changed since open */
 	if (off < 0)
 		return -EINVAL;
 	if (off >= h->view.size || size == 0)
@@ -675,7 +677,7 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	cp_files_view(r->files, h->file, &now);
 	if (now.gen != h->view.gen) {
 		cp_reader_unpin(h->reader, blocks, n);
-		return -EIO;
+		return -ESTALE;
 	}
 	for (i = 0; i < n; i++)
 		save_block(r, &h->view, h->file, blocks[i]);
