@@ -27,7 +27,7 @@
 #define MAX_HEADERS 100
 #define MAX_HEADER_LINE 8192
 #define MAX_ERROR_BODY (64 * 1024)
-#define RECV_BUFFER (512 * 1024)
+#define RECV_BUFFER (256 * 1024)
 
 struct cp_fetch {
 	const struct cp_config *cfg;
@@ -41,7 +41,7 @@ struct cp_fetch {
 	int stop;                  /* protected by lock */
 	unsigned inflight;         /* protected by lock */
 	struct cp_part *running;   /* started parts; I/O thread only */
-	CURL *pool[16];            /* idle easy handles; I/O thread only */
+	CURL *pool[8];             /* idle easy handles; I/O thread only */
 	unsigned npool;
 };
 

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -128,6 +129,11 @@ int main(int argc, char **argv)
 		return r == CP_OPTS_EXIT ? 0 : 1;
 	}
 	cp_log_init(cfg.debug);
+	/* Buffers of a read's size come and go in many threads: keep glibc
+	 * from growing an arena per thread that never shrinks, and from
+	 * raising the mmap threshold, so freed memory goes back at once. */
+	mallopt(M_ARENA_MAX, 2);
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	/* SIGUSR1 goes to the watch thread only: block it everywhere. */
 	memset(&watch, 0, sizeof(watch));
 	sigemptyset(&watch.sigs);

@@ -23,9 +23,10 @@
 #include "stats.h"
 #include "util.h"
 
-/* A read this close to where the last one ended is still sequential:
- * the kernel sends readahead requests concurrently and out of order. */
-#define SEQ_SLACK ((int64_t)4 << 20)
+/* A read this close to where the last one ended, or to the end of the
+ * prefetch window, is still sequential: the kernel sends readahead
+ * requests concurrently and out of order, and far ahead. */
+#define SEQ_SLACK ((int64_t)8 << 20)
 /* Bytes read in order after which a handle leaves random mode. */
 #define SEQ_RUN ((int64_t)4 << 20)
 #define RANDOM_AFTER_SEEKS 2
@@ -61,6 +62,7 @@ struct attempt {
 	struct cp_file *file;
 	const struct cp_file_view *view;
 	char *url;            /* NULL until a transfer needs one */
+	int part_blocks;      /* blocks per transfer: 1, 2, 4 or 8 */
 	uint64_t url_gen;
 	int renewed;          /* the one free 403 renewal is spent */
 	struct cp_retry retry;
@@ -105,6 +107,7 @@ static void attempt_init(struct attempt *a, struct cp_reader *r,
 			 const struct cp_file_view *view)
 {
 	memset(a, 0, sizeof(*a));
+	a->part_blocks = CP_PART_BLOCKS;
 	a->reader = r;
 	a->file = file;
 	a->view = view;
@@ -193,7 +196,7 @@ static void add_to_run(struct attempt *a, struct cp_block **run, int *n,
 		       struct cp_block *b)
 {
 	if (*n && (run[*n - 1]->index + 1 != b->index ||
-		   *n == CP_PART_BLOCKS || b->index % CP_PART_BLOCKS == 0))
+		   *n == a->part_blocks || b->index % a->part_blocks == 0))
 		send_run(a, run, n);
 	run[(*n)++] = b;
 }
@@ -516,6 +519,19 @@ void cp_handle_free(struct cp_handle *h)
 	free(h);
 }
 
+/* Blocks per transfer for a window: about a quarter of it, a power of
+ * two up to CP_PART_BLOCKS, so that a young window is already spread
+ * over several connections (which hides latency) and a grown one costs
+ * few requests. */
+static int window_part(unsigned window)
+{
+	int part = CP_PART_BLOCKS;
+
+	while (part > 1 && (unsigned)part * 4 > window)
+		part /= 2;
+	return part;
+}
+
 /*
  * Updates the access pattern with a read of [@off, @end) and returns the
  * blocks to prefetch, [*from, *to).  Called with h->lock held.
@@ -526,8 +542,9 @@ static void plan(struct cp_handle *h, int64_t off, int64_t end,
 	uint64_t last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
 	uint64_t nblocks = ((uint64_t)h->view.size + CP_BLOCK_SIZE - 1) >>
 			   CP_BLOCK_SHIFT;
-	int seq = off <= h->next_off + SEQ_SLACK &&
-		  off + SEQ_SLACK >= h->next_off;
+	int64_t reach = CP_MAX(h->next_off,
+			       (int64_t)(h->ahead << CP_BLOCK_SHIFT));
+	int seq = off <= reach + SEQ_SLACK && off + SEQ_SLACK >= h->next_off;
 
 	if (seq) {
 		h->run += end - off;
@@ -553,6 +570,12 @@ static void plan(struct cp_handle *h, int64_t off, int64_t end,
 	*to = last + 1 + h->window;
 	if (*to > nblocks)
 		*to = nblocks;
+	/* Top the window up a whole part at a time (not a block per read),
+	 * so transfers stay large. */
+	if (*to < nblocks && *to < *from + window_part(h->window)) {
+		*to = *from;
+		return;
+	}
 	if (*to > h->ahead)
 		h->ahead = *to;
 }
@@ -567,13 +590,22 @@ static void issue(struct attempt *a, struct cp_handle *h,
 	int nrun = 0, i;
 	uint64_t idx;
 
+	pthread_mutex_lock(&h->lock);
+	a->part_blocks = window_part(h->window);
+	pthread_mutex_unlock(&h->lock);
 	for (i = 0; i < n; i++)
 		want_block(a, run, &nrun, need[i]);
 	for (idx = from; idx < to; idx++) {
 		struct cp_block *b;
 
-		if (cp_cache_fetching(r->cache) + nrun >= r->fetching_max)
+		if (cp_cache_fetching(r->cache) + nrun >= r->fetching_max) {
+			/* Out of budget: the rest is for a later read. */
+			pthread_mutex_lock(&h->lock);
+			if (h->ahead > idx)
+				h->ahead = idx;
+			pthread_mutex_unlock(&h->lock);
 			break;
+		}
 		b = cp_cache_get(r->cache, h->file->ino, idx,
 				 block_want(h->view.size, idx),
 				 CP_GET_PREFETCH);
