@@ -1,0 +1,1076 @@
+#!/usr/bin/python3
+"""cpfs benchmark: cpfs against curl, httpdirfs and rclone, cold, on loopback
+and optionally behind added latency.
+
+    sudo tests/bench/run.py [--rtt MS] [--runs N] [--quick] [--json OUT]
+                            [--systems a,b] [--workloads seq,rand,par]
+                            [--cpfs PATH] [--timeout S] [--keep]
+
+Needs root (tmpfs, drop_caches, FUSE mounts) and the Debian packages nginx,
+curl, fuse3, httpdirfs, rclone.  Python 3 stdlib only.  Everything listens
+on 127.0.0.1 and everything it made is removed on any exit.
+
+See tests/bench/README.md for what it measures and the caveats.
+"""
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+STANDIN = os.path.join(ROOT, "tests", "standin", "standin.py")
+PROXY = os.path.join(HERE, "delayproxy.py")
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+MiB = 1 << 20
+BLOCK = 4096
+TOOLS = {"nginx": "nginx", "curl": "curl", "fusermount3": "fuse3",
+         "httpdirfs": "httpdirfs", "rclone": "rclone"}
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ====================================================================
+# Worker: runs one workload in its own process, prints one JSON line.
+# The parent kills it when it outlives the timeout.
+# ====================================================================
+
+class Progress:
+    """Bytes done so far, written to a file twice a second so that a run
+    that times out still tells how far it got."""
+
+    def __init__(self, path):
+        self.path = path
+        self.n = 0
+        self.lock = threading.Lock()
+        self.t0 = time.perf_counter()
+        self.stop = threading.Event()
+        if path:
+            threading.Thread(target=self._loop, daemon=True).start()
+
+    def add(self, n):
+        with self.lock:
+            self.n += n
+
+    def _loop(self):
+        while not self.stop.wait(0.5):
+            with open(self.path + ".tmp", "w") as fh:
+                fh.write("%d %.3f\n" % (self.n, time.perf_counter() - self.t0))
+            os.replace(self.path + ".tmp", self.path)
+
+
+def touched(n):
+    """A buffer of @n bytes whose pages are already faulted in, so the
+    timed reads do not pay for page faults."""
+    return bytearray(b"\x01") * n
+
+
+def read_into(fd, buf, prog):
+    """Reads @fd to EOF into @buf, 1 MiB per read(2) like cat does
+    (cat uses 128 KiB; FUSE reads are at most 1 MiB anyway).  Bytes past
+    the end of @buf are counted, not kept.  Returns the byte count."""
+    mv = memoryview(buf)
+    size = len(buf)
+    scratch = bytearray(MiB)
+    n = 0
+    while True:
+        if n < size:
+            k = os.readv(fd, [mv[n:min(size, n + MiB)]])
+        else:
+            k = os.readv(fd, [scratch])
+        if k == 0:
+            return n
+        n += k
+        prog.add(k)
+
+
+def big_pipe(fd):
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, MiB)
+    except (OSError, AttributeError):
+        pass
+
+
+class HwmWatch:
+    """Peak RSS of a child: the last VmHWM seen in /proc/PID/status,
+    polled every 10 ms until it exits.  (ru_maxrss of wait4 would count
+    this process's buffers: exec records the old mm's high-water mark.)"""
+
+    def __init__(self, pid):
+        self.pid, self.kib = pid, 0
+        self.done = threading.Event()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        path = "/proc/%d/status" % self.pid
+        while not self.done.wait(0.01):
+            try:
+                with open(path) as fh:
+                    for line in fh:
+                        if line.startswith("VmHWM:"):
+                            self.kib = max(self.kib, int(line.split()[1]))
+            except (OSError, ValueError):
+                return
+
+
+def spawn_curl(args, pipe_out=False, pipe_err=False):
+    """Starts curl with posix_spawn.  Returns (pid, stdout read fd or
+    None, stderr read fd or None)."""
+    acts, mine, theirs = [], [None, None], []
+    for i, want in enumerate((pipe_out, pipe_err)):
+        if want:
+            r, w = os.pipe()
+            acts.append((os.POSIX_SPAWN_DUP2, w, i + 1))
+            acts.append((os.POSIX_SPAWN_CLOSE, r))
+            mine[i] = r
+            theirs.append(w)
+            if i == 0:
+                big_pipe(r)
+        else:
+            acts.append((os.POSIX_SPAWN_OPEN, i + 1, "/dev/null", os.O_WRONLY,
+                         0))
+    acts.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
+    try:
+        pid = os.posix_spawnp("curl", ["curl"] + args, os.environ,
+                              file_actions=acts)
+    finally:
+        for w in theirs:
+            os.close(w)
+    WATCH[pid] = HwmWatch(pid)
+    return pid, mine[0], mine[1]
+
+
+WATCH = {}
+
+
+def reap(pid):
+    """(exit code, peak RSS KiB) of curl @pid."""
+    w = WATCH.pop(pid)
+    while True:  # let the watcher see the exiting process once more
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done, status = pid, 0
+        if done:
+            break
+        time.sleep(0.002)
+    w.done.set()
+    return os.waitstatus_to_exitcode(status), w.kib
+
+
+def _curl_stream(url, buf, prog):
+    """curl -s URL into a pipe read into memory.  Returns (bytes, maxrss
+    KiB, curl's exit status)."""
+    pid, out, _ = spawn_curl(["-s", "--fail", url], pipe_out=True)
+    try:
+        n = read_into(out, buf, prog)
+    finally:
+        os.close(out)
+        rc, rss = reap(pid)
+    return n, rss, rc
+
+
+def _file_stream(path, buf, prog):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        n = read_into(fd, buf, prog)
+    finally:
+        os.close(fd)
+    return n, 0, 0
+
+
+def w_stream(spec, prog):
+    """Sequential (one target) or parallel (several) whole-object reads:
+    timed read(2)s into memory, then sha256 of what was read, untimed."""
+    targets = spec["targets"]
+    fn = _curl_stream if spec["via"] == "curl" else _file_stream
+    bufs = [touched(sz) for sz in spec["sizes"]]
+    out = [None] * len(targets)
+    errs = []
+
+    def one(i):
+        try:
+            out[i] = fn(targets[i], bufs[i], prog)
+        except BaseException as e:  # noqa: B902
+            errs.append("%s: %s" % (os.path.basename(targets[i]), e))
+
+    t0 = time.perf_counter()
+    ths = [threading.Thread(target=one, args=(i,)) for i in range(len(targets))]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    secs = time.perf_counter() - t0
+    res = {"secs": secs, "bytes": sum(o[0] for o in out if o)}
+    res["mibs"] = res["bytes"] / MiB / secs
+    res["rss_kib"] = sum(o[1] for o in out if o)
+    for i, o in enumerate(out):
+        if o is None:
+            continue
+        n, _, rc = o
+        if rc:
+            errs.append("curl exit %d" % rc)
+        sha = hashlib.sha256(memoryview(bufs[i])[:n]).hexdigest()
+        if n != spec["sizes"][i] or sha != spec["sha"][i]:
+            errs.append("%s: wrong bytes (%d bytes read, sha256 %s…)" % (
+                spec["names"][i], n, sha[:12]))
+    res["ok"] = not errs
+    if errs:
+        res["error"] = "; ".join(errs)
+    return res
+
+
+def rand_offsets(size, n, seed):
+    r = random.Random(seed)
+    return [r.randrange(size // BLOCK) * BLOCK for _ in range(n)]
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    k = min(len(xs) - 1, max(0, int(round(q / 100.0 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def w_rand(spec, prog):
+    offs = rand_offsets(spec["size"], spec["n"], spec["seed"])
+    with open(spec["source"], "rb") as fh:
+        expect = [os.pread(fh.fileno(), BLOCK, o) for o in offs]
+    lat = []
+    if spec["via"] == "curl":
+        # One curl process, one connection, the requests one by one.
+        cfg = spec["curl_config"]
+        with open(cfg, "w") as fh:
+            for i, o in enumerate(offs):
+                fh.write('%surl = "%s"\nrange = "%d-%d"\nsilent\n'
+                         'write-out = "%%{stderr}%%{time_total} %%{http_code} '
+                         '%%{num_connects}\\n"\n' % (
+                             "next\n" if i else "", spec["target"], o,
+                             o + BLOCK - 1))
+        t0 = time.perf_counter()
+        pid, out, err = spawn_curl(["-K", cfg], pipe_out=True, pipe_err=True)
+        with open(out, "rb") as fo, open(err, "rb") as fe:
+            errbuf = []
+            et = threading.Thread(target=lambda: errbuf.append(fe.read()))
+            et.start()
+            body = fo.read()
+            et.join()
+        rc, maxrss = reap(pid)
+        secs = time.perf_counter() - t0
+        codes, conns = [], 0
+        for line in errbuf[0].decode(errors="replace").splitlines():
+            f = line.split()
+            if len(f) == 3:
+                lat.append(float(f[0]))
+                codes.append(f[1])
+                conns += int(f[2])
+        got = [body[i * BLOCK:(i + 1) * BLOCK] for i in range(len(offs))]
+        res = {"rss_kib": maxrss, "connections": conns}
+        errs = []
+        if rc:
+            errs.append("curl exit %d" % rc)
+        if len(body) != BLOCK * len(offs) or len(lat) != len(offs):
+            errs.append("got %d bytes, %d transfers" % (len(body), len(lat)))
+        if any(c != "206" for c in codes):
+            errs.append("status other than 206")
+    else:
+        fd = os.open(spec["target"], os.O_RDONLY)
+        got = []
+        pc = time.perf_counter
+        try:
+            t0 = pc()
+            for o in offs:
+                a = pc()
+                got.append(os.pread(fd, BLOCK, o))
+                lat.append(pc() - a)
+                prog.add(BLOCK)
+            secs = pc() - t0
+        finally:
+            os.close(fd)
+        res, errs = {"rss_kib": 0}, []
+    wrong = sum(1 for g, e in zip(got, expect) if g != e)
+    if wrong:
+        errs.append("%d of %d reads returned wrong bytes" % (wrong, len(offs)))
+    res.update(secs=secs, ops=len(offs) / secs,
+               p50_ms=pct(lat, 50) * 1e3 if lat else None,
+               p99_ms=pct(lat, 99) * 1e3 if lat else None,
+               ok=not errs)
+    if errs:
+        res["error"] = "; ".join(errs)
+    return res
+
+
+def w_curlraw(spec, prog):
+    """curl -o /dev/null: the limit, bytes not hashed (sizes checked)."""
+    t0 = time.perf_counter()
+    ps = [spawn_curl(["-s", "--fail", "-o", "/dev/null", "-w",
+                      "%{size_download}", u], pipe_out=True)
+          for u in spec["targets"]]
+    outs, rss, errs = [], 0, []
+    for pid, out, _ in ps:
+        with open(out, "rb") as fo:
+            outs.append(fo.read())
+        rc, maxrss = reap(pid)
+        rss += maxrss
+        if rc:
+            errs.append("curl exit %d" % rc)
+    secs = time.perf_counter() - t0
+    n = sum(int(o or 0) for o in outs)
+    if n != sum(spec["sizes"]):
+        errs.append("%d bytes, expected %d" % (n, sum(spec["sizes"])))
+    res = {"secs": secs, "bytes": n, "mibs": n / MiB / secs, "rss_kib": rss,
+           "ok": not errs}
+    if errs:
+        res["error"] = "; ".join(errs)
+    return res
+
+
+def worker_main(spec_json):
+    spec = json.loads(spec_json)
+    prog = Progress(spec.get("progress"))
+    try:
+        fn = {"stream": w_stream, "rand": w_rand, "curlraw": w_curlraw}[
+            spec["kind"]]
+        res = fn(spec, prog)
+    except BaseException as e:  # noqa: B902 - reported, not raised
+        res = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+    prog.stop.set()
+    sys.stdout.write(json.dumps(res) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+# ====================================================================
+# Parent: environment, servers, systems, table.
+# ====================================================================
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("exited with %s" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d not listening after %ds" % (port, timeout))
+
+
+def wait_file(path, proc, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError("exited with %s" % proc.returncode)
+        time.sleep(0.05)
+    raise RuntimeError("%s not written after %ds" % (path, timeout))
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            f = line.split()
+            if len(f) > 4 and f[4].replace("\\040", " ") == path:
+                return True
+    return False
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as fh:
+            fh.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def vm_hwm_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def kill_proc(p, grace=5):
+    if p is None or p.poll() is not None:
+        return
+    try:
+        p.terminate()
+        p.wait(grace)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+    except OSError:
+        pass
+
+
+def unmount(path):
+    # No isdir(): a mount whose daemon died fails stat with ENOTCONN.
+    if is_mounted(path):
+        subprocess.run(["fusermount3", "-uz", path], stderr=subprocess.DEVNULL)
+        if is_mounted(path):
+            subprocess.run(["umount", "-l", path], stderr=subprocess.DEVNULL)
+
+
+def make_object(path, size, seed):
+    """Deterministic, incompressible content: a seeded Mersenne Twister,
+    one 1 MiB draw per MiB (about 400 MiB/s)."""
+    r = random.Random(seed)
+    h = hashlib.sha256()
+    with open(path, "wb") as fh:
+        left = size
+        while left:
+            n = min(MiB, left)
+            b = r.randbytes(n)
+            fh.write(b)
+            h.update(b)
+            left -= n
+    os.chmod(path, 0o644)
+    return h.hexdigest()
+
+
+def object_id(name):
+    return hashlib.sha256(("cpfs-bench/" + name).encode()).hexdigest()[:24]
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 2;
+user root;
+pid {t}/nginx.pid;
+error_log {t}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000;
+    client_body_temp_path {t}/ngx-body;
+    proxy_temp_path {t}/ngx-proxy;
+    fastcgi_temp_path {t}/ngx-fastcgi;
+    uwsgi_temp_path {t}/ngx-uwsgi;
+    scgi_temp_path {t}/ngx-scgi;
+    default_type application/octet-stream;
+    # Like S3, say Accept-Ranges on 206 answers too (nginx only does on
+    # 200): httpdirfs's range check wants it there.  Keyed on the request's
+    # Range header: add_header runs before the range filter sets 206.
+    map $http_range $cpb_accept_ranges {{ "" ""; default bytes; }}
+    add_header Accept-Ranges $cpb_accept_ranges;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ autoindex on; }}
+    }}
+}}
+"""
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.procs = []      # long-lived servers, killed in reverse order
+        self.mounts = set()  # mount points that may be mounted
+        self.cur = None      # the running daemon or worker
+        self.cur_worker = None
+        self.tmp = None
+        self.tmpfs = None
+        self.results = []
+        self.rows = []
+
+    # ------------------------------------------------------------ setup
+    def setup(self):
+        a = self.a
+        self.tmp = tempfile.mkdtemp(prefix="cpfs-bench.")
+        os.chmod(self.tmp, 0o755)
+        self.logs = os.path.join(self.tmp, "logs")
+        os.mkdir(self.logs)
+        if a.quick:
+            sizes = {"seq": 128, "rand": 64, "par": 32}
+        else:
+            sizes = {"seq": 512, "rand": 256, "par": 64}
+        sizes = {k: v * MiB for k, v in sizes.items()}
+        objs = [("seq", sizes["seq"]), ("rand", sizes["rand"])]
+        objs += [("par%d" % i, sizes["par"]) for i in range(a.par)]
+        total = sum(s for _, s in objs)
+        self.tmpfs = os.path.join(self.tmp, "data")
+        os.mkdir(self.tmpfs)
+        subprocess.run(["mount", "-t", "tmpfs", "-o",
+                        "size=%dm,mode=0755" % (total // MiB + 64),
+                        "cpfs-bench", self.tmpfs], check=True)
+        t0 = time.time()
+        self.obj = {}
+        for name, size in objs:
+            oid = object_id(name)
+            path = os.path.join(self.tmpfs, oid)
+            sha = make_object(path, size, "cpfs-bench/" + name)
+            self.obj[name] = {"id": oid, "size": size, "sha": sha,
+                              "path": path}
+        log("made %d objects, %d MiB, in %.1fs" % (
+            len(objs), total // MiB, time.time() - t0))
+
+        # nginx
+        self.nginx_port = free_port()
+        conf = os.path.join(self.tmp, "nginx.conf")
+        with open(conf, "w") as fh:
+            fh.write(NGINX_CONF.format(t=self.tmp, port=self.nginx_port,
+                                       root=self.tmpfs))
+        self.spawn("nginx", ["nginx", "-c", conf, "-p", self.tmp + "/",
+                             "-e", os.path.join(self.tmp, "nginx-error.log")])
+        wait_port(self.nginx_port, self.procs[-1])
+        data_port = self.nginx_port
+
+        # delay proxy
+        if a.rtt:
+            pf = os.path.join(self.tmp, "proxy.port")
+            self.spawn("delayproxy", [
+                PY, PROXY, "--target-port", str(self.nginx_port),
+                "--delay-ms", "%g" % (a.rtt / 2.0),
+                "--window-kib", str(a.window_kib), "--port-file", pf])
+            wait_file(pf, self.procs[-1])
+            with open(pf) as fh:
+                data_port = int(fh.read().split()[0])
+        self.data_base = "http://127.0.0.1:%d" % data_port
+
+        # API stand-in
+        self.key = "bench-" + secrets.token_hex(12)
+        pf = os.path.join(self.tmp, "api.port")
+        self.manifest = os.path.join(self.tmp, "ids.manifest")
+        self.spawn("standin", [
+            PY, STANDIN, "--files-dir", self.tmpfs, "--data-base",
+            self.data_base, "--key", self.key, "--port-file", pf,
+            "--manifest-out", self.manifest])
+        wait_file(pf, self.procs[-1])
+        with open(pf) as fh:
+            self.api_port = int(fh.read().split()[0])
+        self.api_url = "http://127.0.0.1:%d" % self.api_port
+        wait_file(self.manifest, self.procs[-1])
+
+        # The URL curl fetches is one the API hands out, as for cpfs.
+        self.url = {}
+        for name, o in self.obj.items():
+            req = urllib.request.Request(
+                "%s/v1/files/%s/download" % (self.api_url, o["id"]),
+                headers={"Authorization": "Bearer " + self.key})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                self.url[name] = json.load(r)["data"]["url"]
+        assert self.url["seq"].startswith(self.data_base + "/"), self.url
+
+    def spawn(self, name, argv, env=None):
+        lf = open(os.path.join(self.logs, name + ".log"), "ab")
+        p = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env,
+                             start_new_session=True)
+        lf.close()
+        p.name = name
+        self.procs.append(p)
+        return p
+
+    def cleanup(self):
+        for p in (self.cur_worker, self.cur):
+            if p is not None and p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        for m in list(self.mounts):
+            unmount(m)
+        for p in (self.cur_worker, self.cur):
+            kill_proc(p, 2)
+        for p in reversed(self.procs):
+            kill_proc(p)
+        self.procs = []
+        if self.tmpfs and is_mounted(self.tmpfs):
+            subprocess.run(["umount", self.tmpfs], stderr=subprocess.DEVNULL)
+            if is_mounted(self.tmpfs):
+                subprocess.run(["umount", "-l", self.tmpfs],
+                               stderr=subprocess.DEVNULL)
+        if self.tmp and not self.a.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        elif self.tmp:
+            log("kept %s (logs in %s)" % (self.tmp, self.logs))
+
+    # ---------------------------------------------------------- systems
+    def systems(self):
+        a = self.a
+        base = self.data_base + "/"
+        cpfs = a.cpfs
+
+        def cpfs_cmd(cache):
+            def f(mnt, cdir):
+                return [cpfs, "-f", "-o",
+                        "ids=%s,cache_size=%s,cache_dir=%s" % (
+                            self.manifest, cache, cdir),
+                        self.api_url, mnt]
+            return f
+
+        def rclone_cmd(extra):
+            def f(mnt, cdir):
+                cfg = os.path.join(cdir, "rclone.conf")
+                open(cfg, "w").close()
+                return ["rclone", "mount", ":http:", mnt, "--http-url", base,
+                        "--config", cfg, "--cache-dir", cdir] + extra
+            return f
+
+        return [
+            ("curl", None, "curl -s -o /dev/null URL, one per object (the "
+             "limit; sizes checked); random: one curl, one connection, "
+             "range GETs one by one, bytes checked"),
+            ("cpfs", cpfs_cmd("64M"), "cache_size=64M"),
+            ("cpfs-256M", cpfs_cmd("256M"), "cache_size=256M"),
+            ("httpdirfs", lambda m, c: ["httpdirfs", "-f", base, m],
+             "defaults (no cache)"),
+            ("httpdirfs-tuned", lambda m, c: [
+                "httpdirfs", "-f", "--cache", "--cache-location", c,
+                "--dl-seg-size", "8", "--max-conns", "16", base, m],
+             "--cache --dl-seg-size 8 --max-conns 16"),
+            ("rclone", rclone_cmd([]), "defaults (vfs-cache-mode off)"),
+            ("rclone-tuned", rclone_cmd([
+                "--read-only", "--vfs-cache-mode", "full",
+                "--vfs-read-chunk-size", "32M", "--buffer-size", "32M",
+                "--vfs-read-ahead", "256M", "--no-modtime",
+                "--max-read-ahead", "1M"]),
+             "--read-only --vfs-cache-mode full --vfs-read-chunk-size 32M "
+             "--buffer-size 32M --vfs-read-ahead 256M --no-modtime "
+             "--max-read-ahead 1M"),
+        ]
+
+    # -------------------------------------------------------- workloads
+    def spec(self, wl, via, root):
+        """Worker spec for workload @wl reading through @via: 'curl',
+        'curlraw' or 'file' (then @root is the directory)."""
+        o = self.obj
+        if wl == "rand":
+            r = o["rand"]
+            s = {"kind": "rand", "via": via, "size": r["size"],
+                 "n": self.a.ops, "seed": 20240601, "source": r["path"],
+                 "curl_config": os.path.join(self.tmp, "rand.curl")}
+            s["target"] = self.url["rand"] if via == "curl" else \
+                os.path.join(root, r["id"])
+            return s
+        names = ["seq"] if wl == "seq" else \
+            ["par%d" % i for i in range(self.a.par)]
+        s = {"kind": "curlraw" if via == "curlraw" else "stream",
+             "via": via, "names": names,
+             "sizes": [o[n]["size"] for n in names],
+             "sha": [o[n]["sha"] for n in names]}
+        if via in ("curl", "curlraw"):
+            s["targets"] = [self.url[n] for n in names]
+        else:
+            s["targets"] = [os.path.join(root, o[n]["id"]) for n in names]
+        return s
+
+    def run_worker(self, spec, timeout):
+        prog = os.path.join(self.tmp, "progress")
+        if os.path.exists(prog):
+            os.unlink(prog)
+        spec = dict(spec, progress=prog)
+        t0 = time.time()
+        p = subprocess.Popen([PY, os.path.abspath(__file__), "--_worker",
+                              json.dumps(spec)], stdout=subprocess.PIPE,
+                             start_new_session=True)
+        self.cur_worker = p
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            done = "0 0"
+            try:
+                with open(prog) as fh:
+                    done = fh.read()
+            except OSError:
+                pass
+            n, secs = done.split()[:2]
+            n, secs = int(n), float(secs)
+            rate = n / secs if secs else 0.0
+            if spec["kind"] == "rand":
+                msg = "timeout after %ds (%d preads done, %.1f ops/s)" % (
+                    timeout, n // BLOCK, rate / BLOCK)
+            else:
+                msg = "timeout after %ds (%.0f MiB read, %.1f MiB/s)" % (
+                    timeout, n / MiB, rate / MiB)
+            return {"ok": False, "timeout": True, "error": msg,
+                    "partial_bytes": n, "partial_secs": secs}, p
+        finally:
+            self.cur_worker = None if p.poll() is not None else p
+        try:
+            res = json.loads(out.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            res = {"ok": False, "error": "worker died (exit %s) after %.1fs"
+                   % (p.returncode, time.time() - t0)}
+        return res, None
+
+    def finish_worker(self, p):
+        """A timed-out worker: kill it once its daemon is gone."""
+        if p is None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            log("worker %d did not die" % p.pid)
+        self.cur_worker = None
+
+    def one_run(self, sysname, cmdf, wl, run):
+        a = self.a
+        drop_caches()
+        if cmdf is None:  # curl, curl-pipe or local
+            via = {"local": "file", "curl-pipe": "curl"}.get(sysname)
+            if sysname == "curl":
+                via = "curl" if wl == "rand" else "curlraw"
+            res, stuck = self.run_worker(
+                self.spec(wl, via, self.tmpfs), a.timeout)
+            self.finish_worker(stuck)
+            if res.get("rss_kib"):
+                res["rss_mib"] = res["rss_kib"] / 1024.0
+            return res
+        d = os.path.join(self.tmp, "run-%s-%s-%d" % (sysname, wl, run))
+        mnt, cdir = os.path.join(d, "mnt"), os.path.join(d, "cache")
+        os.makedirs(mnt)
+        os.makedirs(cdir)
+        env = dict(os.environ, CHECKOUTPAGE_API_KEY=self.key, HOME=cdir,
+                   XDG_CACHE_HOME=cdir, XDG_CONFIG_HOME=cdir)
+        self.mounts.add(mnt)
+        lf = open(os.path.join(self.logs, "%s-%s-%d.log" % (sysname, wl, run)),
+                  "wb")
+        try:
+            p = subprocess.Popen(cmdf(mnt, cdir), stdout=lf,
+                                 stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, env=env,
+                                 start_new_session=True)
+        except OSError as e:
+            lf.close()
+            return {"ok": False, "error": "cannot start: %s" % e,
+                    "fatal": True}
+        lf.close()
+        self.cur = p
+        stuck = None
+        try:
+            end = time.time() + 20
+            while not is_mounted(mnt):
+                if p.poll() is not None:
+                    return {"ok": False, "mountfail": True,
+                            "error": "exited %s before mounting (see %s)" % (
+                                p.returncode, lf.name)}
+                if time.time() > end:
+                    return {"ok": False, "mountfail": True,
+                            "error": "not mounted after 20s"}
+                time.sleep(0.02)
+            res, stuck = self.run_worker(self.spec(wl, "file", mnt),
+                                         a.timeout)
+            hwm = vm_hwm_kib(p.pid)
+            if hwm is not None:
+                res["rss_mib"] = hwm / 1024.0
+            if p.poll() is not None and res.get("ok"):
+                res["ok"] = False
+                res["error"] = "daemon exited %s during run" % p.returncode
+            return res
+        finally:
+            if stuck is not None:  # let the stuck reads fail, then reap
+                p.kill()
+            unmount(mnt)
+            kill_proc(p, 10)
+            self.finish_worker(stuck)
+            self.cur = None
+            self.mounts.discard(mnt)
+            shutil.rmtree(d, ignore_errors=True)
+
+    # -------------------------------------------------------------- all
+    def run(self):
+        a = self.a
+        wls = a.workloads
+        sysl = [("local", None, "the same reader on the tmpfs source "
+                 "objects (the reader's own ceiling)")] + self.systems()
+        if a.curl_pipe:
+            sysl.insert(2, ("curl-pipe", None,
+                            "curl -s URL into a pipe read into memory like "
+                            "the mounts, sha256 checked"))
+        if a.systems:
+            keep = set(a.systems) | {"curl"}
+            sysl = [s for s in sysl if s[0] in keep]
+        if not (a.cpfs and os.access(a.cpfs, os.X_OK)):
+            log("cpfs binary %s not found: cpfs rows will FAIL" % a.cpfs)
+        self.sysdesc = {n: d for n, _, d in sysl}
+        for sysname, cmdf, _ in sysl:
+            for wl in wls:
+                if sysname == "curl-pipe" and wl == "rand":
+                    continue
+                runs = []
+                for run in range(a.runs):
+                    if sysname.startswith("cpfs") and not (
+                            a.cpfs and os.access(a.cpfs, os.X_OK)):
+                        res = {"ok": False, "fatal": True,
+                               "error": "no cpfs binary at %s" % a.cpfs}
+                    else:
+                        res = self.one_run(sysname, cmdf, wl, run)
+                    res["run"] = run
+                    runs.append(res)
+                    log("%-16s %-4s run %d: %s" % (sysname, wl, run, brief(res)))
+                    if not res.get("ok") and (
+                            res.get("timeout") or res.get("fatal") or
+                            res.get("mountfail")):
+                        break  # the other runs would do the same
+                self.results.append({"system": sysname, "workload": wl,
+                                     "runs": runs})
+        self.summarize()
+
+    def summarize(self):
+        curl = {}
+        for r in self.results:
+            s = summarize_runs(r["runs"], r["workload"])
+            s.update(system=r["system"], workload=r["workload"])
+            if r["system"] == "curl" and s["status"] == "OK":
+                curl[r["workload"]] = s["value"]
+            self.rows.append(s)
+        for s in self.rows:
+            c = curl.get(s["workload"])
+            s["ratio"] = (s["value"] / c) if (c and s["value"] is not None
+                                              and s["status"] == "OK") else None
+
+
+def brief(res):
+    if not res.get("ok"):
+        return "FAIL " + res.get("error", "")
+    if "ops" in res:
+        return "%.0f ops/s p50 %.3f ms p99 %.3f ms rss %s" % (
+            res["ops"], res["p50_ms"], res["p99_ms"], fmt_rss(res))
+    return "%.1f MiB/s (%.2fs) rss %s" % (res["mibs"], res["secs"], fmt_rss(res))
+
+
+def fmt_rss(res):
+    v = res.get("rss_mib")
+    return "-" if v is None else "%.0f MiB" % v
+
+
+def summarize_runs(runs, wl):
+    ok = [r for r in runs if r.get("ok")]
+    bad = [r for r in runs if not r.get("ok")]
+    key = "ops" if wl == "rand" else "mibs"
+    s = {"runs_ok": len(ok), "runs": len(runs), "value": None,
+         "unit": "ops/s" if wl == "rand" else "MiB/s", "p50_ms": None,
+         "p99_ms": None, "rss_mib": None}
+    wrong = [r for r in bad if "wrong" in r.get("error", "")]
+    if wrong:
+        s["status"] = "FAIL"
+        s["note"] = wrong[0]["error"]
+    elif bad and any(r.get("timeout") for r in bad):
+        s["status"] = "TIMEOUT"
+        s["note"] = [r for r in bad if r.get("timeout")][0]["error"]
+    elif bad:
+        s["status"] = "FAIL"
+        s["note"] = bad[0].get("error", "")
+    else:
+        s["status"] = "OK"
+        s["note"] = ""
+    if ok:
+        s["value"] = statistics.median(r[key] for r in ok)
+        if wl == "rand":
+            s["p50_ms"] = statistics.median(r["p50_ms"] for r in ok)
+            s["p99_ms"] = statistics.median(r["p99_ms"] for r in ok)
+        rss = [r["rss_mib"] for r in ok if r.get("rss_mib") is not None]
+        if rss:
+            s["rss_mib"] = statistics.median(rss)
+    return s
+
+
+WL_NAME = {"seq": "sequential cat", "rand": "random 4 KiB pread",
+           "par": "parallel cats"}
+
+
+def table(rows, par):
+    out = ["| system | workload | median | × curl | p50 / p99 ms | "
+           "peak RSS MiB | status |",
+           "|---|---|---:|---:|---:|---:|---|"]
+    for s in rows:
+        wl = WL_NAME[s["workload"]]
+        if s["workload"] == "par":
+            wl = "%d %s" % (par, wl)
+        if s["value"] is None:
+            val = "—"
+        else:
+            val = "%.0f %s" % (s["value"], s["unit"])
+        if s["status"] != "OK":
+            val = s["status"] if s["value"] is None else \
+                "%s (%s)" % (s["status"], val)
+        ratio = "%.2f" % s["ratio"] if s["ratio"] is not None else "—"
+        lat = "%.3f / %.3f" % (s["p50_ms"], s["p99_ms"]) \
+            if s["p50_ms"] is not None else ""
+        rss = "%.0f" % s["rss_mib"] if s["rss_mib"] is not None else "—"
+        st = s["status"]
+        if s["status"] != "OK":
+            st += ": " + s["note"][:70]
+        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            s["system"], wl, val, ratio, lat, rss, st))
+    return "\n".join(out)
+
+
+def hash_speed():
+    b = random.Random(1).randbytes(MiB)
+    h = hashlib.sha256()
+    t0 = time.perf_counter()
+    for _ in range(256):
+        h.update(b)
+    return 256 / (time.perf_counter() - t0)
+
+
+def check_tools():
+    missing = sorted({pkg for tool, pkg in TOOLS.items()
+                      if shutil.which(tool) is None})
+    if missing:
+        log("installing " + " ".join(missing))
+        subprocess.run(["apt-get", "install", "-y", "-q"] + missing,
+                       stdout=subprocess.DEVNULL)
+        missing = [pkg for tool, pkg in TOOLS.items()
+                   if shutil.which(tool) is None]
+        if missing:
+            sys.exit("missing tools; apt-get install " + " ".join(missing))
+
+
+def versions():
+    def first(cmd):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return None
+    return {"nginx": first(["nginx", "-v"]),
+            "curl": first(["curl", "--version"]),
+            "httpdirfs": first(["httpdirfs", "--version"]),
+            "rclone": first(["rclone", "version"]),
+            "kernel": os.uname().release, "cpus": os.cpu_count()}
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--_worker":
+        return worker_main(sys.argv[2])
+    ap = argparse.ArgumentParser(
+        description="cpfs benchmark (see tests/bench/README.md)")
+    ap.add_argument("--rtt", type=float, default=0,
+                    help="added round trip in ms on every connection to the "
+                    "data host (half each way); 0 = plain loopback")
+    ap.add_argument("--window-kib", type=int, default=4096,
+                    help="per-connection window of the delay proxy "
+                    "(default 4096: one stream <= window/RTT)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller objects: 128 MiB, 64 MiB, 4 x 32 MiB")
+    ap.add_argument("--json", default="/tmp/cpfs-bench.json",
+                    help="where to write the results (default %(default)s)")
+    ap.add_argument("--cpfs", default=os.path.join(ROOT, "build", "src",
+                                                   "cpfs"))
+    ap.add_argument("--systems", type=lambda s: s.split(","),
+                    help="only these (curl always runs): local,curl,curl-pipe,"
+                    "cpfs,cpfs-256M,httpdirfs,httpdirfs-tuned,rclone,"
+                    "rclone-tuned")
+    ap.add_argument("--workloads", type=lambda s: s.split(","),
+                    default=["seq", "rand", "par"])
+    ap.add_argument("--ops", type=int,
+                    help="random preads per run (default 2000; 200 with "
+                    "--rtt, where each costs a round trip)")
+    ap.add_argument("--par", type=int, default=4, help="parallel cats")
+    ap.add_argument("--timeout", type=int, default=120,
+                    help="seconds per run before it is a TIMEOUT")
+    ap.add_argument("--no-curl-pipe", dest="curl_pipe", action="store_false",
+                    help="skip the curl-pipe rows")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temp dir (logs) after the run")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root (tmpfs, drop_caches, mounts)")
+    for w in a.workloads:
+        if w not in WL_NAME:
+            sys.exit("unknown workload %s" % w)
+    a.cpfs = os.path.abspath(a.cpfs) if a.cpfs else None
+    if a.ops is None:
+        a.ops = 200 if a.rtt else 2000
+    check_tools()
+
+    b = Bench(a)
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    hs = hash_speed()
+    log("sha256 alone: %.0f MiB/s on one core" % hs)
+    t0 = time.time()
+    try:
+        b.setup()
+        b.run()
+    finally:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        except ValueError:
+            pass
+        b.cleanup()
+    mode = "loopback" if not a.rtt else \
+        "+%g ms RTT (%g ms each way, delay proxy, %d KiB window)" % (
+            a.rtt, a.rtt / 2.0, a.window_kib)
+    hdr = ("cpfs benchmark: %s; %s; %d random preads; medians of %d cold "
+           "runs; sha256 alone %.0f MiB/s (not timed)" % (
+               mode, "quick sizes" if a.quick else "full sizes", a.ops,
+               a.runs, hs))
+    print(hdr)
+    print()
+    print(table(b.rows, a.par))
+    print()
+    for n, d in b.sysdesc.items():
+        print("- %s: %s" % (n, d))
+    doc = {"command": " ".join(sys.argv), "mode": mode, "rtt_ms": a.rtt,
+           "window_kib": a.window_kib if a.rtt else None, "runs": a.runs,
+           "quick": a.quick, "sha256_mibs": hs, "seconds": time.time() - t0,
+           "versions": versions(), "systems": b.sysdesc,
+           "objects": {k: {kk: vv for kk, vv in v.items() if kk != "path"}
+                       for k, v in getattr(b, "obj", {}).items()},
+           "summary": b.rows, "results": b.results}
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(doc, fh, indent=1)
+        log("wrote " + a.json)
+    bad = [s for s in b.rows if s["system"].startswith("cpfs") and
+           s["status"] == "FAIL" and "wrong" in s.get("note", "")]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
