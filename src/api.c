@@ -378,6 +378,12 @@ out:
 	return same;
 }
 
+static int abort_on_shutdown(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+			     curl_off_t ultotal, curl_off_t ulnow)
+{
+	return cp_shutting_down();
+}
+
 /*
  * Sends one GET to @url.  Fills @resp, *@status (0 without an answer)
  * and *@location (malloc'd absolute redirect target, or NULL).
@@ -413,6 +419,9 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 #endif
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	/* Unmounting must not wait for a stalled API server. */
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_on_shutdown);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (cfg->cafile)
@@ -499,7 +508,7 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 	struct response resp;
 	struct cp_retry retry;
 	char *req_url = NULL, *loc = NULL;
-	unsigned hops = 0;
+	unsigned hops = 0, n429 = 0;
 	double now, wait;
 	CURLcode cc;
 	int res = -EIO;
@@ -626,10 +635,10 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 					/* back off harder than for a fault */
 					resp.retry_after = CP_MIN(
 						CP_RETRY_CAP,
-						(double)(1u << CP_MIN(
-								 retry.attempts,
-								 5u)));
+						(double)(1u << CP_MIN(n429,
+								      5u)));
 				}
+				n429++;
 				cp_ratelimit_pause(&api->rl,
 						   cp_now() + resp.retry_after);
 			} else {
@@ -655,10 +664,23 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 			goto out;
 		}
 
-		/* A transient failure: wait and try again, if allowed. */
+		/* A transient failure: wait and try again, if allowed.  A
+		 * 429 is the server pacing us, not a fault: it waits as
+		 * told and spends no attempt, only time. */
 		free(loc);
 		loc = NULL;
-		wait = cp_retry_next(&retry, resp.retry_after, cp_now());
+		if (*status == 429) {
+			wait = resp.retry_after;
+			if (cp_now() + wait >= deadline) {
+				cp_warn("API: %s; rate limited past the "
+					"deadline",
+					why);
+				goto out;
+			}
+		} else {
+			wait = cp_retry_next(&retry, resp.retry_after,
+					     cp_now());
+		}
 		if (wait < 0) {
 			cp_warn("API: %s; giving up after %u attempt%s", why,
 				retry.attempts, retry.attempts == 1 ? "" : "s");

@@ -208,6 +208,12 @@ static void check_response(struct cp_part *part, CURL *easy)
 				   "Content-Range does not match the request");
 			return;
 		}
+		if (info->content_length >= 0 &&
+		    info->content_length != end - start + 1) {
+			part_error(part, CP_FETCH_EPROTO,
+				   "body longer than the range");
+			return;
+		}
 	} else if (info->status == 200) {
 		/* Range ignored: skip to our bytes, stop when we have them. */
 		info->total = info->content_length;
@@ -399,6 +405,21 @@ static void easy_put(struct cp_fetch *engine, CURL *easy)
 		curl_easy_cleanup(easy);
 }
 
+/* curl errors that mean a malformed answer, not a flaky network. */
+static int refused(CURLcode result)
+{
+	switch (result) {
+	case CURLE_OUT_OF_MEMORY: /* a header beyond curl's own limit */
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_BAD_CONTENT_ENCODING:
+	case CURLE_RANGE_ERROR:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 			CURLcode result)
 {
@@ -407,6 +428,12 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 
 	if (part->satisfied) {
 		err = 0;
+	} else if (!err && refused(result)) {
+		/* curl itself refused the answer (e.g. a giant header). */
+		err = CP_FETCH_EPROTO;
+		cp_warn("%s: response refused: %s",
+			cp_log_url(part->url, u, sizeof(u)),
+			curl_easy_strerror(result));
 	} else if (!err) {
 		/* Cut short, stalled, reset: resume after what we have. */
 		err = CP_FETCH_ERETRY;

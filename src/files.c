@@ -378,6 +378,19 @@ int cp_files_lease(struct cp_files *files, struct cp_file *file,
 	return ret;
 }
 
+int cp_files_known(struct cp_files *files, struct cp_file *file)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&files->lock);
+	if (file->size >= 0)
+		ret = 1;
+	else if (file->neg_err && cp_now() < file->neg_until)
+		ret = -file->neg_err;
+	pthread_mutex_unlock(&files->lock);
+	return ret;
+}
+
 void cp_files_view(struct cp_files *files, struct cp_file *file,
 		   struct cp_file_view *view)
 {

@@ -110,6 +110,10 @@ int cp_files_lease(struct cp_files *files, struct cp_file *file,
 		   uint64_t stale_gen, char **url, uint64_t *gen,
 		   double deadline);
 
+/* Without any I/O: 1 if @file's size is known, a remembered -errno
+ * (404 within neg_ttl), or 0 (a resolve is needed). */
+int cp_files_known(struct cp_files *files, struct cp_file *file);
+
 /* Snapshot for a reader. */
 void cp_files_view(struct cp_files *files, struct cp_file *file,
 		   struct cp_file_view *view);

@@ -112,6 +112,10 @@ static void cp_ll_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* Replies point into cache blocks: never gift them to a pipe. */
 	conn->want |= FUSE_CAP_ASYNC_READ;
+	/* A lookup waiting on the API must not hold up lookups of other
+	 * names in the root (the kernel serialises them otherwise). */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
 			FUSE_CAP_ATOMIC_O_TRUNC);
 	conn->max_background = 64;
@@ -247,19 +251,31 @@ static void do_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	err = cp_reader_resolve(fs->reader, file, 0);
+	err = cp_files_known(fs->files, file);
 	if (err == -ENOENT) {
 		e.entry_timeout = fs->cfg->neg_ttl;
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (err < 0) {
-		fuse_reply_err(req, -err);
+	e.ino = file->ino;
+	e.entry_timeout = ATTR_TIMEOUT;
+	if (err == 0) {
+		/*
+		 * Unknown yet: answer at once and let getattr/open ask the
+		 * API.  The kernel runs lookups in one directory one at a
+		 * time (libfuse 3.14 cannot negotiate parallel dirops), so a
+		 * lookup waiting on a slow API would hold up every other
+		 * name.  attr_timeout 0 makes the kernel fetch the real
+		 * attributes before using them; a short entry timeout lets
+		 * an id that turns out not to exist go away soon.
+		 */
+		e.entry_timeout = ROOT_TIMEOUT;
+		e.attr_timeout = 0;
+		cp_files_stat(fs->files, file, &e.attr);
+		fuse_reply_entry(req, &e);
 		return;
 	}
-	e.ino = file->ino;
 	e.attr_timeout = ATTR_TIMEOUT;
-	e.entry_timeout = ATTR_TIMEOUT;
 	cp_files_stat(fs->files, file, &e.attr);
 	fuse_reply_entry(req, &e);
 }

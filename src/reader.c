@@ -40,6 +40,8 @@ struct cp_reader {
 	struct cp_stats *stats;
 	unsigned window_max;   /* per handle, blocks */
 	size_t fetching_max;   /* all handles, blocks */
+	pthread_mutex_t lock;
+	struct cp_handle *handles; /* open handles; protected by lock */
 };
 
 struct cp_handle {
@@ -54,6 +56,7 @@ struct cp_handle {
 	unsigned seeks;
 	int64_t run;          /* bytes read in order since the last seek */
 	int random;
+	struct cp_handle *prev, *next; /* reader->handles; reader->lock */
 };
 
 /* One FUSE request's view of the network: its URL lease and retries. */
@@ -94,11 +97,18 @@ struct cp_reader *cp_reader_new(const struct cp_config *cfg,
 	r->window_max = CP_WINDOW_MAX;
 	if (r->window_max > cap / 2)
 		r->window_max = cap / 2 ? cap / 2 : 1;
+	pthread_mutex_init(&r->lock, NULL);
 	return r;
 }
 
 void cp_reader_free(struct cp_reader *reader)
 {
+	if (!reader)
+		return;
+	/* At unmount the kernel does not release what is still open. */
+	while (reader->handles)
+		cp_handle_free(reader->handles);
+	pthread_mutex_destroy(&reader->lock);
 	free(reader);
 }
 
@@ -195,7 +205,9 @@ static void send_run(struct attempt *a, struct cp_block **run, int *n)
 static void add_to_run(struct attempt *a, struct cp_block **run, int *n,
 		       struct cp_block *b)
 {
-	if (*n && (run[*n - 1]->index + 1 != b->index ||
+	/* A transfer resumes only its first block: a block holding bytes
+	 * from an earlier attempt starts a transfer of its own. */
+	if (*n && (run[*n - 1]->index + 1 != b->index || b->filled ||
 		   *n == a->part_blocks || b->index % a->part_blocks == 0))
 		send_run(a, run, n);
 	run[(*n)++] = b;
@@ -508,13 +520,30 @@ struct cp_handle *cp_handle_new(struct cp_reader *r, struct cp_file *file)
 	cp_files_view(r->files, file, &h->view);
 	pthread_mutex_init(&h->lock, NULL);
 	h->window = CP_WINDOW_MIN;
+	pthread_mutex_lock(&r->lock);
+	h->next = r->handles;
+	if (r->handles)
+		r->handles->prev = h;
+	r->handles = h;
+	pthread_mutex_unlock(&r->lock);
 	return h;
 }
 
 void cp_handle_free(struct cp_handle *h)
 {
+	struct cp_reader *r;
+
 	if (!h)
 		return;
+	r = h->reader;
+	pthread_mutex_lock(&r->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		r->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&r->lock);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }

@@ -36,9 +36,14 @@ double cp_retry_next(struct cp_retry *r, double retry_after, double now)
 			ceiling = r->cap;
 		wait = cp_random() * ceiling;
 	}
-	if (now + wait >= r->deadline)
+	if (now + wait < r->deadline)
+		return wait;
+	/* A server's Retry-After past the deadline: give up now.  A
+	 * jittered wait that would overshoot: try once more halfway to the
+	 * deadline rather than give up early. */
+	if (retry_after >= 0 || r->deadline - now < 0.1)
 		return -1;
-	return wait;
+	return (r->deadline - now) / 2;
 }
 
 int cp_retry_status_transient(long status)

@@ -26,8 +26,10 @@ void cp_retry_init(struct cp_retry *r, unsigned max_attempts,
 
 /*
  * Called after a failed attempt.  Returns the seconds to wait before the
- * next one, or -1 when no attempt is left or waiting would pass the
- * deadline.  @retry_after < 0 means the server gave none.
+ * next one, or -1 when no attempt is left, when the server's Retry-After
+ * would pass the deadline, or when less than 0.1 s is left.  A jittered
+ * wait that would pass the deadline is cut to half the time left.
+ * @retry_after < 0 means the server gave none.
  */
 double cp_retry_next(struct cp_retry *r, double retry_after, double now);
 

@@ -73,18 +73,21 @@ static void test_deadline(void **state)
 	assert_true(cp_retry_next(&r, -1, 10.0) < 0); /* already late */
 	cp_retry_init(&r, 100, 10.0);
 	assert_true(cp_retry_next(&r, 20, 0) < 0); /* Retry-After too long */
-	/* jittered waits never cross the deadline */
+	/* jittered waits never cross the deadline: one that would is
+	 * shortened to half the time left, until too little is left */
 	for (i = 0; i < 1000; i++) {
 		double w;
 
-		cp_retry_init(&r, 100, 0.1);
+		cp_retry_init(&r, 100, 1.0);
+		r.attempts = 6; /* ceiling 8 s: most draws overshoot */
 		w = cp_retry_next(&r, -1, 0);
-		if (w < 0)
-			refused++;
-		else
-			assert_true(w < 0.1);
+		assert_true(w >= 0 && w < 1.0);
+		if (w == 0.5)
+			refused++; /* counts the shortened ones */
 	}
 	assert_true(refused > 0 && refused < 1000);
+	cp_retry_init(&r, 100, 10.0);
+	assert_true(cp_retry_next(&r, -1, 9.95) < 0);
 }
 
 static void test_retry_after_replaces_jitter(void **state)

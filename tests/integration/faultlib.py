@@ -1,0 +1,160 @@
+"""Helpers shared by test_faults.py and test_stress.py (stdlib only).
+
+Nothing here edits the stand-in servers' source: extra server behaviour
+is added by wrapping an instance's ``handle`` method.
+"""
+
+import errno
+import os
+import re
+import signal
+import threading
+import time
+
+MiB = 1 << 20
+BLOCK = MiB
+PROBE_RANGE = "bytes=0-%d" % (BLOCK - 1)
+
+_RANGE_RE = re.compile(r"bytes=(\d+)-(\d*)")
+
+
+def stats(m):
+    """The daemon's counters (user.cpfs.stats on the mount root)."""
+    raw = os.getxattr(m.mnt, "user.cpfs.stats").decode()
+    out = {}
+    for line in raw.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = int(v)
+    return out
+
+
+def errno_of(fn, *a, **kw):
+    """0 if fn(*a) succeeds, else the errno of the OSError it raised."""
+    try:
+        fn(*a, **kw)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def errname(n):
+    return errno.errorcode.get(n, str(n)) if n else "success"
+
+
+def rng_of(req):
+    """(start, end or None) of a request's Range header, or None."""
+    m = _RANGE_RE.fullmatch((req.range or "").strip())
+    if not m:
+        return None
+    return int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
+
+
+def rstart(req):
+    r = rng_of(req)
+    return r[0] if r else None
+
+
+def not_probe(req):
+    """True for range GETs other than the open-time probe of block 0."""
+    r = rng_of(req)
+    return r is not None and r[0] != 0
+
+
+def starts_at(offset):
+    return lambda req: rstart(req) == offset
+
+
+def starts_in(lo, hi):
+    """Range start in [lo, hi)."""
+    def pred(req):
+        s = rstart(req)
+        return s is not None and lo <= s < hi
+    return pred
+
+
+def pread_direct(path, size, off):
+    """One O_DIRECT pread: the daemon sees exactly this read (no kernel
+    page cache, no readahead)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        return os.pread(fd, size, off)
+    finally:
+        os.close(fd)
+
+
+def read_direct_all(path, chunk=MiB):
+    out = bytearray()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        off = 0
+        while True:
+            b = os.pread(fd, chunk, off)
+            if not b:
+                break
+            out += b
+            off += len(b)
+    finally:
+        os.close(fd)
+    return bytes(out)
+
+
+class Timed:
+    """with Timed() as t: ...; t.elapsed"""
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.elapsed = None
+        return self
+
+    def __exit__(self, *exc):
+        self.elapsed = time.monotonic() - self.t0
+        return False
+
+
+class Bg(threading.Thread):
+    """Runs fn(*a) in a daemon thread; .result / .error / .elapsed."""
+
+    def __init__(self, fn, *a):
+        super().__init__(daemon=True)
+        self.fn, self.a = fn, a
+        self.result = self.error = self.elapsed = None
+        self.t0 = None
+
+    def run(self):
+        self.t0 = time.monotonic()
+        try:
+            self.result = self.fn(*self.a)
+        except BaseException as e:  # noqa: B902 - reported by the test
+            self.error = e
+        finally:
+            self.elapsed = time.monotonic() - self.t0
+
+
+def new_log_lines(m, since):
+    """Non-empty log lines written after byte offset `since`."""
+    return [ln for ln in m.log()[since:].splitlines() if ln.strip()]
+
+
+def ignore_if_match(data):
+    """Make a DataHost ignore If-Match (a server that lets a changed
+    object through with its new ETag instead of answering 412)."""
+    orig = data.handle
+
+    def handle(h):
+        h.req.headers.pop("if-match", None)
+        return orig(h)
+    data.handle = handle
+
+
+def wait_exit(proc, timeout):
+    """Waits for a process; returns (rc, seconds) or (None, timeout)."""
+    t0 = time.monotonic()
+    try:
+        rc = proc.wait(timeout)
+    except Exception:
+        return None, timeout
+    return rc, time.monotonic() - t0
+
+
+SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
