@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "stats.h"
 #include "util.h"
@@ -26,6 +27,10 @@ struct cp_cache {
 	struct cp_block *lru_head, *lru_tail;
 	struct cp_stats *stats;
 	int stopping;             /* protected by lock */
+	char *arena;              /* capacity slots of CP_BLOCK_SIZE */
+	size_t arena_size;
+	size_t *free_slots;       /* stack of free slot numbers */
+	size_t nfree;
 };
 
 static size_t bucket_of(const struct cp_cache *cache, uint64_t key,
@@ -50,10 +55,24 @@ struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats)
 	while (cache->nbuckets < 2 * cache->capacity)
 		cache->nbuckets *= 2;
 	cache->buckets = calloc(cache->nbuckets, sizeof(*cache->buckets));
-	if (!cache->buckets) {
+	cache->free_slots = malloc(cache->capacity * sizeof(size_t));
+	cache->arena_size = cache->capacity * CP_BLOCK_SIZE;
+	cache->arena = mmap(NULL, cache->arena_size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (!cache->buckets || !cache->free_slots ||
+	    cache->arena == MAP_FAILED) {
+		if (cache->arena != MAP_FAILED)
+			munmap(cache->arena, cache->arena_size);
+		free(cache->free_slots);
+		free(cache->buckets);
 		free(cache);
 		return NULL;
 	}
+	madvise(cache->arena, cache->arena_size, MADV_HUGEPAGE);
+	/* Hand out low slots first, so huge pages fill up in pairs. */
+	for (cache->nfree = 0; cache->nfree < cache->capacity; cache->nfree++)
+		cache->free_slots[cache->nfree] =
+			cache->capacity - 1 - cache->nfree;
 	pthread_mutex_init(&cache->lock, NULL);
 	pthread_cond_init(&cache->changed, NULL);
 	cache->stats = stats;
@@ -96,9 +115,28 @@ static void hash_remove(struct cp_cache *cache, struct cp_block *b)
 	b->hnext = NULL;
 }
 
+/*
+ * Block buffers are slots of one arena reserved at start (address space
+ * only: a slot becomes resident when first written).  The arena asks for
+ * transparent huge pages, so filling a fresh block costs one page fault
+ * per 2 MiB instead of 256, and copies run with fewer TLB misses.
+ */
+static char *slot_take(struct cp_cache *cache)
+{
+	if (cache->nfree == 0)
+		return NULL;
+	return cache->arena + cache->free_slots[--cache->nfree] * CP_BLOCK_SIZE;
+}
+
+static void slot_give(struct cp_cache *cache, char *data)
+{
+	cache->free_slots[cache->nfree++] =
+		(size_t)(data - cache->arena) / CP_BLOCK_SIZE;
+}
+
 static void block_destroy(struct cp_cache *cache, struct cp_block *b)
 {
-	free(b->data);
+	slot_give(cache, b->data);
 	free(b);
 	cache->nblocks--;
 	pthread_cond_broadcast(&cache->changed);
@@ -112,9 +150,10 @@ void cp_cache_free(struct cp_cache *cache)
 		return;
 	for (b = cache->lru_head; b; b = next) {
 		next = b->lru_next;
-		free(b->data);
 		free(b);
 	}
+	munmap(cache->arena, cache->arena_size);
+	free(cache->free_slots);
 	free(cache->buckets);
 	pthread_mutex_destroy(&cache->lock);
 	pthread_cond_destroy(&cache->changed);
@@ -191,10 +230,11 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 		lru_unlink(cache, b);
 		data = b->data;
 	} else {
-		data = malloc(CP_BLOCK_SIZE);
+		data = slot_take(cache);
 		b = data ? malloc(sizeof(*b)) : NULL;
 		if (!b) {
-			free(data);
+			if (data)
+				slot_give(cache, data);
 			return NULL;
 		}
 		cache->nblocks++;
