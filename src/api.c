@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "opts.h"
 #include "ratelimit.h"
@@ -172,25 +173,6 @@ void cp_api_free(struct cp_api *api)
 	free(api);
 }
 
-/* Parses exactly @len bytes of JSON: trailing bytes other than white
- * space make the text malformed (cJSON alone would ignore them). */
-static cJSON *parse_json_exact(const char *text, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	if (!root)
-		return NULL;
-	while (end && end < text + len &&
-	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (end != text + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
 
 /* Copies @s into @out as one printable line. */
 static void printable(const char *s, char *out, size_t outlen)
@@ -221,7 +203,7 @@ int cp_api_parse_download(const char *body, size_t len, char **url,
 		snprintf(why, whylen, "empty answer");
 		return -EPROTO;
 	}
-	root = parse_json_exact(body, len);
+	root = cp_json_parse_exact(body, len);
 	if (!root) {
 		snprintf(why, whylen, "answer is not valid JSON");
 		return -EPROTO;
@@ -281,7 +263,7 @@ void cp_api_parse_error(const char *body, size_t len, char *msg, size_t msglen)
 	msg[0] = '\0';
 	if (!body || !len)
 		return;
-	root = parse_json_exact(body, len);
+	root = cp_json_parse_exact(body, len);
 	if (!root)
 		return;
 	if (!cJSON_IsObject(root))

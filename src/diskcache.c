@@ -46,6 +46,7 @@
 #include "diskcache.h"
 #include "log.h"
 #include "stats.h"
+#include "util.h"
 
 #define DC_MAGIC "CPFSBLK\n"
 #define DC_VERSION 1
@@ -533,25 +534,6 @@ static int scan(struct cp_diskcache *dc)
 	return err;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-	size_t i;
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		buf[i] = path[i];
-	}
-	return 0;
-}
 
 static int probe_writable(const char *dir)
 {
@@ -600,7 +582,7 @@ struct cp_diskcache *cp_diskcache_open(const char *dir, uint64_t cap,
 	/* Trailing slashes would only make paths ugly. */
 	for (size_t n = strlen(dc->dir); n > 1 && dc->dir[n - 1] == '/'; n--)
 		dc->dir[n - 1] = '\0';
-	err = mkdir_p(dc->dir);
+	err = cp_mkdir_p(dc->dir);
 	if (!err)
 		err = probe_writable(dc->dir);
 	if (!err)
@@ -789,7 +771,7 @@ static int create_temp(struct cp_diskcache *dc, const char *id,
 			return fd;
 		if (errno != ENOENT)
 			return -errno;
-		err = mkdir_p(dir);
+		err = cp_mkdir_p(dir);
 		if (err)
 			return err;
 	}

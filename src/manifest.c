@@ -8,6 +8,7 @@
  */
 #include "manifest.h"
 
+#include "json.h"
 #include "log.h"
 #include "opts.h"
 
@@ -100,25 +101,6 @@ static int parse_iso8601(const char *s, int64_t *out)
 	return 0;
 }
 
-/* Parses exactly @len bytes of JSON: trailing bytes other than white
- * space make the text malformed (cJSON alone would ignore them). */
-static cJSON *parse_json_exact(const char *text, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	if (!root)
-		return NULL;
-	while (end && end < text + len &&
-	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (end != text + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
 
 /* Copies an optional string member; NULL/absent leaves *dst NULL. */
 static int opt_string(const cJSON *obj, const char *key, char **dst, char *why,
@@ -147,7 +129,7 @@ static int parse_json(const char *text, size_t len, struct cp_manifest_entry *e,
 	cJSON *root;
 	int res = -EINVAL;
 
-	root = parse_json_exact(text, len);
+	root = cp_json_parse_exact(text, len);
 	if (!root)
 		return fail(why, whylen, "malformed JSON");
 	obj = root;

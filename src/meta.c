@@ -41,6 +41,7 @@
 #include "log.h"
 #include "meta.h"
 #include "stats.h"
+#include "util.h"
 
 #define META_VERSION_LINE "cpfs-meta 1"
 #define META_MAX_RECORD 4096 /* far above the largest valid record */
@@ -98,26 +99,6 @@ static bool err_is_permanent(int err)
 	       err == EDQUOT || err == ENOTDIR;
 }
 
-/* mkdir -p with mode 0700 for the components it creates. */
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-	size_t i;
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		buf[i] = path[i];
-	}
-	return 0;
-}
 
 /* Picks <cache_dir>/meta, or the XDG default. 0 or -errno. */
 static int meta_dir_path(char *out, size_t len, const char *cache_dir)
@@ -188,7 +169,7 @@ struct cp_meta *cp_meta_open(const char *cache_dir, struct cp_stats *stats)
 		atomic_store(&meta->disabled, true);
 		return meta;
 	}
-	err = mkdir_p(meta->dir);
+	err = cp_mkdir_p(meta->dir);
 	if (!err)
 		err = probe_writable(meta->dir);
 	if (err) {
@@ -466,7 +447,7 @@ static int replace_file(const char *dir, const char *id, const char *path,
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		/* Someone removed the directory under us: make it again. */
-		err = mkdir_p(dir);
+		err = cp_mkdir_p(dir);
 		if (err)
 			return err;
 		if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, id) >=

@@ -32,6 +32,9 @@ void cp_deadline_timespec(double deadline, struct timespec *ts);
 /* Returns a uniformly distributed double in [0, 1); thread safe. */
 double cp_random(void);
 
+/* mkdir -p, mode 0700 for the directories it creates.  0 or -errno. */
+int cp_mkdir_p(const char *path);
+
 #define CP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CP_MAX(a, b) ((a) > (b) ? (a) : (b))
