@@ -298,11 +298,11 @@ int cp_cache_begin_fetch(struct cp_cache *cache, struct cp_block *block)
 	pthread_mutex_lock(&cache->lock);
 	if (block->state == CP_BLOCK_EMPTY ||
 	    block->state == CP_BLOCK_FAILED) {
+		start = block->state == CP_BLOCK_FAILED ? 2 : 1;
 		block->state = CP_BLOCK_FETCHING;
 		block->err = 0;
 		block->pins++;
 		cache->nfetching++;
-		start = 1;
 	}
 	pthread_mutex_unlock(&cache->lock);
 	return start;

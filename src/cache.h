@@ -93,8 +93,9 @@ struct cp_block *cp_cache_get_wait(struct cp_cache *cache, uint64_t key,
 
 /*
  * If @block is EMPTY or FAILED, marks it FETCHING, takes a pin for the
- * transfer and returns 1: the caller must now start a transfer that ends
- * in cp_cache_complete() or cp_cache_fail().  Returns 0 otherwise.
+ * transfer and returns 1 (EMPTY) or 2 (FAILED: this is a retry): the
+ * caller must now start a transfer that ends in cp_cache_complete() or
+ * cp_cache_fail().  Returns 0 otherwise.
  */
 int cp_cache_begin_fetch(struct cp_cache *cache, struct cp_block *block);
 

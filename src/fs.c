@@ -120,7 +120,7 @@ static void cp_ll_init(void *userdata, struct fuse_conn_info *conn)
 			FUSE_CAP_ATOMIC_O_TRUNC);
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
-	(void)userdata;
+	once_fs = userdata; /* before any open: INIT comes first */
 }
 
 /* ---- by-name/ ---- */
@@ -407,7 +407,6 @@ static void do_ll_open(fuse_req_t req, fuse_ino_t ino,
 	struct cp_file *file;
 	int err;
 
-	once_fs = fs;
 	pthread_once(&readahead_once, raise_readahead_once);
 	if (ino == FUSE_ROOT_ID) {
 		fuse_reply_err(req, EISDIR);

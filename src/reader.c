@@ -218,11 +218,14 @@ static void want_block(struct attempt *a, struct cp_block **run, int *n,
 		       struct cp_block *b)
 {
 	struct cp_reader *r = a->reader;
+	int started = cp_cache_begin_fetch(r->cache, b);
 
-	if (!cp_cache_begin_fetch(r->cache, b)) {
+	if (!started) {
 		send_run(a, run, n);
 		return;
 	}
+	if (started == 2)
+		cp_stats_inc(r->stats, retries); /* an earlier transfer failed */
 	if (load_block(r, a->view, a->file, b)) {
 		send_run(a, run, n);
 		return;
