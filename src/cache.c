@@ -298,7 +298,7 @@ int cp_cache_begin_fetch(struct cp_cache *cache, struct cp_block *block)
 	pthread_mutex_lock(&cache->lock);
 	if (block->state == CP_BLOCK_EMPTY ||
 	    block->state == CP_BLOCK_FAILED) {
-		start = block->state == CP_BLOCK_FAILED ? 2 : 1;
+		start = block->state == CP_BLOCK_FAILED ? -block->err : 1;
 		block->state = CP_BLOCK_FETCHING;
 		block->err = 0;
 		block->pins++;
@@ -373,11 +373,24 @@ int cp_cache_take_unsaved(struct cp_cache *cache, struct cp_block *block)
 }
 
 void cp_cache_fail(struct cp_cache *cache, struct cp_block *block, int err,
-		   int keep_data)
+		   int keep_data, uint64_t tag)
 {
 	if (!keep_data)
 		block->filled = 0;
+	pthread_mutex_lock(&cache->lock);
+	block->fail_tag = tag;
+	pthread_mutex_unlock(&cache->lock);
 	finish(cache, block, CP_BLOCK_FAILED, err > 0 ? err : EIO);
+}
+
+uint64_t cp_cache_fail_tag(struct cp_cache *cache, struct cp_block *block)
+{
+	uint64_t tag;
+
+	pthread_mutex_lock(&cache->lock);
+	tag = block->fail_tag;
+	pthread_mutex_unlock(&cache->lock);
+	return tag;
 }
 
 int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,

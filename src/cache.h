@@ -52,7 +52,8 @@ struct cp_block {
 	int detached;      /* dropped from the index; freed on last unpin */
 	int unsaved;       /* fetched from the network, not yet offered to
 			    * the disk cache; protected by lock */
-	uint64_t fail_tag; /* lease generation of the failed transfer */
+	uint64_t fail_tag; /* lease generation of the failed transfer;
+			    * protected by lock */
 	int unread;        /* prefetched, not read yet; protected by lock */
 	double created;    /* when it was prefetched (cp_now()) */
 	struct cp_block *hnext;             /* hash chain */
@@ -93,9 +94,9 @@ struct cp_block *cp_cache_get_wait(struct cp_cache *cache, uint64_t key,
 
 /*
  * If @block is EMPTY or FAILED, marks it FETCHING, takes a pin for the
- * transfer and returns 1 (EMPTY) or 2 (FAILED: this is a retry): the
- * caller must now start a transfer that ends in cp_cache_complete() or
- * cp_cache_fail().  Returns 0 otherwise.
+ * transfer and returns 1 (it was EMPTY) or -err (it was FAILED with err:
+ * this is a retry): the caller must now start a transfer that ends in
+ * cp_cache_complete() or cp_cache_fail().  Returns 0 otherwise.
  */
 int cp_cache_begin_fetch(struct cp_cache *cache, struct cp_block *block);
 
@@ -110,9 +111,13 @@ void cp_cache_complete(struct cp_cache *cache, struct cp_block *block);
 
 /* Transfer side: the transfer ended before the block was complete.
  * @keep_data: the bytes received are trustworthy and a retry may resume
- * after them; else they are discarded.  Drops the pin, wakes waiters. */
+ * after them; else they are discarded.  @tag: the lease generation of
+ * the URL used.  Drops the pin, wakes waiters. */
 void cp_cache_fail(struct cp_cache *cache, struct cp_block *block, int err,
-		   int keep_data);
+		   int keep_data, uint64_t tag);
+
+/* The @tag of the block's last failure. */
+uint64_t cp_cache_fail_tag(struct cp_cache *cache, struct cp_block *block);
 
 /*
  * Waits until @block is READY or FAILED, or until @deadline (cp_now()

@@ -68,7 +68,7 @@ struct cp_part *cp_part_new(struct cp_fetch *engine, uint64_t key,
 		free(part ? part->url : NULL);
 		free(part);
 		for (i = 0; i < nblocks; i++)
-			cp_cache_fail(engine->cache, blocks[i], ENOMEM, 1);
+			cp_cache_fail(engine->cache, blocks[i], ENOMEM, 1, 0);
 		return NULL;
 	}
 	part->engine = engine;
@@ -452,8 +452,8 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 			   (err == CP_FETCH_ERETRY ||
 			    err == CP_FETCH_EEXPIRED || err == ECANCELED);
 
-		part->blocks[i]->fail_tag = part->lease_gen;
-		cp_cache_fail(engine->cache, part->blocks[i], err, keep);
+		cp_cache_fail(engine->cache, part->blocks[i], err, keep,
+			      part->lease_gen);
 	}
 	if (part->easy) {
 		curl_multi_remove_handle(engine->multi, part->easy);

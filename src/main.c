@@ -200,6 +200,12 @@ int main(int argc, char **argv)
 	if (!se)
 		goto err_out6;
 	fs.se = se;
+	/* A daemon started in the background of a script inherits SIGINT
+	 * ignored, and libfuse only handles signals left at their default:
+	 * ours must unmount on SIGINT, SIGTERM and SIGHUP wherever we run. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto err_out7;
 	if (fuse_session_mount(se, cfg.mountpoint) != 0) {

@@ -187,7 +187,7 @@ static void send_run(struct attempt *a, struct cp_block **run, int *n)
 	err = attempt_lease(a, 0);
 	if (err < 0) {
 		for (i = 0; i < *n; i++)
-			cp_cache_fail(r->cache, run[i], -err, 1);
+			cp_cache_fail(r->cache, run[i], -err, 1, 0);
 		*n = 0;
 		return;
 	}
@@ -224,8 +224,9 @@ static void want_block(struct attempt *a, struct cp_block **run, int *n,
 		send_run(a, run, n);
 		return;
 	}
-	if (started == 2)
-		cp_stats_inc(r->stats, retries); /* an earlier transfer failed */
+	/* An earlier transfer failed; a URL renewal is free of charge. */
+	if (started < 0 && started != -CP_FETCH_EEXPIRED)
+		cp_stats_inc(r->stats, retries);
 	if (load_block(r, a->view, a->file, b)) {
 		send_run(a, run, n);
 		return;
@@ -309,7 +310,7 @@ static int wait_block(struct attempt *a, struct cp_block *b, int *waited)
 				a->file->id, r->cfg->deadline);
 			return -EIO;
 		}
-		err = after_failure(a, -err, b->fail_tag);
+		err = after_failure(a, -err, cp_cache_fail_tag(r->cache, b));
 		if (err < 0)
 			return err == -ENOENT ? -EIO : err;
 		want_block(a, run, &n, b);

@@ -151,14 +151,15 @@ static void test_waiters_wake_on_complete_and_fail(void **state)
 	cp_sleep(0.05);
 	/* Half the bytes, then the transfer dies: they stay for resume. */
 	b->filled = 500;
-	cp_cache_fail(c, b, EAGAIN, 1);
+	cp_cache_fail(c, b, EAGAIN, 1, 7);
+	assert_int_equal(cp_cache_fail_tag(c, b), 7);
 	for (i = 0; i < 4; i++) {
 		pthread_join(t[i], NULL);
 		assert_int_equal(w[i].ret, -EAGAIN);
 		assert_int_equal(w[i].waited, 1);
 	}
 	assert_int_equal(b->filled, 500);
-	assert_int_equal(cp_cache_begin_fetch(c, b), 2); /* a retry */
+	assert_int_equal(cp_cache_begin_fetch(c, b), -EAGAIN); /* a retry */
 	b->filled = 1000;
 	cp_cache_complete(c, b);
 	assert_int_equal(cp_cache_wait(c, b, cp_now() + 1, NULL), 0);
@@ -167,7 +168,7 @@ static void test_waiters_wake_on_complete_and_fail(void **state)
 	b = cp_cache_get(c, 9, 1, 1000, 1);
 	cp_cache_begin_fetch(c, b);
 	b->filled = 10;
-	cp_cache_fail(c, b, EPROTO, 0);
+	cp_cache_fail(c, b, EPROTO, 0, 0);
 	assert_int_equal(b->filled, 0);
 	cp_cache_unpin(c, b);
 	cp_cache_free(c);
