@@ -535,22 +535,6 @@ static int scan(struct cp_diskcache *dc)
 }
 
 
-static int probe_writable(const char *dir)
-{
-	char tmp[PATH_MAX];
-	int fd;
-
-	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-probe.XXXXXX", dir) >=
-	    (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	close(fd);
-	unlink(tmp);
-	return 0;
-}
-
 struct cp_diskcache *cp_diskcache_open(const char *dir, uint64_t cap,
 				       struct cp_stats *stats)
 {
@@ -584,7 +568,7 @@ struct cp_diskcache *cp_diskcache_open(const char *dir, uint64_t cap,
 		dc->dir[n - 1] = '\0';
 	err = cp_mkdir_p(dc->dir);
 	if (!err)
-		err = probe_writable(dc->dir);
+		err = cp_dir_writable(dc->dir);
 	if (!err)
 		err = scan(dc);
 	if (err)

@@ -122,23 +122,6 @@ static int meta_dir_path(char *out, size_t len, const char *cache_dir)
 	return 0;
 }
 
-/* Proves the directory takes new files, as the first put would. */
-static int probe_writable(const char *dir)
-{
-	char tmp[PATH_MAX];
-	int fd;
-
-	if (snprintf(tmp, sizeof(tmp), "%s/.probe.XXXXXX", dir) >=
-	    (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	close(fd);
-	unlink(tmp);
-	return 0;
-}
-
 void cp_meta_record_init(struct cp_meta_record *rec, const char *id)
 {
 	memset(rec, 0, sizeof(*rec));
@@ -171,7 +154,7 @@ struct cp_meta *cp_meta_open(const char *cache_dir, struct cp_stats *stats)
 	}
 	err = cp_mkdir_p(meta->dir);
 	if (!err)
-		err = probe_writable(meta->dir);
+		err = cp_dir_writable(meta->dir);
 	if (err) {
 		warn_once(meta, "cannot create or write", -err);
 		atomic_store(&meta->disabled, true);

@@ -9,14 +9,18 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static double ts_seconds(const struct timespec *ts)
 {
@@ -154,5 +158,21 @@ int cp_mkdir_p(const char *path)
 			return -errno;
 		buf[i] = path[i];
 	}
+	return 0;
+}
+
+int cp_dir_writable(const char *dir)
+{
+	char tmp[PATH_MAX];
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s/.probe.XXXXXX", dir) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	unlink(tmp);
 	return 0;
 }

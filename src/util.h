@@ -35,6 +35,10 @@ double cp_random(void);
 /* mkdir -p, mode 0700 for the directories it creates.  0 or -errno. */
 int cp_mkdir_p(const char *path);
 
+/* 0 if a new file can be created in @dir (made and removed), else
+ * -errno: catches read-only file systems even for root. */
+int cp_dir_writable(const char *dir);
+
 #define CP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CP_MAX(a, b) ((a) > (b) ? (a) : (b))
