@@ -40,7 +40,6 @@ struct cp_fetch {
 	pthread_mutex_t lock;
 	struct cp_part *queue;     /* protected by lock */
 	int stop;                  /* protected by lock */
-	unsigned inflight;         /* protected by lock */
 	struct cp_part *running;   /* started parts; I/O thread only */
 	CURL *pool[8];             /* idle easy handles; I/O thread only */
 	unsigned npool;
@@ -468,9 +467,6 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 	cp_stats_dec(engine->stats, transfers_in_flight);
 	if (part->done)
 		part->done(part, err, part->done_arg);
-	pthread_mutex_lock(&engine->lock);
-	engine->inflight--;
-	pthread_mutex_unlock(&engine->lock);
 	part_free(part);
 }
 
@@ -672,7 +668,6 @@ void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part)
 	pthread_mutex_lock(&engine->lock);
 	if (engine->stop) {
 		/* Shutting down: fail it here, the I/O thread may be gone. */
-		engine->inflight++;
 		pthread_mutex_unlock(&engine->lock);
 		part->err = ECANCELED;
 		cp_stats_inc(engine->stats, transfers_in_flight);
@@ -683,17 +678,6 @@ void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part)
 	for (tail = &engine->queue; *tail; tail = &(*tail)->next)
 		;
 	*tail = part;
-	engine->inflight++;
 	pthread_mutex_unlock(&engine->lock);
 	curl_multi_wakeup(engine->multi);
-}
-
-unsigned cp_fetch_inflight(struct cp_fetch *engine)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&engine->lock);
-	n = engine->inflight;
-	pthread_mutex_unlock(&engine->lock);
-	return n;
 }

@@ -130,7 +130,4 @@ struct cp_part *cp_part_new_direct(struct cp_fetch *engine, uint64_t key,
 /* Hands @part to the I/O thread (ownership passes; freed after done). */
 void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part);
 
-/* Transfers in flight (started or queued). */
-unsigned cp_fetch_inflight(struct cp_fetch *engine);
-
 #endif
