@@ -623,9 +623,6 @@ static void issue(struct attempt *a, struct cp_handle *h,
 	int nrun = 0, i;
 	uint64_t idx;
 
-	pthread_mutex_lock(&h->lock);
-	a->part_blocks = window_part(h->window);
-	pthread_mutex_unlock(&h->lock);
 	for (i = 0; i < n; i++)
 		want_block(a, run, &nrun, need[i]);
 	for (idx = from; idx < to; idx++) {
@@ -706,11 +703,12 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	n = (int)(last - first + 1);
 	if (n > max)
 		return -EINVAL;
+	attempt_init(&a, r, h->file, &h->view);
 	pthread_mutex_lock(&h->lock);
 	plan(h, off, end, &from, &to);
 	random = h->random;
+	a.part_blocks = window_part(h->window);
 	pthread_mutex_unlock(&h->lock);
-	attempt_init(&a, r, h->file, &h->view);
 	if (random && !pin_if_cached(h, first, n, blocks)) {
 		ret = read_direct(&a, off, end, direct);
 		attempt_done(&a);
