@@ -25,6 +25,7 @@
 
 #include "meta.h"
 #include "stats.h"
+#include "tmpdir.h"
 
 #define ID1 "5f0c1e2d3b4a59687766aa01"
 #define ID2 "5f0c1e2d3b4a59687766aa02"
@@ -35,23 +36,13 @@ struct fixture {
 	struct cp_stats stats;
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	strcpy(f->dir, "/tmp/cpfs-test-meta.XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (tmpdir_make(f->dir, sizeof(f->dir), "meta") < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -61,8 +52,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	umount2(f->dir, MNT_DETACH); /* in case a test mounted over it */
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
