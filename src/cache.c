@@ -198,6 +198,18 @@ static struct cp_block *evictable(struct cp_cache *cache, int prefetch)
 	return NULL;
 }
 
+/* Demoted blocks sit together at the cold end of the LRU: the first of
+ * them nobody holds, or NULL. */
+static struct cp_block *recyclable(struct cp_cache *cache)
+{
+	struct cp_block *b;
+
+	for (b = cache->lru_tail; b && b->consumed; b = b->lru_prev)
+		if (!b->pins && b->state == CP_BLOCK_READY)
+			return b;
+	return NULL;
+}
+
 /* Called with the lock held; returns a pinned block or NULL. */
 static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 				   uint64_t index, size_t want, int create)
@@ -207,6 +219,7 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 
 	if (b) {
 		b->pins++;
+		b->consumed = 0;
 		if (create != CP_GET_PREFETCH)
 			b->unread = 0;
 		lru_unlink(cache, b);
@@ -221,7 +234,17 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 	}
 	if (!create)
 		return NULL;
-	if (cache->nblocks >= cache->capacity) {
+	b = recyclable(cache);
+	if (b) {
+		/* A block a sequential reader has finished with lives on in
+		 * the kernel's page cache: its buffer is warm, while a free
+		 * slot may never have been touched (a page fault, zeroing,
+		 * and on VMs a fault in the host).  Memory grows only as far
+		 * as the readers need. */
+		hash_remove(cache, b);
+		lru_unlink(cache, b);
+		data = b->data;
+	} else if (cache->nblocks >= cache->capacity) {
 		b = evictable(cache, create == CP_GET_PREFETCH);
 		if (!b)
 			return NULL;
@@ -350,6 +373,7 @@ void cp_cache_demote(struct cp_cache *cache, struct cp_block *block)
 {
 	pthread_mutex_lock(&cache->lock);
 	if (!block->detached) {
+		block->consumed = 1;
 		lru_unlink(cache, block);
 		block->lru_prev = cache->lru_tail;
 		if (cache->lru_tail)

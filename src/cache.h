@@ -55,6 +55,7 @@ struct cp_block {
 	uint64_t fail_tag; /* lease generation of the failed transfer;
 			    * protected by lock */
 	int unread;        /* prefetched, not read yet; protected by lock */
+	int consumed;      /* demoted and not asked for since; lock */
 	double created;    /* when it was prefetched (cp_now()) */
 	struct cp_block *hnext;             /* hash chain */
 	struct cp_block *lru_prev, *lru_next; /* head = most recent */

@@ -276,6 +276,45 @@ static void test_prefetch_keeps_unread_prefetch(void **state)
 	cp_cache_free(c);
 }
 
+static void test_consumed_buffers_are_reused_first(void **state)
+{
+	struct cp_cache *c = cp_cache_new(8 * CP_BLOCK_SIZE, NULL);
+	struct cp_block *a, *b, *held;
+	char *buf;
+
+	(void)state;
+	/* A block read to its end by a sequential reader: its buffer goes
+	 * to the next new block, not a slot never touched. */
+	a = cp_cache_get(c, 1, 0, 10, CP_GET_CREATE);
+	fill(c, a, 'a');
+	buf = a->data;
+	cp_cache_demote(c, a);
+	cp_cache_unpin(c, a);
+	b = cp_cache_get(c, 1, 1, 10, CP_GET_PREFETCH);
+	assert_ptr_equal(b->data, buf);
+	assert_null(cp_cache_get(c, 1, 0, 10, CP_GET_FIND));
+	fill(c, b, 'b');
+	cp_cache_unpin(c, b);
+	/* Not while someone still holds it ... */
+	held = cp_cache_get(c, 1, 1, 10, CP_GET_CREATE);
+	cp_cache_demote(c, held);
+	a = cp_cache_get(c, 1, 2, 10, CP_GET_CREATE);
+	assert_ptr_not_equal(a->data, buf);
+	cp_cache_unpin(c, a);
+	cp_cache_unpin(c, held);
+	/* ... and not once it is asked for again: it is kept. */
+	held = cp_cache_get(c, 1, 1, 10, CP_GET_FIND);
+	assert_non_null(held);
+	cp_cache_unpin(c, held);
+	a = cp_cache_get(c, 1, 3, 10, CP_GET_CREATE);
+	assert_ptr_not_equal(a->data, buf);
+	cp_cache_unpin(c, a);
+	held = cp_cache_get(c, 1, 1, 10, CP_GET_FIND);
+	assert_non_null(held);
+	cp_cache_unpin(c, held);
+	cp_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_drop_key),
 		cmocka_unit_test(test_demote_and_unsaved),
 		cmocka_unit_test(test_prefetch_keeps_unread_prefetch),
+		cmocka_unit_test(test_consumed_buffers_are_reused_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
