@@ -628,7 +628,11 @@ static void issue(struct attempt *a, struct cp_handle *h,
 	for (idx = from; idx < to; idx++) {
 		struct cp_block *b;
 
-		if (cp_cache_fetching(r->cache) + nrun >= r->fetching_max) {
+		/* Prefetch whole parts: a sliver of budget left by other
+		 * readers would cost a request for a block or two. */
+		if (idx % a->part_blocks == 0 &&
+		    cp_cache_fetching(r->cache) + nrun + a->part_blocks >
+			    r->fetching_max) {
 			/* Out of budget: the rest is for a later read. */
 			pthread_mutex_lock(&h->lock);
 			if (h->ahead > idx)
