@@ -76,6 +76,22 @@ class Progress:
             os.replace(self.path + ".tmp", self.path)
 
 
+def busy_ticks():
+    """(busy, total) clock ticks of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:9]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7], sum(v)
+
+
+def add_cpu(res, b0, b1):
+    """CPU the whole machine spent while the timed reads ran (every
+    process: server, daemon, reader, kernel), in core-seconds and as a
+    share of all cores."""
+    hz = os.sysconf("SC_CLK_TCK")
+    res["cpu_s"] = (b1[0] - b0[0]) / float(hz)
+    res["busy_pct"] = 100.0 * (b1[0] - b0[0]) / max(1, b1[1] - b0[1])
+
+
 def touched(n):
     """A buffer of @n bytes whose pages are already faulted in, so the
     timed reads do not pay for page faults."""
@@ -211,14 +227,16 @@ def w_stream(spec, prog):
         except BaseException as e:  # noqa: B902
             errs.append("%s: %s" % (os.path.basename(targets[i]), e))
 
-    t0 = time.perf_counter()
     ths = [threading.Thread(target=one, args=(i,)) for i in range(len(targets))]
+    b0 = busy_ticks()
+    t0 = time.perf_counter()
     for t in ths:
         t.start()
     for t in ths:
         t.join()
     secs = time.perf_counter() - t0
     res = {"secs": secs, "bytes": sum(o[0] for o in out if o)}
+    add_cpu(res, b0, busy_ticks())
     res["mibs"] = res["bytes"] / MiB / secs
     res["rss_kib"] = sum(o[1] for o in out if o)
     for i, o in enumerate(out):
@@ -320,6 +338,7 @@ def w_rand(spec, prog):
 
 def w_curlraw(spec, prog):
     """curl -o /dev/null: the limit, bytes not hashed (sizes checked)."""
+    b0 = busy_ticks()
     t0 = time.perf_counter()
     ps = [spawn_curl(["-s", "--fail", "-o", "/dev/null", "-w",
                       "%{size_download}", u], pipe_out=True)
@@ -333,11 +352,13 @@ def w_curlraw(spec, prog):
         if rc:
             errs.append("curl exit %d" % rc)
     secs = time.perf_counter() - t0
+    b1 = busy_ticks()
     n = sum(int(o or 0) for o in outs)
     if n != sum(spec["sizes"]):
         errs.append("%d bytes, expected %d" % (n, sum(spec["sizes"])))
     res = {"secs": secs, "bytes": n, "mibs": n / MiB / secs, "rss_kib": rss,
            "ok": not errs}
+    add_cpu(res, b0, b1)
     if errs:
         res["error"] = "; ".join(errs)
     return res
@@ -955,7 +976,7 @@ def summarize_runs(runs, wl):
     key = "ops" if wl == "rand" else "mibs"
     s = {"runs_ok": len(ok), "runs": len(runs), "value": None,
          "unit": "ops/s" if wl == "rand" else "MiB/s", "p50_ms": None,
-         "p99_ms": None, "rss_mib": None}
+         "p99_ms": None, "rss_mib": None, "cpu_s": None, "busy_pct": None}
     wrong = [r for r in bad if "wrong" in r.get("error", "")]
     if wrong:
         s["status"] = "FAIL"
@@ -977,6 +998,10 @@ def summarize_runs(runs, wl):
         rss = [r["rss_mib"] for r in ok if r.get("rss_mib") is not None]
         if rss:
             s["rss_mib"] = statistics.median(rss)
+        cpu = [r for r in ok if r.get("cpu_s") is not None]
+        if cpu:
+            s["cpu_s"] = statistics.median(r["cpu_s"] for r in cpu)
+            s["busy_pct"] = statistics.median(r["busy_pct"] for r in cpu)
     return s
 
 
@@ -986,8 +1011,8 @@ WL_NAME = {"seq": "sequential cat", "rand": "random 4 KiB pread",
 
 def table(rows, par):
     out = ["| system | workload | median | × curl | p50 / p99 ms | "
-           "peak RSS MiB | status |",
-           "|---|---|---:|---:|---:|---:|---|"]
+           "peak RSS MiB | CPU core-s (busy) | status |",
+           "|---|---|---:|---:|---:|---:|---:|---|"]
     for s in rows:
         wl = WL_NAME[s["workload"]]
         if s["workload"] == "par":
@@ -1003,11 +1028,13 @@ def table(rows, par):
         lat = "%.3f / %.3f" % (s["p50_ms"], s["p99_ms"]) \
             if s["p50_ms"] is not None else ""
         rss = "%.0f" % s["rss_mib"] if s["rss_mib"] is not None else "—"
+        cpu = "%.2f (%.0f %%)" % (s["cpu_s"], s["busy_pct"]) \
+            if s.get("cpu_s") is not None else ""
         st = s["status"]
         if s["status"] != "OK":
             st += ": " + s["note"][:70]
-        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            s["system"], wl, val, ratio, lat, rss, st))
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            s["system"], wl, val, ratio, lat, rss, cpu, st))
     return "\n".join(out)
 
 
