@@ -919,27 +919,36 @@ class Bench:
         if not (a.cpfs and os.access(a.cpfs, os.X_OK)):
             log("cpfs binary %s not found: cpfs rows will FAIL" % a.cpfs)
         self.sysdesc = {n: d for n, _, d in sysl}
-        for sysname, cmdf, _ in sysl:
-            for wl in wls:
-                if sysname == "curl-pipe" and wl == "rand":
+        # Rounds: run k of every system, then run k+1 of every system, so
+        # that a slow spell of this shared machine hits all of them alike
+        # instead of the few that happened to run during it.
+        cells = [(sysname, cmdf, wl) for wl in wls
+                 for sysname, cmdf, _ in sysl
+                 if not (sysname == "curl-pipe" and wl == "rand")]
+        runs = {(n, wl): [] for n, _, wl in cells}
+        given_up = set()
+        for run in range(a.runs):
+            for sysname, cmdf, wl in cells:
+                if (sysname, wl) in given_up:
                     continue
-                runs = []
-                for run in range(a.runs):
-                    if sysname.startswith("cpfs") and not (
-                            a.cpfs and os.access(a.cpfs, os.X_OK)):
-                        res = {"ok": False, "fatal": True,
-                               "error": "no cpfs binary at %s" % a.cpfs}
-                    else:
-                        res = self.one_run(sysname, cmdf, wl, run)
-                    res["run"] = run
-                    runs.append(res)
-                    log("%-16s %-4s run %d: %s" % (sysname, wl, run, brief(res)))
-                    if not res.get("ok") and (
-                            res.get("timeout") or res.get("fatal") or
-                            res.get("mountfail")):
-                        break  # the other runs would do the same
-                self.results.append({"system": sysname, "workload": wl,
-                                     "runs": runs})
+                if sysname.startswith("cpfs") and not (
+                        a.cpfs and os.access(a.cpfs, os.X_OK)):
+                    res = {"ok": False, "fatal": True,
+                           "error": "no cpfs binary at %s" % a.cpfs}
+                else:
+                    res = self.one_run(sysname, cmdf, wl, run)
+                res["run"] = run
+                runs[(sysname, wl)].append(res)
+                log("%-16s %-4s run %d: %s" % (sysname, wl, run, brief(res)))
+                if not res.get("ok") and (
+                        res.get("timeout") or res.get("fatal") or
+                        res.get("mountfail")):
+                    given_up.add((sysname, wl))  # the rest would do the same
+        for sysname, _, _ in sysl:  # the table: one system after another
+            for wl in wls:
+                if (sysname, wl) in runs:
+                    self.results.append({"system": sysname, "workload": wl,
+                                         "runs": runs[(sysname, wl)]})
         self.summarize()
 
     def summarize(self):
