@@ -928,12 +928,14 @@ class Bench:
         runs = {(n, wl): [] for n, _, wl in cells}
         given_up = set()
         for run in range(a.runs):
-            # Each round starts one system further on: what a run costs
-            # here depends on what the run before it left behind (memory
-            # freed recently is cheap to take again, see fresh_memory_
-            # speed), so no system always follows the same one.
-            k = run % len(cells)
-            for sysname, cmdf, wl in cells[k:] + cells[:k]:
+            # Each round in its own (seeded) order: what a run costs here
+            # depends on what the run before it left behind (memory freed
+            # recently is cheap to take again, see fresh_memory_speed), so
+            # no system may always follow the same one.
+            order = list(cells)
+            if run:
+                random.Random(run).shuffle(order)
+            for sysname, cmdf, wl in order:
                 if (sysname, wl) in given_up:
                     continue
                 if sysname.startswith("cpfs") and not (
