@@ -12,7 +12,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -539,25 +538,12 @@ static void collect_done(struct cp_fetch *engine)
 	}
 }
 
-/* Termination signals must reach the FUSE loop's threads, whose
- * interrupted reads end the loop; our own threads never take them. */
-static void block_termination_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
 static void *io_main(void *arg)
 {
 	struct cp_fetch *engine = arg;
 	int running = 0, stop = 0;
 
-	block_termination_signals();
+	cp_block_termination_signals();
 	while (!stop) {
 		struct cp_part *queue, *part;
 

@@ -69,15 +69,8 @@ static void *watch_main(void *arg)
 {
 	struct watch *w = arg;
 	struct timespec tick = { 0, 100 * 1000 * 1000 };
-	sigset_t term;
 
-	/* SIGINT/SIGTERM/SIGHUP must interrupt the FUSE loop's threads
-	 * (libfuse's handlers), never this one. */
-	sigemptyset(&term);
-	sigaddset(&term, SIGINT);
-	sigaddset(&term, SIGTERM);
-	sigaddset(&term, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	cp_block_termination_signals();
 
 	for (;;) {
 		int sig = sigtimedwait(&w->sigs, NULL, &tick);

@@ -39,6 +39,11 @@ int cp_mkdir_p(const char *path);
  * -errno: catches read-only file systems even for root. */
 int cp_dir_writable(const char *dir);
 
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread: they must
+ * reach the FUSE loop's threads (libfuse's handlers end the loop), never
+ * one of cpfs's own. */
+void cp_block_termination_signals(void);
+
 #define CP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CP_MAX(a, b) ((a) > (b) ? (a) : (b))
