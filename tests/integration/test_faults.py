@@ -42,6 +42,15 @@ def api_reqs(servers, oid):
     return servers.api.log.find(id=oid)
 
 
+def stat_through_faults(servers, m, oid, src):
+    """stat()s @oid while the API answers with the faults injected; checks
+    the size and returns (the API requests seen for @oid, seconds)."""
+    with Timed() as t:
+        st = os.stat(m.path(oid))
+    assert st.st_size == len(src)
+    return api_reqs(servers, oid), t.elapsed
+
+
 def valid_api_body(servers, oid, expires_in=300):
     return {"data": {"url": servers.data.presign(oid, 300),
                      "expiresIn": expires_in}}
@@ -61,14 +70,11 @@ def test_api_429_retry_after_seconds(servers, cpfs):
     m = cpfs(manifest=None)
     servers.api.inject(oid, status=429, headers={"Retry-After": "2"},
                        json=standin.api_error("Too Many Requests"))
-    with Timed() as t:
-        st = os.stat(m.path(oid))
-    assert st.st_size == len(src)
-    reqs = api_reqs(servers, oid)
+    reqs, elapsed = stat_through_faults(servers, m, oid, src)
     assert [r.status for r in reqs] == [429, 200], reqs
     gap = reqs[1].time - reqs[0].time
     assert gap >= 1.8, "retried %.2f s after Retry-After: 2" % gap
-    assert t.elapsed < 15
+    assert elapsed < 15
     assert stats(m)["api_429"] == 1
     assert read_file(m.path(oid)) == src
 
@@ -78,29 +84,23 @@ def test_api_429_retry_after_http_date(servers, cpfs):
     m = cpfs(manifest=None)
     when = email.utils.formatdate(time.time() + 4, usegmt=True)
     servers.api.inject(oid, status=429, headers={"Retry-After": when})
-    with Timed() as t:
-        st = os.stat(m.path(oid))
-    assert st.st_size == len(src)
-    reqs = api_reqs(servers, oid)
+    reqs, elapsed = stat_through_faults(servers, m, oid, src)
     assert [r.status for r in reqs] == [429, 200], reqs
     # the date has 1 s granularity: the wait is in (3, 4] s
     gap = reqs[1].time - reqs[0].time
     assert gap >= 2.5, "retried %.2f s after a date 4 s ahead" % gap
-    assert t.elapsed < 15
+    assert elapsed < 15
 
 
 def test_api_429_without_retry_after_backs_off(servers, cpfs):
     oid, src = add_file(servers)
     m = cpfs(manifest=None)
     servers.api.inject(oid, status=429, times=2)
-    with Timed() as t:
-        st = os.stat(m.path(oid))
-    assert st.st_size == len(src)
-    reqs = api_reqs(servers, oid)
+    reqs, elapsed = stat_through_faults(servers, m, oid, src)
     assert [r.status for r in reqs] == [429, 429, 200], reqs
     gaps = [b.time - a.time for a, b in zip(reqs, reqs[1:])]
     assert all(g >= 0.2 for g in gaps), "429 retried at once: %r" % gaps
-    assert t.elapsed < 30
+    assert elapsed < 30
     assert stats(m)["api_429"] == 2
 
 
@@ -125,11 +125,9 @@ def test_api_5xx_retried_then_ok(servers, cpfs, status):
     m = cpfs(manifest=None)
     servers.api.inject(oid, status=status, times=3,
                        json=standin.api_error("Server Error"))
-    with Timed() as t:
-        st = os.stat(m.path(oid))
-    assert st.st_size == len(src)
-    assert [r.status for r in api_reqs(servers, oid)] == [status] * 3 + [200]
-    assert t.elapsed < 15  # full jitter: at most 0.25+0.5+1 s of waits
+    reqs, elapsed = stat_through_faults(servers, m, oid, src)
+    assert [r.status for r in reqs] == [status] * 3 + [200]
+    assert elapsed < 15  # full jitter: at most 0.25+0.5+1 s of waits
     assert stats(m)["retries"] >= 3
     assert read_file(m.path(oid)) == src
 
@@ -138,12 +136,9 @@ def test_api_connection_reset_retried(servers, cpfs):
     oid, src = add_file(servers)
     m = cpfs(manifest=None)
     servers.api.inject(oid, reset=True, times=2)
-    with Timed() as t:
-        st = os.stat(m.path(oid))
-    assert st.st_size == len(src)
-    reqs = api_reqs(servers, oid)
+    reqs, elapsed = stat_through_faults(servers, m, oid, src)
     assert len(reqs) == 3 and reqs[-1].status == 200, reqs
-    assert t.elapsed < 15
+    assert elapsed < 15
 
 
 def test_api_5xx_gives_up_after_retries_eio(servers, cpfs):
