@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """
-standin.py - local stand-ins for the Checkout Page API and its S3 data host.
+standin.py - local stand-ins for the Checkout Page API, its S3 data host and
+the public image host.
 
 Python 3 standard library only.  Importable (the pytest fixtures in
 tests/integration/conftest.py use it) and runnable as a CLI (tests/try.sh and
-the benchmark use it).  Both servers are threaded HTTP/1.1 keep-alive servers
+the benchmark use it).  All servers are threaded HTTP/1.1 keep-alive servers
 bound to 127.0.0.1 that never talk to anything else.
 
 Overview
@@ -20,6 +21,15 @@ Overview
     data.log.count(id=oid, method="GET")         # data requests for it
     api.stop(); data.stop()
 
+    # the whole account (SPEC 6): pages, events, products, public images
+    images = ImageHost().start()                 # start it before add_image
+    store = Store()
+    ex = make_store(data, images, store, pages=250)   # -> Expect
+    api = ApiServer(key="k", data=data, store=store, images=images).start()
+    ...  cpfs (discovery on: no ids=) ...
+    api.list_calls(), api.discovery_calls()
+    images.log.count(id=fid, method="GET"); images.auth_seen() == []
+
 Request logs (RequestLog, attribute ``.log`` of every server)
 -------------------------------------------------------------
 Every request is recorded as a ``Req`` (thread-safe; appended as soon as
@@ -31,7 +41,10 @@ done):
     req.path        path WITHOUT the query string
     req.query       dict of query parameters (last value wins)
     req.headers     dict, lower-case header name -> value
-    req.id          the file id the path names, or None
+    req.id          the file id the path names, or None (API: the file,
+                    product or event id, see ApiServer)
+    req.kind        API only: "download", "checkout-pages", "events",
+                    "product", "ticket-groups", "ticket-types", else None
     req.range       the Range header value or None
     req.status      status sent (None if the connection died before)
     req.bytes_sent  body bytes written
@@ -41,8 +54,8 @@ done):
 
     log.all()                        -> list copy
     log.count(**flt) / log.find(**flt)
-        filters: method=, path=, id=, status=, header="name" (present),
-        pred=callable(req)
+        filters: method=, path=, id=, kind=, status=, header="name"
+        (present), pred=callable(req)
     log.clear()
     log.wait_for(n, timeout=5, **flt) -> bool  (count >= n)
     log.quiet(period=0.3, timeout=5)  wait until no request arrived for
@@ -103,24 +116,121 @@ DataHost (S3 stand-in)
     "redirect"            location= (default: the same path+query on
                           this host), status=302
 
+ImageHost (public image host, purpose "image")
+----------------------------------------------
+    ImageHost(port=0, verbose=False, seed=0)      a DataHost subclass
+    .start() / .stop() / .url
+    .put(data, id=None, name="image.jpg", content_type="image/jpeg",
+         last_modified=None) -> id
+    .url_for(id) -> "http://127.0.0.1:PORT/images/<id>/<name>" (name
+        URL-quoted; raises if the host is not started)
+    .get / .delete / .has, .inject / .set_fault_rate / .clear_faults (the
+        same fault kinds as DataHost), .log (req.id = the file id),
+        .auth_seen() -> requests that carried Authorization (must be [])
+
+  Behaviour: exactly DataHost's Range/416/ETag/Last-Modified/If-Match(412)
+  answers, but no signature and no query needed.  HEAD is answered like
+  GET without a body (200/206/416).  A request with an Authorization
+  header is answered normally (and shows in auth_seen()).  The path must
+  be /images/<id>/<name> with the object's own name, else 404 NoSuchKey.
+
+Store (the account: pages, events, products, tickets)
+-----------------------------------------------------
+    store = Store(seed=None)    seed: fixed salt for the ids it invents
+    Thread-safe: every method takes store.lock (an RLock) and the API
+    serialises its answers under it, so a test may change the store while
+    cpfs walks it.  Objects passed in are deep-copied; the dicts returned
+    are the stored ones (change them only under store.lock, or with
+    update_page).  Insertion order is list order.
+
+    store.add_image(images_host, data, name="image.jpg", width=None,
+                    height=None, content_type="image/jpeg", id=None,
+                    last_modified=None) -> IMAGE
+        puts the bytes on the (started) ImageHost; IMAGE is
+        {"fileId","url","name","size","width","height"} (width/height
+        default to the PNG header's, else 1920x1080)
+    store.add_page(name=None, slug=None, images=(), product_ids=(),
+                   extra=None, event=False, id=None, product_form=None)
+        -> page dict {"id","sellerId","name","slug","status","type",
+           "title","description","currency","createdAt","images":[IMAGE],
+           "fields":[..],"products":[..],"settings":{..}} (+ "startsAt",
+           "venue" for events).  id: a fresh ObjectId; name None:
+           "Checkout page N"/"Event N"; slug None: from the name.
+           product_form: "products" -> "products":[{"id":pid,"quantity":1}],
+           "fields" -> "fields":[..,{"type":"product","productId":pid}],
+           "both"; None alternates "products"/"fields".  extra: members
+           merged in last (e.g. {"theme":{"logo":IMAGE}}, {"name": None}).
+           event=True puts it in the events list.
+    store.add_product(name=None, media=(), file_ids=(), variant_images=(),
+                      extra=None, id=None)
+        -> {"id","sellerId","name",..,"media":[IMAGE],"fileIds":[id..],
+            "variants":[{"id","name","options":[{"id","name","image"}]}]}
+           one "Colour" option per variant image; none: one "Size" option
+           with "image": null.  file_ids are DataHost ids (private files).
+    store.add_ticket_group(event_id, name=None, id=None) -> {"id",
+        "eventId","name","sortOrder"}            (KeyError: not an event)
+    store.add_ticket_type(event_id, group_id, name=None, image=None,
+                          id=None) -> {"id","groupId","name","price",
+                          "currency","quantity","image":IMAGE|null}
+    store.remove_page(id) -> bool     (pages or events, with their tickets)
+    store.remove_product(id) -> bool
+    store.update_page(id, **members) -> page
+    store.pages / .events / .products  dicts id -> object
+    store.groups[event_id] / store.types[(event_id, group_id)]
+    store.images                       fileId -> IMAGE of every add_image
+    store.list_hook = None | callable(kind, query) -> (status, obj) | None
+        consulted first (after auth and rate limit) by every list call;
+        kind "checkout-pages" or "events", query the dict of the query
+        string; a tuple is answered as JSON (obj any JSON value or bytes),
+        None falls through to the store.  E.g. a cursor that never moves:
+          store.list_hook = lambda kind, q: (200, {"has_more": True,
+              "total": 1, "data": [page]}) if kind == "checkout-pages"
+              else None
+    display_name(obj) -> its name, else slug, else id (non-empty strings)
+
 ApiServer (Checkout Page API stand-in)
 --------------------------------------
     ApiServer(key, data=None, data_base=None, bucket="files",
-              expires_in=300, rate=None, port=0, ids=None)
+              expires_in=300, rate=None, port=0, ids=None, store=None,
+              images=None)
       data       a DataHost: its objects are the known ids, URLs point at it
       data_base  external data host base URL instead (url = base/<id>?...),
                  known ids = `ids` (a set you may mutate)
       rate       (N, W): at most N requests per sliding W seconds per key,
                  else 429 with Retry-After
+      store      the account the discovery calls answer from (.store; an
+                 empty Store when None: every list is empty)
+      images     the ImageHost: its ids are images too (see /download)
     .start() / .stop() / .url
     .expires_for[id] = N      per-id expiresIn override
     .issued                   list of (id, url) handed out
     .download_body(id, expires_in=None) -> the dict a 200 would carry
+    .list_calls()      GETs to the two list endpoints (any answer)
+    .discovery_calls() GETs to any of the five discovery endpoints
 
-  Answers: no/wrong "Authorization: Bearer <key>" -> 401; id not an
-  ObjectId -> 400; unknown id -> 404; else 200
-  {"data":{"url":..., "expiresIn":N}}.  Error bodies have the documented
-  shape {"status":"error","type":"error","message":..,"errors":[..]}.
+  Every endpoint: no/wrong "Authorization: Bearer <key>" -> 401; then the
+  rate limit (one budget for all calls) -> 429; unknown path or a method
+  other than GET -> 404.  Error bodies have the documented shape
+  {"status":"error","type":"error","message":..,"errors":[{"param",
+  "message","value"}]}.
+
+  GET /v1/files/{id}/download  (req.kind "download", req.id the file id)
+    id not an ObjectId -> 400; an image id (store.add_image, or on
+    `images`) -> 400 "File is not in the files bucket ..."; unknown id ->
+    404; else 200 {"data":{"url":..., "expiresIn":N}}.
+  GET /v1/checkout-pages/ and GET /v1/events/   (trailing "/" optional;
+    req.kind "checkout-pages" / "events")
+    list_hook first; limit (default 20) must be an integer 1-100, else
+    400; starting_after must be the id of an item of that list (not an
+    ObjectId, unknown or removed -> 400); answers 200 {"has_more":bool,
+    "total":N,"data":[page..]} with the items after starting_after in
+    insertion order.
+  GET /v1/products/{id}  (req.id the product id)  -> {"data":PRODUCT}
+  GET /v1/events/{id}/ticket-groups  (req.id the event id) -> {"data":[..]}
+  GET /v1/events/{id}/ticket-groups/{gid}/ticket-types  (req.id the event
+    id) -> {"data":[ticket type..]}
+    An id that is not an ObjectId -> 400; unknown product, event (a
+    checkout page is not an event) or group -> 404.
 
   Fault injection:
     api.inject(id=None, status=None, body=None, json=None, headers=None,
@@ -142,6 +252,63 @@ ApiServer (Checkout Page API stand-in)
         api.inject(oid, delay=40)                          # stall
         api.inject(oid, status=403, times=None)            # always 403
     api.clear_faults()
+  Faults are picked by req.id, so api.inject(pid, status=500) hits the
+  calls for product (or event) pid; a global fault (id None) hits every
+  call, discovery included - narrow it with
+  when=lambda r: r.kind == "download" (or r.path.startswith(...)).
+
+make_store (a deterministic sample account)
+-------------------------------------------
+    make_store(data, images, store, pages=250, events=12, products=40,
+               seed=0, private_per_product=1, image_size=(2000, 40000),
+               decoys=False) -> Expect
+      data: the DataHost (private files), images: the started ImageHost.
+      Ids, names and bytes depend only on `seed` (a second call on the
+      same store needs another seed).  The shape:
+      - products first: each has 1-3 "media" images (the first one named
+        "product-image.jpg", so names repeat across products),
+        `private_per_product` private files in "fileIds" (on `data`,
+        filename "download-JJ-K.pdf", application/pdf) and one "Colour"
+        variant option image;
+      - pages: 1-3 "images" each (about 5% reuse an earlier page's
+        image), about half refer to 1-2 products - odd pages through
+        "products":[{"id"}], even pages through {"type":"product",
+        "productId"} fields; every product is referred to at least once
+        when there are enough pages.  Unknown members: every 10th page
+        (i % 10 == 3) has "theme":{"logo":IMAGE}, i % 25 == 7 has
+        "sections":[{"blocks":[..,{"type":"image","image":IMAGE}]}],
+        i % 30 == 11 has "upsell":{"productId":pid} (a reference too).
+        decoys=True adds {"decoy":{"fileId":"not-an-object-id","url":5,
+        "fileIds":["nope",12]}} to i % 40 == 5 (not files).
+        Names "Checkout page NNN", except: page 4 has name "" (display
+        name = its slug "page-004"), page 9 has name null and slug ""
+        (display name = its id), page 14 is "Sale 50% / today", page 19
+        reuses page 0's name.
+      - events "Event EE" with 1-2 images, every 4th (e % 4 == 1) refers
+        to a product, 1-2 ticket groups with 1-2 ticket types each, every
+        ticket type with an image.
+      Image bytes start with a JPEG magic, sizes uniform in image_size.
+
+    Expect (what a complete discovery walk finds):
+      .files     fileId -> bytes, every discoverable file
+      .images    set of image ids (public, read from their url)
+      .private   set of private ids (fileIds; read through /download)
+      .names     fileId -> name known from the JSON (images only)
+      .filenames private fileId -> filename the data host knows
+      .meta      image fileId -> {"width","height","url","size"}
+      .by_page   owner id -> (display name, set of fileIds) for every
+                 page, event and product that refers to at least one
+                 file: a page's own object (not its products' files), an
+                 event's object plus its ticket types' images, a
+                 product's media, fileIds and variant images.  Display
+                 names are raw (apply the by-name rule yourself).
+      .pages / .events / .products   ids in creation order
+      .unreachable  products no page refers to (their files are absent
+                 from .files and .by_page)
+
+    sample_store(data, images, store, files): the --sample account.
+    make_png(width, height, seed=0) -> bytes of a real RGB PNG.
+    png_size(data) -> (width, height) or None.
 
 Recorder (any other host)
 -------------------------
@@ -163,15 +330,33 @@ CLI
 ===
     python3 tests/standin/standin.py [--sample | --files-dir DIR]
         [--data-base URL] [--key KEY] [--api-port N] [--data-port N]
-        [--expires N] [--rate N/WINDOW] [--manifest-out PATH]
-        [--port-file PATH] [--verbose]
+        [--image-port N] [--expires N] [--rate N/WINDOW]
+        [--manifest-out PATH] [--port-file PATH]
+        [--store-pages N [--store-events N] [--store-products N]
+         [--store-private N] [--store-seed N] [--expect-out PATH]]
+        [--verbose]
 
 Prints the API URL on stdout and runs until SIGTERM/SIGINT.  --port-file
-gets "api_port data_port\\n" once both listen (data_port 0 with
+gets "api_port data_port image_port\\n" once all listen (data_port 0 with
 --data-base).  The key defaults to $CHECKOUTPAGE_API_KEY, else "test-key".
+
+--sample (the default without --files-dir) serves the three sample files
+(README.txt, orders.csv, blob.bin) as the private "fileIds" of a "Digital
+download" product, plus nine small real PNGs on the image host: pages
+"Summer sale" (2 images, the download product through "products") and
+"Workshop" (1 image, a theme logo, the "T-shirt" product through a
+productId field), event "Meetup" (1 image; ticket group "General" with
+ticket type "Standard" and its image), products "Digital download" (cover
+image + the 3 files) and "T-shirt" (1 media image, 1 variant image).
+--manifest-out lists only the private files, as before.  --store-pages N
+adds a make_store() account (events/products/private/seed from the other
+--store-* options; needs the local data host); --expect-out writes its
+Expect as JSON ({"files": {id: {"size","sha256","purpose","name"}},
+"by_page": {owner: [name, [ids]]}, "pages", "events", "products"}).
 """
 
 import argparse
+import copy
 import email.utils
 import hashlib
 import hmac
@@ -187,6 +372,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import zlib
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -259,7 +445,7 @@ class Req:
     """One recorded request; see the module docstring."""
 
     __slots__ = ("time", "method", "path", "query", "headers", "raw_headers",
-                 "id", "range", "status", "bytes_sent", "fault",
+                 "id", "kind", "range", "status", "bytes_sent", "fault",
                  "client_port", "done")
 
     def __init__(self, handler):
@@ -273,6 +459,7 @@ class Req:
         self.headers = {k.lower(): v for k, v in self.raw_headers}
         self.range = self.headers.get("range")
         self.id = None
+        self.kind = None
         self.status = None
         self.bytes_sent = 0
         self.fault = None
@@ -280,9 +467,10 @@ class Req:
         self.done = False
 
     def __repr__(self):
-        return ("<Req %s %s id=%s range=%s status=%s sent=%d fault=%s>"
-                % (self.method, self.path, self.id, self.range, self.status,
-                   self.bytes_sent, self.fault))
+        return ("<Req %s %s id=%s kind=%s range=%s status=%s sent=%d "
+                "fault=%s>" % (self.method, self.path, self.id, self.kind,
+                               self.range, self.status, self.bytes_sent,
+                               self.fault))
 
 
 class RequestLog:
@@ -310,8 +498,10 @@ class RequestLog:
 
     @staticmethod
     def _match(r, method=None, path=None, id=None, status=None, header=None,
-               pred=None):
+               pred=None, kind=None):
         if method is not None and r.method != method:
+            return False
+        if kind is not None and r.kind != kind:
             return False
         if path is not None and r.path != path:
             return False
@@ -619,6 +809,11 @@ def parse_range(value, total):
 
 class DataHost(_Base):
     name = "data"
+    # S3 with a presigned URL: a request that also carries Authorization is
+    # refused, and the signature covers GET only.  ImageHost (public
+    # objects) answers both normally.
+    reject_auth = True
+    allow_head = False
 
     def __init__(self, secret=None, bucket="files", port=0,
                  check_signature=True, seed=0, verbose=False):
@@ -686,6 +881,9 @@ class DataHost(_Base):
         self.faults.clear()
 
     # -- serving
+    def _lookup(self, req):
+        return self.get(req.id) if req.id else None
+
     def _path_id(self, path):
         parts = [p for p in path.split("/") if p]
         if len(parts) == 2 and parts[0] == self.bucket:
@@ -699,15 +897,15 @@ class DataHost(_Base):
         req.id = self._path_id(req.path)
         xml = {"Content-Type": "application/xml"}
 
-        if "authorization" in req.headers:
+        if self.reject_auth and "authorization" in req.headers:
             return h._send_simple(400, xml, s3_error(
                 "InvalidArgument", "Only one auth mechanism allowed; only "
                 "the X-Amz-Algorithm query parameter, Signature query "
                 "string parameter or the Authorization header should be "
                 "specified", req.path))
-        if req.method == "HEAD":
+        if req.method == "HEAD" and not self.allow_head:
             return h._send_simple(403, {}, b"")
-        if req.method != "GET":
+        if req.method not in ("GET", "HEAD"):
             return h._send_simple(405, xml, s3_error(
                 "MethodNotAllowed", "The specified method is not allowed "
                 "against this resource.", req.path))
@@ -745,7 +943,7 @@ class DataHost(_Base):
                 return h._send_simple(403, xml, s3_error(
                     "AccessDenied", "Request has expired", req.path))
 
-        obj = self.get(req.id) if req.id else None
+        obj = self._lookup(req)
         if obj is None:
             return h._send_simple(404, xml, s3_error(
                 "NoSuchKey", "The specified key does not exist.", req.path))
@@ -807,6 +1005,8 @@ class DataHost(_Base):
             h.send_header("Content-Range", cr)
         h.send_header("Content-Length", str(length + len(extra)))
         h.end_headers()
+        if req.method == "HEAD":
+            return
 
         if kind == "reset":
             h._write(body, limit=p.get("after", 0))
@@ -831,16 +1031,339 @@ class DataHost(_Base):
             h._write(extra)
 
 
+# ------------------------------------------------------------- image host
+
+class ImageHost(DataHost):
+    """Public S3-like host of the account's images (purpose "image").
+
+    Same Range/ETag/If-Match/fault behaviour as DataHost, but no signature:
+    an object is at /images/<id>/<name> for anyone.  HEAD is answered (200
+    or 206, headers only).  A request carrying Authorization is answered
+    normally and recorded (auth_seen() must stay [] for cpfs).
+    """
+
+    name = "images"
+    reject_auth = False
+    allow_head = True
+
+    def __init__(self, port=0, verbose=False, seed=0):
+        super().__init__(bucket="images", port=port, check_signature=False,
+                         seed=seed, verbose=verbose)
+
+    def put(self, data, id=None, name="image.jpg", content_type="image/jpeg",
+            last_modified=None):
+        return super().put(data, id=id, content_type=content_type,
+                           filename=name, last_modified=last_modified)
+
+    def url_for(self, id):
+        obj = self.get(id)
+        if obj is None:
+            raise KeyError(id)
+        if not self.port:
+            raise RuntimeError("start() the ImageHost before url_for()")
+        return "%s/images/%s/%s" % (self.url, id,
+                                    urllib.parse.quote(obj.filename or ""))
+
+    def _path_id(self, path):
+        parts = path.split("/")
+        if len(parts) == 4 and parts[0] == "" and parts[1] == self.bucket:
+            return parts[2] or None
+        return None
+
+    def _lookup(self, req):
+        # The key is "<id>/<name>": a wrong name is another (missing) key.
+        obj = self.get(req.id) if req.id else None
+        if obj is None:
+            return None
+        name = urllib.parse.unquote(req.path.rsplit("/", 1)[1])
+        return obj if name == (obj.filename or "") else None
+
+
+# ------------------------------------------------------------ the account
+
+def display_name(obj):
+    """The by-page/ folder name of a page, event or product (SPEC 6.2):
+    its name, else its slug, else its id (empty or non-string = absent)."""
+    for key in ("name", "slug", "id"):
+        v = obj.get(key)
+        if isinstance(v, str) and v:
+            return v
+    return ""
+
+
+def _slugify(text):
+    return re.sub(r"[^a-z0-9]+", "-", (text or "").lower()).strip("-")
+
+
+def png_size(data):
+    """(width, height) of PNG bytes, else None."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    return None
+
+
+class Store:
+    """The account's pages, events, products and tickets; thread-safe.
+
+    Every method takes `self.lock` (an RLock); the API serialises its
+    answers under it, so a test may mutate the store while cpfs walks it.
+    Objects handed in (images, extra) are deep-copied; the dicts returned
+    are the stored ones: change them only under `store.lock`.
+    """
+
+    LIST_KINDS = ("checkout-pages", "events")
+
+    def __init__(self, seed=None):
+        self.lock = threading.RLock()
+        self.pages = {}      # id -> page, insertion order = list order
+        self.events = {}     # id -> event page
+        self.products = {}   # id -> product
+        self.groups = {}     # event id -> {group id -> group}
+        self.types = {}      # (event id, group id) -> {type id -> type}
+        self.images = {}     # fileId -> IMAGE dict (all add_image calls)
+        self.list_hook = None
+        self._salt = (secrets.token_hex(6) if seed is None else str(seed))
+        self._seq = 0
+        self._forms = 0
+        self.seller_id = object_id("seller/" + self._salt)
+
+    def new_id(self, kind="obj"):
+        with self.lock:
+            self._seq += 1
+            return object_id("store/%s/%s/%d" % (self._salt, kind, self._seq))
+
+    # -- building
+    def add_image(self, images_host, data, name="image.jpg", width=None,
+                  height=None, content_type="image/jpeg", id=None,
+                  last_modified=None):
+        """Puts `data` on the ImageHost (started) and returns the IMAGE
+        dict.  width/height default to the PNG header's, else 1920x1080."""
+        dims = png_size(data) or (1920, 1080)
+        fid = images_host.put(data, id=id, name=name,
+                              content_type=content_type,
+                              last_modified=last_modified)
+        img = {"fileId": fid, "url": images_host.url_for(fid), "name": name,
+               "size": len(data),
+               "width": dims[0] if width is None else width,
+               "height": dims[1] if height is None else height}
+        with self.lock:
+            self.images[fid] = img
+        return dict(img)
+
+    def add_page(self, name=None, slug=None, images=(), product_ids=(),
+                 extra=None, event=False, id=None, product_form=None):
+        """A checkout page (event=True: an event page).  name None = an
+        automatic "Checkout page N" / "Event N"; slug None = from the name
+        (else "page-N").  product_form: "products" (a
+        "products":[{"id","quantity"}] array), "fields" (a
+        {"type":"product","productId"} field), "both"; None alternates
+        "products" and "fields" page by page.  `extra` members are merged
+        in last (e.g. {"name": None} for a page without a name)."""
+        with self.lock:
+            table = self.events if event else self.pages
+            n = len(table) + 1
+            pid = id or self.new_id("event" if event else "page")
+            if name is None:
+                name = ("Event %d" if event else "Checkout page %d") % n
+            if slug is None:
+                slug = _slugify(name) or "page-%d" % n
+            if product_form is None:
+                self._forms += 1
+                product_form = "products" if self._forms % 2 else "fields"
+            page = {
+                "id": pid,
+                "sellerId": self.seller_id,
+                "name": name,
+                "slug": slug,
+                "status": "active",
+                "type": "event" if event else "checkout",
+                "title": name,
+                "description": "Stand-in page %d" % n,
+                "currency": "EUR",
+                "createdAt": iso_date(DEFAULT_LAST_MODIFIED + n * 3600),
+                "images": copy.deepcopy(list(images)),
+                "fields": [{"type": "email", "name": "email",
+                            "label": "Email", "required": True}],
+                "products": [],
+                "settings": {"collectAddress": False, "locale": "en"},
+            }
+            if product_form in ("products", "both"):
+                page["products"] = [{"id": p, "quantity": 1}
+                                    for p in product_ids]
+            if product_form in ("fields", "both"):
+                page["fields"] += [{"type": "product", "label": "Product",
+                                    "productId": p} for p in product_ids]
+            if event:
+                page["startsAt"] = iso_date(DEFAULT_LAST_MODIFIED
+                                            + 86400 * (30 + n))
+                page["venue"] = {"name": "Hall %d" % n, "city": "Utrecht"}
+            page.update(copy.deepcopy(extra or {}))
+            table[pid] = page
+            if event:
+                self.groups.setdefault(pid, {})
+            return page
+
+    def add_product(self, name=None, media=(), file_ids=(),
+                    variant_images=(), extra=None, id=None):
+        """A product.  Each variant image is the image of one option of a
+        "Colour" variant; without any, one "Size" option with "image":
+        null."""
+        with self.lock:
+            pid = id or self.new_id("product")
+            if name is None:
+                name = "Product %d" % (len(self.products) + 1)
+            if variant_images:
+                options = [{"id": self.new_id("option"),
+                            "name": "Option %d" % (k + 1),
+                            "image": copy.deepcopy(img)}
+                           for k, img in enumerate(variant_images)]
+                variants = [{"id": self.new_id("variant"), "name": "Colour",
+                             "options": options}]
+            else:
+                variants = [{"id": self.new_id("variant"), "name": "Size",
+                             "options": [{"id": self.new_id("option"),
+                                          "name": "One size",
+                                          "image": None}]}]
+            prod = {
+                "id": pid,
+                "sellerId": self.seller_id,
+                "name": name,
+                "description": "Stand-in product",
+                "price": 1900,
+                "currency": "EUR",
+                "type": "digital" if file_ids else "physical",
+                "media": copy.deepcopy(list(media)),
+                "fileIds": list(file_ids),
+                "variants": variants,
+                "createdAt": iso_date(DEFAULT_LAST_MODIFIED),
+            }
+            prod.update(copy.deepcopy(extra or {}))
+            self.products[pid] = prod
+            return prod
+
+    def add_ticket_group(self, event_id, name=None, id=None):
+        with self.lock:
+            if event_id not in self.events:
+                raise KeyError("no event %s" % event_id)
+            groups = self.groups.setdefault(event_id, {})
+            gid = id or self.new_id("group")
+            group = {"id": gid, "eventId": event_id,
+                     "name": name or "Group %d" % (len(groups) + 1),
+                     "sortOrder": len(groups)}
+            groups[gid] = group
+            self.types[(event_id, gid)] = {}
+            return group
+
+    def add_ticket_type(self, event_id, group_id, name=None, image=None,
+                        id=None):
+        with self.lock:
+            types = self.types.get((event_id, group_id))
+            if types is None:
+                raise KeyError("no ticket group %s/%s" % (event_id, group_id))
+            tid = id or self.new_id("ticket")
+            tt = {"id": tid, "groupId": group_id,
+                  "name": name or "Ticket %d" % (len(types) + 1),
+                  "price": 2500, "currency": "EUR", "quantity": 100,
+                  "image": copy.deepcopy(image)}
+            types[tid] = tt
+            return tt
+
+    # -- mutating
+    def remove_page(self, id):
+        """Removes a page or event (and its ticket groups); False if
+        unknown."""
+        with self.lock:
+            if self.pages.pop(id, None) is not None:
+                return True
+            if self.events.pop(id, None) is None:
+                return False
+            for gid in self.groups.pop(id, {}):
+                self.types.pop((id, gid), None)
+            return True
+
+    def remove_product(self, id):
+        with self.lock:
+            return self.products.pop(id, None) is not None
+
+    def update_page(self, id, **members):
+        """Sets members of a page or event (deep-copied)."""
+        with self.lock:
+            page = self.pages.get(id) or self.events[id]
+            page.update(copy.deepcopy(members))
+            return page
+
+    # -- answers of the API (JSON bytes, serialised under the lock)
+    def list_answer(self, kind, limit, starting_after=None):
+        """(status, body) of a validated list call; 400 for an unknown
+        cursor."""
+        with self.lock:
+            table = self.pages if kind == "checkout-pages" else self.events
+            ids = list(table)
+            start = 0
+            if starting_after is not None:
+                if starting_after not in table:
+                    return 400, json.dumps(api_error(
+                        "Bad Request", "starting_after", starting_after,
+                        "starting_after must be the id of an object in "
+                        "this list")).encode()
+                start = ids.index(starting_after) + 1
+            chunk = ids[start:start + limit]
+            return 200, json.dumps({
+                "has_more": start + limit < len(ids),
+                "total": len(ids),
+                "data": [table[i] for i in chunk]}).encode()
+
+    def product_answer(self, pid):
+        with self.lock:
+            p = self.products.get(pid)
+            return None if p is None else json.dumps({"data": p}).encode()
+
+    def groups_answer(self, event_id):
+        with self.lock:
+            if event_id not in self.events:
+                return None
+            return json.dumps({"data": list(
+                self.groups.get(event_id, {}).values())}).encode()
+
+    def types_answer(self, event_id, group_id):
+        with self.lock:
+            if event_id not in self.events:
+                return None
+            types = self.types.get((event_id, group_id))
+            if types is None:
+                return None
+            return json.dumps({"data": list(types.values())}).encode()
+
+    def is_image(self, fid):
+        with self.lock:
+            return fid in self.images
+
+
 # ----------------------------------------------------------------- the API
+
+_ROUTES = [
+    (re.compile(r"/v1/files/([^/]*)/download"), "download"),
+    (re.compile(r"/v1/checkout-pages/?"), "checkout-pages"),
+    (re.compile(r"/v1/events/?"), "events"),
+    (re.compile(r"/v1/products/([^/]*)/?"), "product"),
+    (re.compile(r"/v1/events/([^/]*)/ticket-groups/?"), "ticket-groups"),
+    (re.compile(r"/v1/events/([^/]*)/ticket-groups/([^/]*)/ticket-types/?"),
+     "ticket-types"),
+]
+LIST_KINDS = ("checkout-pages", "events")
+DISCOVERY_KINDS = LIST_KINDS + ("product", "ticket-groups", "ticket-types")
+
 
 class ApiServer(_Base):
     name = "api"
 
     def __init__(self, key, data=None, data_base=None, bucket="files",
                  expires_in=300, rate=None, port=0, ids=None, verbose=False,
-                 seed=0):
+                 seed=0, store=None, images=None):
         super().__init__(port, verbose)
         self.key = key
+        self.store = store if store is not None else Store()
+        self.images = images
         self.data = data
         self.data_base = data_base.rstrip("/") if data_base else None
         self.bucket = bucket
@@ -902,15 +1425,42 @@ class ApiServer(_Base):
             return True, 0
 
     def _json(self, h, status, obj, headers=None):
+        body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         hdrs = {"Content-Type": "application/json; charset=utf-8"}
         hdrs.update(headers or {})
-        h._send_simple(status, hdrs, json.dumps(obj).encode())
+        h._send_simple(status, hdrs, body)
+
+    def list_calls(self):
+        """GETs to the two list endpoints (whatever their answer)."""
+        return self.log.count(method="GET",
+                              pred=lambda r: r.kind in LIST_KINDS)
+
+    def discovery_calls(self):
+        """GETs to any of the five discovery endpoints."""
+        return self.log.count(method="GET",
+                              pred=lambda r: r.kind in DISCOVERY_KINDS)
+
+    def is_image(self, id):
+        if self.store.is_image(id):
+            return True
+        return self.images is not None and self.images.has(id)
+
+    @staticmethod
+    def _route(req):
+        """Sets req.kind and req.id (file, product or event id); returns
+        the path's unquoted arguments, or None for an unknown path."""
+        for rx, kind in _ROUTES:
+            m = rx.fullmatch(req.path)
+            if m:
+                args = [urllib.parse.unquote(g) for g in m.groups()]
+                req.kind = kind
+                req.id = args[0] if args else None
+                return args
+        return None
 
     def handle(self, h):
         req = h.req
-        m = re.fullmatch(r"/v1/files/([^/]*)/download", req.path)
-        if m:
-            req.id = urllib.parse.unquote(m.group(1))
+        args = self._route(req)
 
         fault = self.faults.pick(req)
         p = fault.params if fault else None
@@ -942,12 +1492,59 @@ class ApiServer(_Base):
         if not ok:
             return self._json(h, 429, api_error("Too Many Requests"),
                               {"Retry-After": str(retry)})
-        if not m or req.method != "GET":
+        if args is None or req.method != "GET":
             return self._json(h, 404, api_error("Not Found"))
+        hdrs = p["headers"] if p else {}
+        if req.kind in LIST_KINDS:
+            return self._list(h, req, hdrs)
+        for name, v in zip(("id", "groupId"), args):
+            if req.kind != "download" and not is_object_id(v):
+                return self._json(h, 400, api_error(
+                    "Bad Request", name, v, "%s must be a valid ObjectId"
+                    % name))
+        if req.kind == "product":
+            body = self.store.product_answer(args[0])
+        elif req.kind == "ticket-groups":
+            body = self.store.groups_answer(args[0])
+        elif req.kind == "ticket-types":
+            body = self.store.types_answer(args[0], args[1])
+        else:
+            return self._download(h, req, p, hdrs)
+        if body is None:
+            return self._json(h, 404, api_error(
+                "Not Found", "id", args[-1], "Not found"))
+        return self._json(h, 200, body, hdrs)
+
+    def _list(self, h, req, hdrs):
+        hook = self.store.list_hook
+        if hook is not None:
+            got = hook(req.kind, dict(req.query))
+            if got is not None:
+                return self._json(h, got[0], got[1], hdrs)
+        limit = req.query.get("limit", "20")
+        if not re.fullmatch(r"[0-9]{1,3}", limit) or \
+                not 1 <= int(limit) <= 100:
+            return self._json(h, 400, api_error(
+                "Bad Request", "limit", limit,
+                "limit must be an integer between 1 and 100"))
+        after = req.query.get("starting_after")
+        if after is not None and not is_object_id(after):
+            return self._json(h, 400, api_error(
+                "Bad Request", "starting_after", after,
+                "starting_after must be a valid ObjectId"))
+        status, body = self.store.list_answer(req.kind, int(limit), after)
+        return self._json(h, status, body, hdrs if status == 200 else None)
+
+    def _download(self, h, req, p, hdrs):
         if not is_object_id(req.id):
             return self._json(h, 400, api_error(
                 "Bad Request", "fileId", req.id,
                 "fileId must be a valid ObjectId"))
+        if self.is_image(req.id):
+            return self._json(h, 400, api_error(
+                "Bad Request", "fileId", req.id,
+                "File is not in the files bucket (purpose \"image\" files "
+                "are public at their url)"))
         if not self.known(req.id):
             return self._json(h, 404, api_error(
                 "Not Found", "fileId", req.id, "File not found"))
@@ -958,8 +1555,257 @@ class ApiServer(_Base):
         if p and p["url"] is not None:
             body["data"]["url"] = p["url"]
         self.issued.append((req.id, body["data"]["url"]))
-        hdrs = p["headers"] if p else {}
         return self._json(h, 200, body, hdrs)
+
+
+# ------------------------------------------------------- sample accounts
+
+def make_png(width, height, seed=0):
+    """A small real RGB PNG (a gradient tinted by `seed`)."""
+    rng = random.Random(seed)
+    tint = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)  # filter type None
+        for x in range(width):
+            rows += bytes(((tint[0] + 4 * x) & 255, (tint[1] + 4 * y) & 255,
+                           (tint[2] + 2 * (x + y)) & 255))
+
+    def chunk(tag, body):
+        return (struct.pack(">I", len(body)) + tag + body
+                + struct.pack(">I", zlib.crc32(tag + body) & 0xffffffff))
+
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                         0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(rows), 9))
+            + chunk(b"IEND", b""))
+
+
+class Expect:
+    """What a complete discovery walk of a make_store() account finds."""
+
+    def __init__(self):
+        self.files = {}     # fileId -> bytes (images and private files)
+        self.images = set()
+        self.private = set()
+        self.names = {}     # fileId -> name known from the JSON (images)
+        self.filenames = {}  # private fileId -> filename on the data host
+        self.meta = {}      # image fileId -> dict(width, height, url, size)
+        self.by_page = {}   # owner id -> (display name, set of fileIds)
+        self.pages = []
+        self.events = []
+        self.products = []
+        self.unreachable = set()  # product ids no page refers to
+
+    def __repr__(self):
+        return ("<Expect %d files (%d images, %d private), %d owners>"
+                % (len(self.files), len(self.images), len(self.private),
+                   len(self.by_page)))
+
+
+_IMAGE_DIMS = [(1920, 1080), (1200, 800), (800, 800), (640, 480)]
+
+
+def make_store(data, images, store, pages=250, events=12, products=40,
+               seed=0, private_per_product=1, image_size=(2000, 40000),
+               decoys=False):
+    """Fills `store` with a deterministic account; returns an Expect.
+
+    data: the DataHost (private files), images: the started ImageHost.
+    Ids, names and bytes depend only on `seed` (two calls on one store
+    need different seeds).  See the module docstring for its shape.
+    """
+    rng = random.Random("make_store/%s" % seed)
+    ex = Expect()
+    lo, hi = image_size
+    counter = [0]
+
+    def oid(kind, n):
+        return object_id("make_store/%s/%s/%s" % (seed, kind, n))
+
+    def new_image(name, owner):
+        counter[0] += 1
+        k = counter[0]
+        size = rng.randint(lo, hi)
+        body = b"\xff\xd8\xff\xe0" + make_bytes(
+            max(0, size - 4), seed="make_store/%s/img/%d" % (seed, k))
+        w, hgt = rng.choice(_IMAGE_DIMS)
+        img = store.add_image(images, body, name=name, width=w, height=hgt,
+                              id=oid("image", k))
+        fid = img["fileId"]
+        ex.files[fid] = body
+        ex.images.add(fid)
+        ex.names[fid] = name
+        ex.meta[fid] = {"width": w, "height": hgt, "url": img["url"],
+                        "size": len(body)}
+        owner.add(fid)
+        return img
+
+    owned = {}  # owner id -> set of fileIds, filled as we go
+
+    # products first, so pages can refer to them
+    for j in range(products):
+        pid = oid("product", j)
+        mine = owned[pid] = set()
+        media = [new_image("product-image.jpg" if k == 0
+                           else "product-%02d-%d.jpg" % (j, k), mine)
+                 for k in range(rng.randint(1, 3))]
+        file_ids = []
+        for k in range(private_per_product):
+            fid = oid("private", "%d/%d" % (j, k))
+            body = make_bytes(rng.randint(lo, hi),
+                              seed="make_store/%s/priv/%d/%d" % (seed, j, k))
+            fname = "download-%02d-%d.pdf" % (j, k)
+            data.put(body, id=fid, content_type="application/pdf",
+                     filename=fname)
+            ex.files[fid] = body
+            ex.private.add(fid)
+            ex.filenames[fid] = fname
+            mine.add(fid)
+            file_ids.append(fid)
+        variant = [new_image("variant-%02d.jpg" % j, mine)]
+        p = store.add_product(name="Product %02d" % j, media=media,
+                              file_ids=file_ids, variant_images=variant,
+                              id=pid)
+        ex.products.append(pid)
+        ex.by_page[pid] = (display_name(p), mine)
+
+    unused = list(ex.products)   # each product referred to once first
+    referred = set()
+
+    def pick_products(k):
+        out = []
+        while unused and len(out) < k:
+            out.append(unused.pop(0))
+        while len(out) < k and ex.products:
+            c = rng.choice(ex.products)
+            if c not in out:
+                out.append(c)
+        referred.update(out)
+        return out
+
+    all_page_images = []
+    for i in range(pages):
+        pid = oid("page", i)
+        mine = owned[pid] = set()
+        imgs = []
+        for k in range(rng.randint(1, 3)):
+            if k == 0 and all_page_images and rng.random() < 0.05:
+                img = rng.choice(all_page_images)   # shared with a page
+                mine.add(img["fileId"])
+            else:
+                img = new_image("page-%03d-%d.jpg" % (i, k), mine)
+            imgs.append(img)
+        all_page_images.extend(imgs)
+        refs = pick_products(rng.randint(1, 2)) if rng.random() < 0.5 else []
+        extra = {}
+        if i % 10 == 3:
+            extra["theme"] = {"logo": new_image("logo-%03d.jpg" % i, mine),
+                              "colors": {"primary": "#123456"}}
+        if i % 25 == 7:
+            extra["sections"] = [{"type": "gallery", "blocks": [
+                {"type": "text", "text": "Hello"},
+                {"type": "image", "image": new_image(
+                    "section-%03d.jpg" % i, mine)}]}]
+        if i % 30 == 11 and ex.products:
+            up = pick_products(1)[0]
+            extra["upsell"] = {"title": "Also buy", "productId": up}
+        if decoys and i % 40 == 5:
+            extra["decoy"] = {"fileId": "not-an-object-id", "url": 5,
+                              "fileIds": ["nope", 12]}
+        name, slug = "Checkout page %03d" % i, None
+        if i == 4:
+            name = ""                 # display name = slug
+        elif i == 9:
+            name, slug = None, ""     # display name = id
+        elif i == 14:
+            name = "Sale 50% / today"
+        elif i == 19 and pages > 1:
+            name = "Checkout page 000"   # same name as page 0
+        if name is None:
+            extra["name"] = None
+        p = store.add_page(name=name if name is not None else "",
+                           slug=slug if slug is not None else
+                           "page-%03d" % i, images=imgs, product_ids=refs,
+                           extra=extra, id=pid,
+                           product_form="products" if i % 2 else "fields")
+        ex.pages.append(pid)
+        ex.by_page[pid] = (display_name(p), mine)
+
+    for e in range(events):
+        eid = oid("event", e)
+        mine = owned[eid] = set()
+        imgs = [new_image("event-%02d-%d.jpg" % (e, k), mine)
+                for k in range(rng.randint(1, 2))]
+        refs = pick_products(1) if e % 4 == 1 else []
+        p = store.add_page(name="Event %02d" % e, images=imgs,
+                           product_ids=refs, event=True, id=eid,
+                           product_form="both" if e % 8 == 1 else "fields")
+        for g in range(rng.randint(1, 2)):
+            grp = store.add_ticket_group(eid, name="Group %d" % (g + 1),
+                                         id=oid("group", "%d/%d" % (e, g)))
+            for t in range(rng.randint(1, 2)):
+                img = new_image("ticket-%02d-%d-%d.jpg" % (e, g, t), mine)
+                store.add_ticket_type(eid, grp["id"],
+                                      name="Ticket %d" % (t + 1), image=img,
+                                      id=oid("ticket", "%d/%d/%d" % (e, g, t)))
+        ex.events.append(eid)
+        ex.by_page[eid] = (display_name(p), mine)
+
+    # Files only a product nobody refers to holds cannot be discovered.
+    ex.unreachable = set(ex.products) - referred
+    reachable = set()
+    for owner, (_, fids) in ex.by_page.items():
+        if owner not in ex.unreachable:
+            reachable |= fids
+    for pid in ex.unreachable:
+        del ex.by_page[pid]
+    for fid in list(ex.files):
+        if fid not in reachable:
+            del ex.files[fid]
+            ex.images.discard(fid)
+            ex.private.discard(fid)
+            ex.names.pop(fid, None)
+            ex.filenames.pop(fid, None)
+            ex.meta.pop(fid, None)
+    ex.by_page = {k: v for k, v in ex.by_page.items() if v[1]}
+    return ex
+
+
+def sample_store(data, images, store, files):
+    """The --sample account: `files` ([(id, bytes, name, type)], put on
+    `data` already) become the fileIds of a "Digital download" product;
+    nine small real PNGs over 2 pages, 1 event (with a ticket type image)
+    and 2 products.  The ids are fixed (object_id("sample/..."))."""
+    def png(name, w, h, seed):
+        return store.add_image(images, make_png(w, h, seed), name=name,
+                               content_type="image/png",
+                               id=object_id("sample/image/" + name))
+
+    dl = store.add_product(
+        name="Digital download", id=object_id("sample/product/download"),
+        media=[png("download-cover.png", 64, 48, 1)],
+        file_ids=[f[0] for f in files])
+    shirt = store.add_product(
+        name="T-shirt", id=object_id("sample/product/shirt"),
+        media=[png("shirt-front.png", 48, 64, 2)],
+        variant_images=[png("shirt-red.png", 32, 32, 3)])
+    store.add_page(name="Summer sale", id=object_id("sample/page/sale"),
+                   images=[png("sale-banner.png", 96, 32, 4),
+                           png("sale-photo.png", 64, 64, 5)],
+                   product_ids=[dl["id"]], product_form="products")
+    store.add_page(name="Workshop", id=object_id("sample/page/workshop"),
+                   images=[png("workshop.png", 80, 40, 6)],
+                   product_ids=[shirt["id"]], product_form="fields",
+                   extra={"theme": {"logo": png("logo.png", 32, 32, 7)}})
+    ev = store.add_page(name="Meetup", id=object_id("sample/event/meetup"),
+                        images=[png("meetup.png", 64, 40, 8)], event=True)
+    grp = store.add_ticket_group(ev["id"], name="General",
+                                 id=object_id("sample/group/general"))
+    store.add_ticket_type(ev["id"], grp["id"], name="Standard",
+                          image=png("ticket.png", 40, 40, 9),
+                          id=object_id("sample/ticket/standard"))
 
 
 # ---------------------------------------------------------------- recorder
@@ -1011,6 +1857,18 @@ def sample_files():
     ]
 
 
+def _expect_json(ex):
+    return {
+        "files": {fid: {"size": len(b),
+                        "sha256": hashlib.sha256(b).hexdigest(),
+                        "purpose": "image" if fid in ex.images else "file",
+                        "name": ex.names.get(fid) or ex.filenames.get(fid)}
+                  for fid, b in sorted(ex.files.items())},
+        "by_page": {k: [n, sorted(v)] for k, (n, v) in ex.by_page.items()},
+        "pages": ex.pages, "events": ex.events, "products": ex.products,
+    }
+
+
 def _main(argv=None):
     ap = argparse.ArgumentParser(description="Checkout Page API stand-in")
     src = ap.add_mutually_exclusive_group()
@@ -1021,10 +1879,17 @@ def _main(argv=None):
                                                     "test-key"))
     ap.add_argument("--api-port", type=int, default=0)
     ap.add_argument("--data-port", type=int, default=0)
+    ap.add_argument("--image-port", type=int, default=0)
     ap.add_argument("--expires", type=int, default=300)
     ap.add_argument("--rate")
     ap.add_argument("--manifest-out")
     ap.add_argument("--port-file")
+    ap.add_argument("--store-pages", type=int)
+    ap.add_argument("--store-events", type=int, default=12)
+    ap.add_argument("--store-products", type=int, default=40)
+    ap.add_argument("--store-private", type=int, default=1)
+    ap.add_argument("--store-seed", type=int, default=0)
+    ap.add_argument("--expect-out")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
 
@@ -1034,7 +1899,12 @@ def _main(argv=None):
         if not m:
             ap.error("--rate wants N/WINDOW, e.g. 100/60")
         rate = (int(m.group(1)), float(m.group(2)))
+    if a.store_pages is not None and a.data_base:
+        ap.error("--store-pages needs the local data host (no --data-base)")
+    if a.expect_out and a.store_pages is None:
+        ap.error("--expect-out needs --store-pages")
 
+    sample = a.sample or not a.files_dir
     files = []  # (id, bytes or None, name, type, size)
     if a.files_dir:
         for name in sorted(os.listdir(a.files_dir)):
@@ -1042,14 +1912,17 @@ def _main(argv=None):
             if is_object_id(name) and os.path.isfile(path):
                 files.append((name, path, name, "application/octet-stream",
                               os.path.getsize(path)))
-    elif a.sample or not a.files_dir:
+    else:
         files = [(i, d, n, t, len(d)) for i, d, n, t in sample_files()]
 
+    images = ImageHost(port=a.image_port, verbose=a.verbose).start()
+    store = Store(seed="cli")
     data = None
     if a.data_base:
         api = ApiServer(a.key, data_base=a.data_base, expires_in=a.expires,
                         rate=rate, port=a.api_port, verbose=a.verbose,
-                        ids={f[0] for f in files})
+                        ids={f[0] for f in files}, store=store,
+                        images=images)
     else:
         data = DataHost(port=a.data_port, verbose=a.verbose)
         for oid, d, name, ctype, _ in files:
@@ -1059,7 +1932,18 @@ def _main(argv=None):
             data.put(d, id=oid, content_type=ctype, filename=name)
         data.start()
         api = ApiServer(a.key, data=data, expires_in=a.expires, rate=rate,
-                        port=a.api_port, verbose=a.verbose)
+                        port=a.api_port, verbose=a.verbose, store=store,
+                        images=images)
+    if sample:
+        sample_store(data, images, store, [f[:4] for f in files])
+    if a.store_pages is not None:
+        ex = make_store(data, images, store, pages=a.store_pages,
+                        events=a.store_events, products=a.store_products,
+                        seed=a.store_seed, private_per_product=a.store_private)
+        if a.expect_out:
+            with open(a.expect_out + ".tmp", "w") as fh:
+                json.dump(_expect_json(ex), fh, indent=1)
+            os.replace(a.expect_out + ".tmp", a.expect_out)
     api.start()
 
     if a.manifest_out:
@@ -1071,7 +1955,8 @@ def _main(argv=None):
     if a.port_file:
         tmp = a.port_file + ".tmp"
         with open(tmp, "w") as fh:
-            fh.write("%d %d\n" % (api.port, data.port if data else 0))
+            fh.write("%d %d %d\n" % (api.port, data.port if data else 0,
+                                      images.port))
         os.replace(tmp, a.port_file)
     print(api.url, flush=True)
 
@@ -1081,6 +1966,7 @@ def _main(argv=None):
     while not done.wait(1):
         pass
     api.stop()
+    images.stop()
     if data:
         data.stop()
     return 0
