@@ -49,8 +49,9 @@ struct cp_api {
 
 /* One HTTP exchange's answer; lives on the calling thread's stack. */
 struct response {
-	char *body; /* CP_API_MAX_BODY + 1 bytes */
+	char *body; /* max + 1 bytes */
 	size_t len;
+	size_t max; /* bodies longer than this are refused */
 	int too_big;
 	int bad_headers;
 	unsigned nheaders;
@@ -82,7 +83,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct response *r = userdata;
 	size_t n = size * nmemb;
 
-	if (n > CP_API_MAX_BODY - r->len) {
+	if (n > r->max - r->len) {
 		r->too_big = 1;
 		return 0; /* aborts the transfer */
 	}
@@ -475,55 +476,91 @@ static void free_headers(struct curl_slist *list)
 	curl_slist_free_all(list);
 }
 
+/* One API call as its callers describe it. */
+struct call {
+	const char *path;     /* "/v1/..." with its query */
+	const char *what;     /* for messages: "file <id>", "GET /v1/..." */
+	unsigned attempts;
+	double deadline;
+	size_t max_body;
+	int quiet_missing;    /* 400/404 only in the debug log */
+	int low;              /* discovery's lane of the rate limit */
+};
+
+/* Waits for a start slot in @c's lane: 0, or -1 past the deadline. */
+static int wait_turn(struct cp_api *api, const struct call *c)
+{
+	unsigned keep_free = api->rl.limit / 4;
+
+	for (;;) {
+		double now = cp_now(), wait;
+
+		if (c->low)
+			wait = cp_ratelimit_try_low(&api->rl, now, keep_free);
+		else
+			wait = cp_ratelimit_reserve(&api->rl, now);
+		if (now + wait >= c->deadline)
+			return -1;
+		if (!c->low || wait <= 0) {
+			cp_sleep(wait);
+			return 0;
+		}
+		cp_sleep(wait);
+		if (cp_shutting_down())
+			return 0;
+	}
+}
+
 /*
- * The whole call for @id: rate limit, retries, redirects.  0 with *@url
- * and *@expires_in set, or -errno with a one-line reason in @why.
- * *@status is the last HTTP status seen (0: none).  @quiet_missing
- * keeps a 400/404 out of the log (the start-up key check expects one).
+ * The whole call @c: rate limit, retries, redirects.  0 on a 200 with
+ * its body in @resp, or -errno with a one-line reason in @why: -ENOENT
+ * (400/404), -EACCES (401/403), -EAGAIN (429, 5xx or network faults
+ * until the attempts or the deadline ran out), -EIO (anything else).
+ * *@status is the last HTTP status seen (0: none).
  */
-static int api_call(struct cp_api *api, const char *id, unsigned attempts,
-		    double deadline, int quiet_missing, char **url,
-		    int64_t *expires_in, long *status, char *why, size_t whylen)
+static int api_call(struct cp_api *api, const struct call *c,
+		    struct response *resp_out, long *status, char *why,
+		    size_t whylen)
 {
 	char errbuf[CURL_ERROR_SIZE], msg[200], reason[160], logurl[256];
+	const char *what = c->what;
 	struct curl_slist *headers;
 	struct response resp;
 	struct cp_retry retry;
 	char *req_url = NULL, *loc = NULL;
 	unsigned hops = 0, n429 = 0;
-	double now, wait;
+	double wait;
 	CURLcode cc;
 	int res = -EIO;
 
 	*status = 0;
 	snprintf(why, whylen, "internal error");
 	memset(&resp, 0, sizeof(resp));
-	resp.body = malloc(CP_API_MAX_BODY + 1);
+	resp.max = c->max_body;
+	resp.body = malloc(c->max_body + 1);
 	headers = auth_headers(api->cfg->api_key ? api->cfg->api_key : "");
 	if (!resp.body || !headers ||
-	    asprintf(&req_url, "%s/v1/files/%s/download", api->cfg->api_url,
-		     id) < 0) {
+	    asprintf(&req_url, "%s%s", api->cfg->api_url, c->path) < 0) {
 		req_url = NULL;
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
-	cp_retry_init(&retry, attempts, deadline);
+	cp_retry_init(&retry, c->attempts, c->deadline);
 	for (;;) {
-		now = cp_now();
-		wait = cp_ratelimit_reserve(&api->rl, now);
-		if (now + wait >= deadline) {
+		if (wait_turn(api, c) < 0) {
 			snprintf(why, whylen,
 				 "deadline reached waiting for the rate limit "
-				 "(file %s)",
-				 id);
+				 "(%s)",
+				 what);
 			cp_warn("API: %s", why);
+			res = -EAGAIN;
 			goto out;
 		}
-		cp_sleep(wait);
 		if (cp_shutting_down()) {
 			snprintf(why, whylen, "shutting down");
 			goto out;
 		}
+		res = -EIO;
 
 		resp.len = 0;
 		resp.body[0] = '\0';
@@ -532,24 +569,24 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 		resp.nheaders = 0;
 		resp.retry_after = -1;
 		cp_stats_inc(api->stats, api_calls);
-		cc = one_request(api, req_url, headers, deadline, &resp, status,
-				 &loc, errbuf);
+		cc = one_request(api, req_url, headers, c->deadline, &resp,
+				 status, &loc, errbuf);
 		cp_dbg("API: GET %s -> %ld (%s)",
 		       cp_log_url(req_url, logurl, sizeof(logurl)), *status,
 		       curl_easy_strerror(cc));
 
 		if (resp.too_big) {
 			snprintf(why, whylen,
-				 "answer for file %s is larger than %d bytes",
-				 id, CP_API_MAX_BODY);
+				 "answer for %s is larger than %zu bytes",
+				 what, c->max_body);
 			cp_warn("API: %s", why);
 			goto out;
 		}
 		if (resp.bad_headers) {
 			snprintf(why, whylen,
-				 "answer for file %s has too many or too long "
+				 "answer for %s has too many or too long "
 				 "header lines",
-				 id);
+				 what);
 			cp_warn("API: %s", why);
 			goto out;
 		}
@@ -558,27 +595,16 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 				 (int)sizeof(reason) - 1,
 				 errbuf[0] ? errbuf : curl_easy_strerror(cc));
 			printable(reason, reason, sizeof(reason));
+			snprintf(why, whylen, "cannot reach the API (%s): %s",
+				 what, reason);
 			if (!curl_transient(cc)) {
-				snprintf(why, whylen,
-					 "cannot reach the API (file %s): %s",
-					 id, reason);
 				cp_warn("API: %s", why);
 				goto out;
 			}
-			snprintf(why, whylen,
-				 "cannot reach the API (file %s): %s", id,
-				 reason);
 		} else if (*status == 200) {
-			res = cp_api_parse_download(resp.body, resp.len, url,
-						    expires_in, reason,
-						    sizeof(reason));
-			if (res == 0)
-				goto out;
-			res = -EIO;
-			snprintf(why, whylen,
-				 "malformed answer for file %s: %s", id,
-				 reason);
-			cp_warn("API: %s", why);
+			*resp_out = resp;
+			resp.body = NULL;
+			res = 0;
 			goto out;
 		} else if (is_redirect(*status)) {
 			if (!loc || ++hops > MAX_REDIRECTS ||
@@ -586,9 +612,9 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 				cp_stats_inc(api->stats, api_errors);
 				snprintf(
 					why, whylen,
-					"HTTP %ld for file %s: bad redirect or "
+					"HTTP %ld for %s: bad redirect or "
 					"too many redirects",
-					*status, id);
+					*status, what);
 				cp_warn("API: %s", why);
 				goto out;
 			}
@@ -609,8 +635,8 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 		} else if (cp_retry_status_transient(*status)) {
 			cp_api_parse_error(resp.body, resp.len, msg,
 					   sizeof(msg));
-			snprintf(why, whylen, "HTTP %ld for file %s%s%s",
-				 *status, id, msg[0] ? ": " : "", msg);
+			snprintf(why, whylen, "HTTP %ld for %s%s%s", *status,
+				 what, msg[0] ? ": " : "", msg);
 			if (*status == 429) {
 				cp_stats_inc(api->stats, api_429);
 				if (resp.retry_after < 0) {
@@ -634,9 +660,9 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 			cp_stats_inc(api->stats, api_errors);
 			cp_api_parse_error(resp.body, resp.len, msg,
 					   sizeof(msg));
-			snprintf(why, whylen, "HTTP %ld for file %s%s%s",
-				 *status, id, msg[0] ? ": " : "", msg);
-			if (quiet_missing) /* the key check says it once */
+			snprintf(why, whylen, "HTTP %ld for %s%s%s", *status,
+				 what, msg[0] ? ": " : "", msg);
+			if (c->quiet_missing) /* the key check says it once */
 				cp_dbg("API: %s", why);
 			else if (e == ENOENT)
 				cp_info("API: %s", why);
@@ -651,9 +677,10 @@ static int api_call(struct cp_api *api, const char *id, unsigned attempts,
 		 * told and spends no attempt, only time. */
 		free(loc);
 		loc = NULL;
+		res = -EAGAIN; /* if it ends here, it may work later */
 		if (*status == 429) {
 			wait = resp.retry_after;
-			if (cp_now() + wait >= deadline) {
+			if (cp_now() + wait >= c->deadline) {
 				cp_warn("API: %s; rate limited past the "
 					"deadline",
 					why);
@@ -682,6 +709,43 @@ out:
 	return res;
 }
 
+/* The download call for @id; @attempts tries until @deadline. */
+static int download_call(struct cp_api *api, const char *id,
+			 unsigned attempts, double deadline, int quiet_missing,
+			 char **url, int64_t *expires_in, long *status,
+			 char *why, size_t whylen)
+{
+	char path[64], what[40], reason[160];
+	struct response resp = { 0 };
+	struct call c = {
+		.path = path,
+		.what = what,
+		.attempts = attempts,
+		.deadline = deadline,
+		.max_body = CP_API_MAX_BODY,
+		.quiet_missing = quiet_missing,
+	};
+	int res;
+
+	snprintf(path, sizeof(path), "/v1/files/%s/download", id);
+	snprintf(what, sizeof(what), "file %s", id);
+	res = api_call(api, &c, &resp, status, why, whylen);
+	if (res == -EAGAIN)
+		res = -EIO;
+	if (res < 0)
+		return res;
+	res = cp_api_parse_download(resp.body, resp.len, url, expires_in,
+				    reason, sizeof(reason));
+	free(resp.body);
+	if (res < 0) {
+		snprintf(why, whylen, "malformed answer for file %s: %s", id,
+			 reason);
+		cp_warn("API: %s", why);
+		return -EIO;
+	}
+	return 0;
+}
+
 int cp_api_download_url(struct cp_api *api, const char *id, char **url,
 			int64_t *expires_in, double deadline)
 {
@@ -691,8 +755,37 @@ int cp_api_download_url(struct cp_api *api, const char *id, char **url,
 	*url = NULL;
 	if (!cp_objectid_valid(id))
 		return -ENOENT;
-	return api_call(api, id, api->cfg->retries, deadline, 0, url,
-			expires_in, &status, why, sizeof(why));
+	return download_call(api, id, api->cfg->retries, deadline, 0, url,
+			     expires_in, &status, why, sizeof(why));
+}
+
+int cp_api_get(struct cp_api *api, const char *path, size_t max_body,
+	       unsigned attempts, double deadline, char **body, size_t *len,
+	       char *why, size_t whylen)
+{
+	struct response resp = { 0 };
+	char what[160];
+	struct call c = {
+		.path = path,
+		.what = what,
+		.attempts = attempts ? attempts : 1,
+		.deadline = deadline,
+		.max_body = max_body,
+		.low = 1,
+	};
+	long status;
+	int res;
+
+	*body = NULL;
+	*len = 0;
+	/* The path names only ids and cursors: no secret to hide. */
+	snprintf(what, sizeof(what), "GET %.140s", path);
+	res = api_call(api, &c, &resp, &status, why, whylen);
+	if (res == 0) {
+		*body = resp.body;
+		*len = resp.len;
+	}
+	return res;
 }
 
 int cp_api_check_key(struct cp_api *api, char *why, size_t whylen)
@@ -703,10 +796,10 @@ int cp_api_check_key(struct cp_api *api, char *why, size_t whylen)
 	long status;
 	int res;
 
-	res = api_call(api, CHECK_KEY_ID,
-		       CP_MIN(api->cfg->retries, CHECK_KEY_ATTEMPTS),
-		       cp_now() + api->cfg->deadline, 1, &url, &expires,
-		       &status, reason, sizeof(reason));
+	res = download_call(api, CHECK_KEY_ID,
+			    CP_MIN(api->cfg->retries, CHECK_KEY_ATTEMPTS),
+			    cp_now() + api->cfg->deadline, 1, &url, &expires,
+			    &status, reason, sizeof(reason));
 	free(url);
 	if (res == -EACCES) {
 		snprintf(why, whylen, "invalid API key: %s", reason);

@@ -2,12 +2,14 @@
  * api.h - the Checkout Page API client: the only code that knows the
  * API's URLs, its JSON (through cJSON) and its error conventions.
  *
- * One call: GET {api_url}/v1/files/{id}/download with
+ * The download call: GET {api_url}/v1/files/{id}/download with
  * "Authorization: Bearer <key>", answering
- * {"data":{"url":"...","expiresIn":300}}.
+ * {"data":{"url":"...","expiresIn":300}}; and plain GETs of other paths
+ * for discovery (cp_api_get), whose JSON this module does not read.
  *
  * Every call passes the rate limiter (api_rate calls per minute, shared
- * by all threads) and the retry policy (429 waits Retry-After; 5xx and
+ * by all threads; discovery's GETs in its low-priority lane, see
+ * ratelimit.h) and the retry policy (429 waits Retry-After; 5xx and
  * network faults back off with full jitter).  Redirects are followed only
  * to the same scheme, host and port, so the key never leaves the API host.
  * Bodies over CP_API_MAX_BODY are refused.
@@ -68,6 +70,19 @@ void cp_api_free(struct cp_api *api);
  */
 int cp_api_download_url(struct cp_api *api, const char *id, char **url,
 			int64_t *expires_in, double deadline);
+
+/*
+ * GET {api_url}@path (an absolute path with its query, e.g.
+ * "/v1/checkout-pages/?limit=100") in discovery's lane of the rate limit,
+ * at most @attempts tries until @deadline.  0 with the body in *@body
+ * (malloc'd, NUL-terminated, caller frees) and its length in *@len; or
+ * -ENOENT (400/404), -EACCES (401/403), -EAGAIN (429, 5xx, network
+ * faults: worth trying later), -EIO (a body over @max_body, anything
+ * else), with one line in @why.
+ */
+int cp_api_get(struct cp_api *api, const char *path, size_t max_body,
+	       unsigned attempts, double deadline, char **body, size_t *len,
+	       char *why, size_t whylen);
 
 /*
  * Start-up check that the key is accepted: one API call for an id that

@@ -19,13 +19,11 @@
 #include "api.h"
 #include "cache.h"
 #include "log.h"
-#include "manifest.h"
 #include "meta.h"
 #include "opts.h"
 #include "stats.h"
 #include "util.h"
 
-#define FIRST_FILE_INO 16
 #define NBUCKETS 4096
 
 struct cp_files {
@@ -34,12 +32,13 @@ struct cp_files {
 	struct cp_meta *meta;
 	struct cp_stats *stats;
 	time_t mount_time;
+	uint64_t ino_mask;                 /* CP_INO_MASK but in tests */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
-	struct cp_file *buckets[NBUCKETS]; /* protected by lock */
-	struct cp_file **by_ino;           /* index ino - FIRST_FILE_INO */
-	size_t nfiles, cap;
-	struct cp_file **listed;           /* readdir order */
+	struct cp_file *buckets[NBUCKETS]; /* by id; protected by lock */
+	struct cp_file *ino_buckets[NBUCKETS]; /* by ino; protected by lock */
+	size_t nfiles;                     /* protected by lock */
+	struct cp_file **listed;           /* readdir order; protected */
 	size_t nlisted, listed_cap;
 };
 
@@ -50,6 +49,11 @@ static unsigned hash_id(const char *id)
 	while (*id)
 		h = (h ^ (unsigned char)(*id++ | 0x20)) * 16777619u;
 	return h % NBUCKETS;
+}
+
+static unsigned hash_ino(uint64_t ino)
+{
+	return (unsigned)((ino ^ (ino >> 29)) % NBUCKETS);
 }
 
 struct cp_files *cp_files_new(const struct cp_config *cfg,
@@ -65,22 +69,33 @@ struct cp_files *cp_files_new(const struct cp_config *cfg,
 	files->meta = meta;
 	files->stats = stats;
 	files->mount_time = time(NULL);
+	files->ino_mask = CP_INO_MASK;
 	pthread_mutex_init(&files->lock, NULL);
 	pthread_cond_init(&files->changed, NULL);
 	return files;
 }
 
+void cp_files_set_ino_mask(struct cp_files *files, uint64_t mask)
+{
+	files->ino_mask = mask;
+}
+
 void cp_files_free(struct cp_files *files)
 {
-	size_t i;
+	size_t b;
 
 	if (!files)
 		return;
-	for (i = 0; i < files->nfiles; i++) {
-		free(files->by_ino[i]->url);
-		free(files->by_ino[i]);
+	for (b = 0; b < NBUCKETS; b++) {
+		struct cp_file *f = files->buckets[b], *next;
+
+		for (; f; f = next) {
+			next = f->hnext;
+			free(f->url);
+			free(f->public_url);
+			free(f);
+		}
 	}
-	free(files->by_ino);
 	free(files->listed);
 	pthread_mutex_destroy(&files->lock);
 	pthread_cond_destroy(&files->changed);
@@ -98,6 +113,15 @@ static struct cp_file *find_locked(struct cp_files *files, const char *id)
 
 	while (f && strcasecmp(f->id, id) != 0)
 		f = f->hnext;
+	return f;
+}
+
+static struct cp_file *find_ino_locked(struct cp_files *files, uint64_t ino)
+{
+	struct cp_file *f = files->ino_buckets[hash_ino(ino)];
+
+	while (f && f->ino != ino)
+		f = f->inext;
 	return f;
 }
 
@@ -120,99 +144,151 @@ static void list_locked(struct cp_files *files, struct cp_file *f)
 	f->listed = 1;
 }
 
-static void seed_from_meta(struct cp_files *files, struct cp_file *f)
+static void seed_from_record(struct cp_file *f,
+			     const struct cp_meta_record *rec)
 {
-	struct cp_meta_record rec;
-
-	if (!files->meta || cp_meta_get(files->meta, f->id, &rec) < 0)
-		return;
-	if (rec.size >= 0 && rec.etag[0]) {
-		f->size = rec.size;
-		snprintf(f->etag, sizeof(f->etag), "%s", rec.etag);
+	if (rec->size >= 0 && rec->etag[0]) {
+		f->size = rec->size;
+		snprintf(f->etag, sizeof(f->etag), "%s", rec->etag);
 	}
-	if (rec.mtime > 0)
-		f->mtime = rec.mtime;
-	if (rec.created_at >= 0)
-		f->created_at = rec.created_at;
-	if (rec.content_type[0])
+	if (rec->mtime > 0)
+		f->mtime = rec->mtime;
+	if (rec->created_at >= 0)
+		f->created_at = rec->created_at;
+	if (rec->content_type[0])
 		snprintf(f->content_type, sizeof(f->content_type), "%s",
-			 rec.content_type);
-	if (rec.name[0])
-		snprintf(f->name, sizeof(f->name), "%s", rec.name);
+			 rec->content_type);
+	if (rec->name[0])
+		snprintf(f->name, sizeof(f->name), "%s", rec->name);
 }
 
-/* Called with the lock held. */
-static struct cp_file *add_locked(struct cp_files *files, const char *id)
+/*
+ * Called with the lock held.  @rec: the persisted record of @id, read
+ * before the lock was taken, or NULL.  The inode number is the id's
+ * hash; the first attempt not already taken in this mount wins.
+ */
+static struct cp_file *add_locked(struct cp_files *files, const char *id,
+				  const struct cp_meta_record *rec)
 {
 	struct cp_file *f = find_locked(files, id);
-	unsigned b;
+	unsigned b, attempt = 0;
 
 	if (f)
 		return f;
-	if (files->nfiles == files->cap) {
-		size_t cap = files->cap ? 2 * files->cap : 256;
-		struct cp_file **n = realloc(files->by_ino, cap * sizeof(*n));
-
-		if (!n)
-			return NULL;
-		files->by_ino = n;
-		files->cap = cap;
-	}
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	snprintf(f->id, sizeof(f->id), "%s", id);
-	f->ino = FIRST_FILE_INO + files->nfiles;
+	do
+		f->ino = cp_ino_make(CP_INO_FILE, f->id, NULL, attempt++,
+				     files->ino_mask);
+	while (find_ino_locked(files, f->ino));
 	f->size = -1;
 	f->created_at = -1;
-	seed_from_meta(files, f);
-	files->by_ino[files->nfiles++] = f;
-	b = hash_id(id);
+	f->width = f->height = -1;
+	if (rec)
+		seed_from_record(f, rec);
+	b = hash_id(f->id);
 	f->hnext = files->buckets[b];
 	files->buckets[b] = f;
+	b = hash_ino(f->ino);
+	f->inext = files->ino_buckets[b];
+	files->ino_buckets[b] = f;
+	files->nfiles++;
 	return f;
 }
 
-void cp_files_add_manifest(struct cp_files *files,
-			   const struct cp_manifest_entry *e)
+/* The entry of @id, created if absent; the persisted record is read
+ * from the disk with the lock released. */
+static struct cp_file *get_or_add(struct cp_files *files, const char *id,
+				  int lock_held_on_return)
 {
+	struct cp_meta_record rec;
 	struct cp_file *f;
+	int have;
 
 	pthread_mutex_lock(&files->lock);
-	f = add_locked(files, e->id);
+	f = find_locked(files, id);
+	if (f)
+		goto out;
+	pthread_mutex_unlock(&files->lock);
+	have = files->meta && cp_meta_get(files->meta, id, &rec) == 0;
+	pthread_mutex_lock(&files->lock);
+	f = add_locked(files, id, have ? &rec : NULL);
+out:
+	if (!lock_held_on_return)
+		pthread_mutex_unlock(&files->lock);
+	return f;
+}
+
+void cp_file_facts_init(struct cp_file_facts *facts, const char *id)
+{
+	memset(facts, 0, sizeof(*facts));
+	facts->id = id;
+	facts->size = -1;
+	facts->created_at = -1;
+	facts->width = facts->height = -1;
+}
+
+static void set_public_url_locked(struct cp_files *files, struct cp_file *f,
+				  const char *url)
+{
+	char *copy;
+
+	if (f->public_url && strcmp(f->public_url, url) == 0)
+		return;
+	copy = strdup(url);
+	if (!copy)
+		return;
+	free(f->public_url);
+	f->public_url = copy;
+	f->public_gen = ++f->url_gen;
+	/* An id /download refused before its URL was known now reads. */
+	f->neg_err = 0;
+	pthread_cond_broadcast(&files->changed);
+}
+
+struct cp_file *cp_files_add_facts(struct cp_files *files,
+				   const struct cp_file_facts *e)
+{
+	struct cp_file *f = get_or_add(files, e->id, 1);
+
 	if (f) {
-		/* The manifest's size stands until a probe says otherwise. */
+		/* A size stands until a probe says otherwise. */
 		if (f->size < 0 && e->size >= 0)
 			f->size = e->size;
 		if (e->created_at >= 0)
 			f->created_at = e->created_at;
-		if (e->name && !f->name[0])
+		if (e->name && e->name[0] && !f->name[0])
 			snprintf(f->name, sizeof(f->name), "%s", e->name);
 		if (e->content_type && !f->content_type[0])
 			snprintf(f->content_type, sizeof(f->content_type),
 				 "%s", e->content_type);
+		if (e->purpose != CP_PURPOSE_UNKNOWN)
+			f->purpose = e->purpose;
+		if (e->public_url)
+			set_public_url_locked(files, f, e->public_url);
+		if (e->width > 0)
+			f->width = e->width;
+		if (e->height > 0)
+			f->height = e->height;
 		list_locked(files, f);
 	}
-	pthread_mutex_unlock(&files->lock);
-}
-
-struct cp_file *cp_files_get(struct cp_files *files, const char *id)
-{
-	struct cp_file *f;
-
-	pthread_mutex_lock(&files->lock);
-	f = add_locked(files, id);
 	pthread_mutex_unlock(&files->lock);
 	return f;
 }
 
+struct cp_file *cp_files_get(struct cp_files *files, const char *id)
+{
+	return get_or_add(files, id, 0);
+}
+
 struct cp_file *cp_files_by_ino(struct cp_files *files, uint64_t ino)
 {
-	struct cp_file *f = NULL;
+	struct cp_file *f;
 
 	pthread_mutex_lock(&files->lock);
-	if (ino >= FIRST_FILE_INO && ino - FIRST_FILE_INO < files->nfiles)
-		f = files->by_ino[ino - FIRST_FILE_INO];
+	f = find_ino_locked(files, ino);
 	pthread_mutex_unlock(&files->lock);
 	return f;
 }
@@ -261,36 +337,37 @@ int cp_files_begin_resolve(struct cp_files *files, struct cp_file *file,
 	return ret;
 }
 
-static void persist(struct cp_files *files, struct cp_file *f)
+/* The record of @f as it stands; called with the lock held. */
+static void record_locked(const struct cp_file *f,
+			  struct cp_meta_record *rec)
 {
-	struct cp_meta_record rec;
-
-	if (!files->meta)
-		return;
-	cp_meta_record_init(&rec, f->id);
-	rec.size = f->size;
-	rec.mtime = f->mtime;
-	rec.created_at = f->created_at;
-	snprintf(rec.etag, sizeof(rec.etag), "%s", f->etag);
-	snprintf(rec.content_type, sizeof(rec.content_type), "%s",
+	cp_meta_record_init(rec, f->id);
+	rec->size = f->size;
+	rec->mtime = f->mtime;
+	rec->created_at = f->created_at;
+	snprintf(rec->etag, sizeof(rec->etag), "%s", f->etag);
+	snprintf(rec->content_type, sizeof(rec->content_type), "%s",
 		 f->content_type);
-	snprintf(rec.name, sizeof(rec.name), "%s", f->name);
-	cp_meta_put(files->meta, &rec);
+	snprintf(rec->name, sizeof(rec->name), "%s", f->name);
 }
 
 void cp_files_end_resolve(struct cp_files *files, struct cp_file *file,
 			  const struct cp_object_info *info, int err)
 {
+	struct cp_meta_record rec;
 	int save = 0;
 
 	pthread_mutex_lock(&files->lock);
 	file->resolving = 0;
 	if (!err && info) {
+		/* The first Last-Modified stays until the object changes. */
+		if (info->last_modified &&
+		    (!file->mtime ||
+		     (file->etag[0] && strcmp(file->etag, info->etag) != 0)))
+			file->mtime = info->last_modified;
 		file->size = info->total;
 		file->probed = 1;
 		snprintf(file->etag, sizeof(file->etag), "%s", info->etag);
-		if (info->last_modified)
-			file->mtime = info->last_modified;
 		if (info->content_type[0])
 			snprintf(file->content_type,
 				 sizeof(file->content_type), "%s",
@@ -300,17 +377,31 @@ void cp_files_end_resolve(struct cp_files *files, struct cp_file *file,
 				 info->filename);
 		file->neg_err = 0;
 		list_locked(files, file);
-		save = 1;
+		record_locked(file, &rec);
+		save = files->meta != NULL;
 	} else if (err == -ENOENT) {
 		file->neg_err = ENOENT;
 		file->neg_until = cp_now() + files->cfg->neg_ttl;
 	}
 	pthread_cond_broadcast(&files->changed);
 	pthread_mutex_unlock(&files->lock);
-	/* Outside the lock: a disk write.  The fields read are stable
-	 * enough for a record (a racing change re-persists later). */
+	/* A copy taken under the lock, written outside it. */
 	if (save)
-		persist(files, file);
+		cp_meta_put(files->meta, &rec);
+}
+
+/* Called with the lock held: the public URL as a lease, or -EIO when
+ * the data host refused exactly that URL (it cannot be renewed). */
+static int public_lease_locked(struct cp_file *file, uint64_t stale_gen,
+			       char **url, uint64_t *gen)
+{
+	if (stale_gen && stale_gen == file->public_gen) {
+		cp_warn("%s: the public URL was refused", file->id);
+		return -EIO;
+	}
+	*url = strdup(file->public_url);
+	*gen = file->public_gen;
+	return *url ? 0 : -ENOMEM;
 }
 
 int cp_files_lease(struct cp_files *files, struct cp_file *file,
@@ -327,6 +418,11 @@ int cp_files_lease(struct cp_files *files, struct cp_file *file,
 		int valid = file->url && cp_now() < file->url_deadline &&
 			    file->url_gen != stale_gen;
 
+		if (file->public_url) {
+			ret = public_lease_locked(file, stale_gen, url, gen);
+			pthread_mutex_unlock(&files->lock);
+			return ret;
+		}
 		if (valid) {
 			*url = strdup(file->url);
 			*gen = file->url_gen;
@@ -369,6 +465,10 @@ int cp_files_lease(struct cp_files *files, struct cp_file *file,
 		*url = strdup(fresh);
 		if (!*url)
 			ret = -ENOMEM;
+	} else if (ret == -ENOENT && file->public_url) {
+		/* /download serves private files only; discovery found the
+		 * public URL meanwhile. */
+		ret = public_lease_locked(file, stale_gen, url, gen);
 	} else if (ret == -ENOENT) {
 		file->neg_err = ENOENT;
 		file->neg_until = cp_now() + files->cfg->neg_ttl;
@@ -411,6 +511,7 @@ int cp_files_changed(struct cp_files *files, struct cp_file *file,
 		file->gen++;
 		file->size = -1;
 		file->etag[0] = '\0';
+		file->mtime = 0; /* the next probe's Last-Modified */
 		file->probed = 0;
 		bumped = 1;
 	}
@@ -452,10 +553,10 @@ void cp_files_stat(struct cp_files *files, struct cp_file *file,
 	st->st_blksize = CP_BLOCK_SIZE;
 	pthread_mutex_lock(&files->lock);
 	st->st_size = file->size > 0 ? file->size : 0;
-	if (file->mtime)
-		st->st_mtime = file->mtime;
-	else if (file->created_at >= 0)
+	if (file->created_at >= 0)
 		st->st_mtime = file->created_at;
+	else if (file->mtime)
+		st->st_mtime = file->mtime;
 	else
 		st->st_mtime = files->mount_time;
 	pthread_mutex_unlock(&files->lock);
@@ -477,16 +578,40 @@ struct cp_file *cp_files_listed(struct cp_files *files, size_t i)
 size_t cp_files_field(struct cp_files *files, struct cp_file *file,
 		      const char *field, char *buf, size_t len)
 {
-	const char *src = "";
+	static const char *const purposes[] = { "", "file", "image" };
 
+	if (!len)
+		return 0;
+	buf[0] = '\0';
 	pthread_mutex_lock(&files->lock);
-	if (strcmp(field, "name") == 0)
-		src = file->name;
-	else if (strcmp(field, "content_type") == 0)
-		src = file->content_type;
-	else if (strcmp(field, "etag") == 0)
-		src = file->etag;
-	snprintf(buf, len, "%s", src);
+	if (strcmp(field, "name") == 0) {
+		snprintf(buf, len, "%s", file->name);
+	} else if (strcmp(field, "content_type") == 0) {
+		snprintf(buf, len, "%s", file->content_type);
+	} else if (strcmp(field, "etag") == 0) {
+		snprintf(buf, len, "%s", file->etag);
+	} else if (strcmp(field, "purpose") == 0) {
+		if (file->purpose >= 0 &&
+		    (size_t)file->purpose < CP_ARRAY_SIZE(purposes))
+			snprintf(buf, len, "%s", purposes[file->purpose]);
+	} else if (strcmp(field, "url") == 0) {
+		if (file->public_url)
+			snprintf(buf, len, "%s", file->public_url);
+	} else if (strcmp(field, "width") == 0) {
+		if (file->width > 0)
+			snprintf(buf, len, "%d", (int)file->width);
+	} else if (strcmp(field, "height") == 0) {
+		if (file->height > 0)
+			snprintf(buf, len, "%d", (int)file->height);
+	} else if (strcmp(field, "created_at") == 0 &&
+		   file->created_at >= 0) {
+		struct tm tm;
+		time_t t = (time_t)file->created_at;
+
+		gmtime_r(&t, &tm);
+		if (!strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+			buf[0] = '\0';
+	}
 	pthread_mutex_unlock(&files->lock);
 	return strlen(buf);
 }

@@ -2,13 +2,23 @@
  * files.h - the file table: which ids exist in this mount, and what is
  * known about each.
  *
- * Per id: its inode number, size, mtime, ETag, content type and name,
- * the URL lease {url, deadline} (deadline = time of the API's answer +
- * expiresIn - a safety margin), and the state of a lookup in flight.
- * Entries come from the manifest, from the persisted metadata (meta.h)
- * and from lookups; they live until unmount, so a struct cp_file pointer
- * stays valid for the life of the mount (the table only grows: an entry
- * is ~300 bytes).
+ * Per id: its inode number (from the id, see ino.h), size, times, ETag,
+ * content type and name, what discovery knows (purpose, public URL,
+ * width, height), the URL lease, and the state of a lookup in flight.
+ * Entries come from the manifest, from discovery, from the persisted
+ * metadata (meta.h) and from lookups; they live until unmount, so a
+ * struct cp_file pointer stays valid for the life of the mount (the
+ * table only grows: an entry is ~350 bytes).
+ *
+ * Two kinds of lease, and only this module tells them apart: a presigned
+ * URL from the API ({url, deadline}, deadline = time of the API's answer
+ * + expiresIn - a safety margin, renewed through the API), or a file's
+ * public URL (images: never expires, costs no API call).  A file with a
+ * public URL is always read from it.
+ *
+ * Times: mtime (and ctime) is createdAt when known; else the first
+ * Last-Modified the data host sent, persisted, and replaced only when the
+ * object itself changes (a new ETag); else the mount time.
  *
  * Single flight: one API call per id at a time (concurrent lookups of one
  * id, and concurrent URL renewals, wait for the one in flight), and one
@@ -27,23 +37,29 @@
 #include <time.h>
 
 #include "fetch.h"
+#include "ino.h"
 
 struct cp_config;
 struct cp_api;
 struct cp_meta;
 struct cp_stats;
-struct cp_manifest_entry;
 struct cp_files;
 
 /* Seconds before expiresIn ends at which a lease is no longer used. */
 #define CP_LEASE_MARGIN 30.0
 
+enum cp_purpose {
+	CP_PURPOSE_UNKNOWN = 0,
+	CP_PURPOSE_FILE,          /* private: read through /download */
+	CP_PURPOSE_IMAGE,         /* public at its URL */
+};
+
 struct cp_file {
 	uint64_t ino;             /* constant */
-	char id[25];              /* constant */
+	char id[25];              /* constant, lower case */
 	/* everything below is protected by the table lock */
 	int64_t size;             /* -1: not resolved */
-	time_t mtime;             /* 0: unknown */
+	time_t mtime;             /* first Last-Modified seen; 0: unknown */
 	int64_t created_at;       /* -1: unknown */
 	char etag[CP_ETAG_MAX];   /* "" unknown */
 	char content_type[128];
@@ -59,7 +75,25 @@ struct cp_file {
 	int neg_err;              /* remembered error, or 0 */
 	double neg_until;
 	int listed;               /* shown by readdir */
+	int purpose;              /* enum cp_purpose */
+	char *public_url;         /* public URL (images), or NULL */
+	uint64_t public_gen;      /* lease generation of public_url */
+	int32_t width, height;    /* -1: unknown */
 	struct cp_file *hnext;    /* by-id chain */
+	struct cp_file *inext;    /* by-ino chain */
+};
+
+/* What a manifest record or discovery says about a file; NULL and -1
+ * mean "not said".  Strings are copied. */
+struct cp_file_facts {
+	const char *id;           /* a valid ObjectId */
+	int purpose;              /* enum cp_purpose */
+	const char *public_url;   /* checked by the caller (cp_url_check) */
+	const char *name;
+	const char *content_type;
+	int64_t size;
+	int64_t created_at;
+	int32_t width, height;
 };
 
 /* Read-only copy of what a reader needs. */
@@ -74,9 +108,20 @@ struct cp_files *cp_files_new(const struct cp_config *cfg,
 			      struct cp_stats *stats);
 void cp_files_free(struct cp_files *files);
 
-/* Adds a manifest entry (listed; size and names known when given). */
-void cp_files_add_manifest(struct cp_files *files,
-			   const struct cp_manifest_entry *entry);
+/* Sets @facts to "nothing said" for @id. */
+void cp_file_facts_init(struct cp_file_facts *facts, const char *id);
+
+/*
+ * Adds (or updates) the file @facts->id and lists it.  A size stands
+ * until a probe says otherwise; a new public URL replaces an older one.
+ * Returns the entry, or NULL on ENOMEM.
+ */
+struct cp_file *cp_files_add_facts(struct cp_files *files,
+				   const struct cp_file_facts *facts);
+
+/* Tests only, before any file is added: hash bits of inode numbers
+ * (a tiny mask forces collisions). */
+void cp_files_set_ino_mask(struct cp_files *files, uint64_t mask);
 
 /* The entry of @id (a valid ObjectId), created (and seeded from the
  * persisted metadata) if absent.  NULL on ENOMEM. */
@@ -101,10 +146,13 @@ void cp_files_end_resolve(struct cp_files *files, struct cp_file *file,
 
 /*
  * A valid download URL for @file (malloc'd copy, caller frees) in *@url
- * and its lease generation in *@gen.  Reuses the lease while it is valid.
+ * and its lease generation in *@gen.  A public URL when the file has one
+ * (no API call); else the presigned lease, reused while it is valid.
  * @stale_gen: the generation of a URL the data host refused (403), or 0;
- * when the lease is still that one it is renewed.  Blocks on the API
- * (single flight per id).  0 or -ENOENT/-EACCES/-EIO.
+ * when the lease is still that one it is renewed (a refused public URL
+ * cannot be: -EIO).  Blocks on the API (single flight per id); when the
+ * API refuses the id (400/404) and a public URL is known by then, that
+ * URL is the answer.  0 or -ENOENT/-EACCES/-EIO.
  */
 int cp_files_lease(struct cp_files *files, struct cp_file *file,
 		   uint64_t stale_gen, char **url, uint64_t *gen,
@@ -139,8 +187,10 @@ void cp_files_stat(struct cp_files *files, struct cp_file *file,
  */
 struct cp_file *cp_files_listed(struct cp_files *files, size_t i);
 
-/* Copies a string field of @file under the lock ("name",
- * "content_type", "etag"); returns its length (0 = unknown). */
+/* Copies a field of @file under the lock as text: "name",
+ * "content_type", "etag", "purpose" ("image"/"file"), "url" (public
+ * URL), "width", "height", "created_at" (ISO 8601).  Returns its length
+ * (0 = unknown). */
 size_t cp_files_field(struct cp_files *files, struct cp_file *file,
 		      const char *field, char *buf, size_t len);
 

@@ -19,11 +19,14 @@
 
 #include "cache.h"
 #include "files.h"
+#include "ino.h"
 #include "log.h"
 #include "names.h"
 #include "opts.h"
+#include "pages.h"
 #include "reader.h"
 #include "stats.h"
+#include "util.h"
 
 /* Objects behind an id do not change (and when they do, we notice and
  * say EIO): let the kernel keep what it knows for long. */
@@ -123,33 +126,124 @@ static void cp_ll_init(void *userdata, struct fuse_conn_info *conn)
 	once_fs = userdata; /* before any open: INIT comes first */
 }
 
-/* ---- by-name/ ---- */
+/* ---- the views: by-name/ and by-page/ ---- */
 
-static void link_stat(struct cp_fs *fs, struct cp_file *file,
-		      struct stat *st)
+/* A symlink's attributes: those of its file, @depth levels below the
+ * root ("../<id>" or "../../<id>"). */
+static void link_stat(struct cp_fs *fs, struct cp_file *file, uint64_t ino,
+		      int depth, struct stat *st)
 {
 	cp_files_stat(fs->files, file, st);
-	st->st_ino = file->ino | CP_INO_LINK;
+	st->st_ino = ino;
 	st->st_mode = S_IFLNK | 0777;
-	st->st_size = 3 + strlen(file->id); /* "../<id>" */
+	st->st_size = 3 * depth + strlen(file->id);
 	st->st_blocks = 0;
 }
 
-static void lookup_link(fuse_req_t req, struct cp_fs *fs, const char *name)
+static int is_view_dir(struct cp_fs *fs, fuse_ino_t ino)
+{
+	if (!fs->cfg->names)
+		return 0;
+	if (ino == CP_INO_BYNAME || ino == CP_INO_BYPAGE)
+		return 1;
+	return cp_ino_kind(ino) == CP_INO_PAGE_DIR &&
+	       cp_pages_has_dir(fs->pages, ino);
+}
+
+/* by-page/: one entry per owner, named by the rule (names.h). */
+static ssize_t page_dirs(struct cp_fs *fs, struct cp_name_entry **out)
+{
+	size_t n = cp_pages_count(fs->pages), i, got = 0;
+	struct cp_name_entry *v = calloc(n ? n : 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		struct cp_name_entry *e = &v[got];
+
+		if (cp_pages_owner(fs->pages, i, e->id, e->name,
+				   sizeof(e->name), &e->ino) == 0)
+			got++;
+	}
+	cp_names_unique(v, got);
+	*out = v;
+	return (ssize_t)got;
+}
+
+/* by-page/<page>/: a link per file, named by the file's name (else its
+ * id) and the rule. */
+static ssize_t page_links(struct cp_fs *fs, fuse_ino_t dir,
+			  struct cp_name_entry **out)
+{
+	struct cp_page_link *links;
+	struct cp_name_entry *v;
+	ssize_t n, i, got = 0;
+
+	n = cp_pages_links(fs->pages, dir, &links);
+	if (n < 0)
+		return n;
+	v = calloc(n ? (size_t)n : 1, sizeof(*v));
+	if (!v) {
+		free(links);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		struct cp_name_entry *e = &v[got];
+
+		e->file = cp_files_get(fs->files, links[i].file_id);
+		if (!e->file)
+			continue;
+		memcpy(e->id, links[i].file_id, sizeof(e->id));
+		e->ino = links[i].ino;
+		if (!cp_files_field(fs->files, e->file, "name", e->name,
+				    sizeof(e->name)))
+			snprintf(e->name, sizeof(e->name), "%s", e->id);
+		got++;
+	}
+	free(links);
+	cp_names_unique(v, (size_t)got);
+	*out = v;
+	return got;
+}
+
+/* The entries of view directory @dir, or -errno. */
+static ssize_t view_entries(struct cp_fs *fs, fuse_ino_t dir,
+			    struct cp_name_entry **out)
+{
+	if (dir == CP_INO_BYNAME)
+		return cp_names_list(fs->files, out);
+	if (dir == CP_INO_BYPAGE)
+		return page_dirs(fs, out);
+	return page_links(fs, dir, out);
+}
+
+/* Attributes of entry @e of view directory @dir. */
+static void view_entry_stat(struct cp_fs *fs, fuse_ino_t dir,
+			    const struct cp_name_entry *e, struct stat *st)
+{
+	if (dir == CP_INO_BYPAGE)
+		dir_stat(fs, e->ino, st);
+	else
+		link_stat(fs, e->file, e->ino, dir == CP_INO_BYNAME ? 1 : 2,
+			  st);
+}
+
+static void lookup_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
+			const char *name)
 {
 	struct fuse_entry_param e;
 	struct cp_name_entry *v;
 	ssize_t n, i;
 
 	memset(&e, 0, sizeof(e));
-	n = cp_names_list(fs->files, &v);
+	n = view_entries(fs, dir, &v);
 	if (n < 0) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, (int)-n);
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		if (strcmp(v[i].name, name) == 0) {
-			link_stat(fs, v[i].file, &e.attr);
+			view_entry_stat(fs, dir, &v[i], &e.attr);
 			e.ino = e.attr.st_ino;
 			break;
 		}
@@ -163,20 +257,21 @@ static void lookup_link(fuse_req_t req, struct cp_fs *fs, const char *name)
 		fuse_reply_entry(req, &e);
 }
 
-static void readdir_byname(fuse_req_t req, struct cp_fs *fs, size_t size,
-			   off_t off)
+static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
+			 size_t size, off_t off)
 {
-	struct cp_name_entry *v;
+	fuse_ino_t parent = dir == CP_INO_BYNAME || dir == CP_INO_BYPAGE
+				    ? FUSE_ROOT_ID
+				    : CP_INO_BYPAGE;
+	struct cp_name_entry *v = NULL;
 	char *buf = malloc(size);
 	size_t left = size;
 	ssize_t n;
 
-	n = cp_names_list(fs->files, &v);
-	if (!buf || n < 0) {
+	n = buf ? view_entries(fs, dir, &v) : -ENOMEM;
+	if (n < 0) {
 		free(buf);
-		if (n >= 0)
-			free(v);
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, (int)-n);
 		return;
 	}
 	for (; off < n + 2; off++) {
@@ -186,12 +281,12 @@ static void readdir_byname(fuse_req_t req, struct cp_fs *fs, size_t size,
 
 		memset(&st, 0, sizeof(st));
 		if (name) {
-			st.st_ino = off == 0 ? CP_INO_BYNAME : FUSE_ROOT_ID;
+			st.st_ino = off == 0 ? dir : parent;
 			st.st_mode = S_IFDIR;
 		} else {
 			name = v[off - 2].name;
-			st.st_ino = v[off - 2].file->ino | CP_INO_LINK;
-			st.st_mode = S_IFLNK;
+			st.st_ino = v[off - 2].ino;
+			st.st_mode = dir == CP_INO_BYPAGE ? S_IFDIR : S_IFLNK;
 		}
 		len = fuse_add_direntry(req, buf + (size - left), left, name,
 					&st, off + 1);
@@ -204,19 +299,42 @@ static void readdir_byname(fuse_req_t req, struct cp_fs *fs, size_t size,
 	free(v);
 }
 
+/* The file a link inode points at (by-name or by-page), or NULL;
+ * *@depth gets the link's depth below the root. */
+static struct cp_file *link_file(struct cp_fs *fs, fuse_ino_t ino,
+				 int *depth)
+{
+	char id[25];
+
+	if (!fs->cfg->names)
+		return NULL;
+	if (cp_ino_kind(ino) == CP_INO_NAME_LINK) {
+		*depth = 1;
+		return cp_files_by_ino(fs->files,
+				       cp_ino_rekind(ino, CP_INO_FILE));
+	}
+	if (cp_ino_kind(ino) == CP_INO_PAGE_LINK &&
+	    cp_pages_link_target(fs->pages, ino, id) == 0) {
+		*depth = 2;
+		return cp_files_get(fs->files, id);
+	}
+	return NULL;
+}
+
 static void cp_ll_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct cp_fs *fs = fs_of(req);
-	struct cp_file *file = NULL;
+	struct cp_file *file;
 	char target[64];
+	int depth = 0;
 
-	if (ino & CP_INO_LINK)
-		file = cp_files_by_ino(fs->files, ino & ~CP_INO_LINK);
+	file = link_file(fs, ino, &depth);
 	if (!file) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	snprintf(target, sizeof(target), "../%s", file->id);
+	snprintf(target, sizeof(target), "%s%s", depth == 2 ? "../../" : "../",
+		 file->id);
 	fuse_reply_readlink(req, target);
 }
 
@@ -229,15 +347,15 @@ static void do_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	memset(&e, 0, sizeof(e));
 	if (fs->cfg->names && parent == FUSE_ROOT_ID &&
-	    strcmp(name, "by-name") == 0) {
-		e.ino = CP_INO_BYNAME;
+	    (strcmp(name, "by-name") == 0 || strcmp(name, "by-page") == 0)) {
+		e.ino = name[3] == 'n' ? CP_INO_BYNAME : CP_INO_BYPAGE;
 		e.attr_timeout = e.entry_timeout = ROOT_TIMEOUT;
 		dir_stat(fs, e.ino, &e.attr);
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (fs->cfg->names && parent == CP_INO_BYNAME) {
-		lookup_link(req, fs, name);
+	if (is_view_dir(fs, parent)) {
+		lookup_view(req, fs, parent, name);
 		return;
 	}
 	if (parent != FUSE_ROOT_ID || !cp_objectid_valid(name)) {
@@ -295,18 +413,20 @@ static void do_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 	int err;
 
-	if (ino == FUSE_ROOT_ID || ino == CP_INO_BYNAME) {
+	if (ino == FUSE_ROOT_ID || is_view_dir(fs, ino)) {
 		dir_stat(fs, ino, &st);
 		fuse_reply_attr(req, &st, ROOT_TIMEOUT);
 		return;
 	}
-	if (ino & CP_INO_LINK) {
-		file = cp_files_by_ino(fs->files, ino & ~CP_INO_LINK);
+	if (cp_ino_kind(ino) != CP_INO_FILE) {
+		int depth = 0;
+
+		file = link_file(fs, ino, &depth);
 		if (!file) {
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
-		link_stat(fs, file, &st);
+		link_stat(fs, file, ino, depth, &st);
 		fuse_reply_attr(req, &st, ROOT_TIMEOUT);
 		return;
 	}
@@ -339,10 +459,10 @@ static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	struct cp_fs *fs = fs_of(req);
 	char *buf, *p;
 	size_t left = size;
-	off_t first_file = fs->cfg->names ? 3 : 2;
+	off_t first_file = fs->cfg->names ? 4 : 2;
 
-	if (ino == CP_INO_BYNAME) {
-		readdir_byname(req, fs, size, off);
+	if (is_view_dir(fs, ino)) {
+		readdir_view(req, fs, ino, size, off);
 		return;
 	}
 	if (ino != FUSE_ROOT_ID) {
@@ -355,9 +475,9 @@ static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		return;
 	}
 	p = buf;
-	/* Offsets: 0 ".", 1 "..", [2 "by-name" with -o names,] then the
-	 * listed files in order: the listing only grows, so an offset
-	 * always means the same entry. */
+	/* Offsets: 0 ".", 1 "..", [2 "by-name", 3 "by-page" with -o
+	 * names,] then the listed files in order: the listing only grows,
+	 * so an offset always means the same entry. */
 	for (;;) {
 		struct stat st;
 		struct cp_file *file = NULL;
@@ -373,9 +493,9 @@ static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			name = "..";
 			st.st_ino = FUSE_ROOT_ID;
 			st.st_mode = S_IFDIR;
-		} else if (off == 2 && fs->cfg->names) {
-			name = "by-name";
-			st.st_ino = CP_INO_BYNAME;
+		} else if (off < first_file) {
+			name = off == 2 ? "by-name" : "by-page";
+			st.st_ino = off == 2 ? CP_INO_BYNAME : CP_INO_BYPAGE;
 			st.st_mode = S_IFDIR;
 		} else {
 			file = cp_files_listed(fs->files,
@@ -419,7 +539,7 @@ static void do_ll_open(fuse_req_t req, fuse_ino_t ino,
 	}
 	file = cp_files_by_ino(fs->files, ino);
 	if (!file) {
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, is_view_dir(fs, ino) ? EISDIR : ENOENT);
 		return;
 	}
 	err = cp_reader_resolve(fs->reader, file, 1);
@@ -527,18 +647,25 @@ static void cp_ll_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes ---- */
 
+/* Each file's extended attributes and the file-table field behind each. */
+static const struct {
+	const char *xattr, *field;
+} file_xattrs[] = {
+	{ "user.checkoutpage.name", "name" },
+	{ "user.checkoutpage.content_type", "content_type" },
+	{ "user.checkoutpage.etag", "etag" },
+	{ "user.checkoutpage.created_at", "created_at" },
+	{ "user.checkoutpage.purpose", "purpose" },
+	{ "user.checkoutpage.url", "url" },
+	{ "user.checkoutpage.width", "width" },
+	{ "user.checkoutpage.height", "height" },
+};
+
 /* Fills @buf with the value of @name on @ino; returns its length or
  * -errno. */
 static ssize_t xattr_value(struct cp_fs *fs, fuse_ino_t ino,
 			   const char *name, char *buf, size_t len)
 {
-	static const struct {
-		const char *xattr, *field;
-	} fields[] = {
-		{ "user.checkoutpage.name", "name" },
-		{ "user.checkoutpage.content_type", "content_type" },
-		{ "user.checkoutpage.etag", "etag" },
-	};
 	struct cp_file *file;
 	size_t i;
 
@@ -547,23 +674,19 @@ static ssize_t xattr_value(struct cp_fs *fs, fuse_ino_t ino,
 			return -ENODATA;
 		return (ssize_t)cp_stats_format(fs->stats, buf, len);
 	}
-	file = (ino & CP_INO_LINK) ? NULL : cp_files_by_ino(fs->files, ino);
+	/* Views and their links have none. */
+	file = cp_ino_kind(ino) == CP_INO_FILE
+		       ? cp_files_by_ino(fs->files, ino)
+		       : NULL;
 	if (!file)
-		return -ENODATA; /* by-name/ and its links have none */
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (strcmp(name, fields[i].xattr) == 0) {
+		return -ENODATA;
+	for (i = 0; i < CP_ARRAY_SIZE(file_xattrs); i++) {
+		if (strcmp(name, file_xattrs[i].xattr) == 0) {
 			size_t n = cp_files_field(fs->files, file,
-						  fields[i].field, buf, len);
+						  file_xattrs[i].field, buf,
+						  len);
 			return n ? (ssize_t)n : -ENODATA;
 		}
-	}
-	if (strcmp(name, "user.checkoutpage.created_at") == 0 &&
-	    file->created_at >= 0) {
-		struct tm tm;
-		time_t t = (time_t)file->created_at;
-
-		gmtime_r(&t, &tm);
-		return (ssize_t)strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
 	return -ENODATA;
 }
@@ -586,12 +709,6 @@ static void cp_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 static void cp_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	static const char *const names[] = {
-		"user.checkoutpage.name",
-		"user.checkoutpage.content_type",
-		"user.checkoutpage.etag",
-		"user.checkoutpage.created_at",
-	};
 	struct cp_fs *fs = fs_of(req);
 	char list[512], val[4096];
 	size_t len = 0, i;
@@ -600,12 +717,13 @@ static void cp_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		memcpy(list, "user.cpfs.stats", 16);
 		len = 16;
 	} else {
-		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			if (xattr_value(fs, ino, names[i], val, sizeof(val)) <
-			    0)
+		for (i = 0; i < CP_ARRAY_SIZE(file_xattrs); i++) {
+			const char *x = file_xattrs[i].xattr;
+
+			if (xattr_value(fs, ino, x, val, sizeof(val)) < 0)
 				continue;
-			memcpy(list + len, names[i], strlen(names[i]) + 1);
-			len += strlen(names[i]) + 1;
+			memcpy(list + len, x, strlen(x) + 1);
+			len += strlen(x) + 1;
 		}
 	}
 	if (size == 0)

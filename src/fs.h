@@ -2,9 +2,10 @@
  * fs.h - the FUSE low-level operations: the boundary where -errno becomes
  * a reply.
  *
- * Inodes: 1 is the root; CP_INO_BYNAME the by-name/ directory (-o names);
- * files are numbered by the file table; a file's by-name symlink is its
- * inode | CP_INO_LINK.  Every op answers exactly once.
+ * Inodes (ino.h): 1 is the root; by-name/ and by-page/ (-o names) are
+ * CP_INO_BYNAME and CP_INO_BYPAGE; files, links and page directories are
+ * numbered from their ids, each kind in its own range.  Every op answers
+ * exactly once.
  *
  * Thread safety: ops run in libfuse's worker threads, concurrently; the
  * state they share lives in the modules they call.
@@ -16,15 +17,14 @@
 
 struct cp_config;
 struct cp_files;
+struct cp_pages;
 struct cp_reader;
 struct cp_stats;
-
-#define CP_INO_BYNAME 2
-#define CP_INO_LINK (1ULL << 62)
 
 struct cp_fs {
 	const struct cp_config *cfg;
 	struct cp_files *files;
+	struct cp_pages *pages;   /* by-page/ index (filled by discovery) */
 	struct cp_reader *reader;
 	struct cp_stats *stats;
 	const char *mountpoint;

@@ -5,7 +5,8 @@
  *
  * Threads: main runs the FUSE loop (libfuse adds workers); the fetch
  * engine's I/O thread; a signal thread that dumps the counters on
- * SIGUSR1.  Threads start only after fuse_daemonize(), which forks.
+ * SIGUSR1; the discovery thread (discover.h).  Threads start only after
+ * fuse_daemonize(), which forks.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "api.h"
 #include "cache.h"
 #include "diskcache.h"
+#include "discover.h"
 #include "fetch.h"
 #include "files.h"
 #include "fs.h"
@@ -27,6 +29,7 @@
 #include "manifest.h"
 #include "meta.h"
 #include "opts.h"
+#include "pages.h"
 #include "reader.h"
 #include "stats.h"
 #include "util.h"
@@ -37,7 +40,19 @@ static struct cp_stats stats;
 
 static void add_entry(const struct cp_manifest_entry *entry, void *arg)
 {
-	cp_files_add_manifest(arg, entry);
+	struct cp_file_facts facts;
+
+	cp_file_facts_init(&facts, entry->id);
+	facts.size = entry->size;
+	facts.created_at = entry->created_at;
+	facts.name = entry->name;
+	facts.content_type = entry->content_type;
+	if (entry->purpose && strcmp(entry->purpose, "image") == 0)
+		facts.purpose = CP_PURPOSE_IMAGE;
+	else if (entry->purpose && strcmp(entry->purpose, "file") == 0)
+		facts.purpose = CP_PURPOSE_FILE;
+	facts.public_url = entry->location;
+	cp_files_add_facts(arg, &facts);
 }
 
 static void dump_stats(const char *why)
@@ -115,6 +130,8 @@ int main(int argc, char **argv)
 	struct cp_cache *cache;
 	struct cp_fetch *fetch;
 	struct cp_files *files;
+	struct cp_pages *pages = NULL;
+	struct cp_discover *disc = NULL;
 	struct cp_reader *reader;
 	struct fuse_session *se;
 	struct cp_fs fs;
@@ -182,10 +199,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cpfs: %s\n", why);
 		goto err_out6;
 	}
+	pages = cp_pages_new();
+	disc = pages && cfg.discover
+		       ? cp_discover_new(&cfg, api, files, pages, &stats)
+		       : NULL;
+	if (!pages || (cfg.discover && !disc)) {
+		fprintf(stderr, "cpfs: out of memory\n");
+		goto err_out6;
+	}
+	/* The last complete walk is listed before the first readdir. */
+	if (disc)
+		cp_discover_load(disc);
 
 	memset(&fs, 0, sizeof(fs));
 	fs.cfg = &cfg;
 	fs.files = files;
+	fs.pages = pages;
 	fs.stats = &stats;
 	fs.mountpoint = cfg.mountpoint;
 	se = fuse_session_new(&cfg.fuse_args, &cp_fs_ops, sizeof(cp_fs_ops),
@@ -227,6 +256,8 @@ int main(int argc, char **argv)
 		cp_err("cannot start the watch thread");
 		goto err_out11;
 	}
+	if (disc && cp_discover_start(disc) < 0)
+		cp_warn("cannot start discovery; only known ids are listed");
 	cp_info("mounted %s on %s", cfg.api_url, cfg.mountpoint);
 
 	/* A positive value is the signal that ended the loop: a clean exit. */
@@ -234,6 +265,7 @@ int main(int argc, char **argv)
 
 	fuse_session_exit(se);
 	pthread_join(watch_thread, NULL);
+	cp_discover_stop(disc); /* its API call ends with the shutdown */
 	if (cfg.debug)
 		dump_stats("exit");
 err_out11:
@@ -247,6 +279,8 @@ err_out8:
 err_out7:
 	fuse_session_destroy(se);
 err_out6:
+	cp_discover_free(disc);
+	cp_pages_free(pages);
 	cp_files_free(files);
 err_out5:
 	cp_cache_free(cache);

@@ -23,6 +23,7 @@
 
 #define LINE_MAX_LEN (64 * 1024)
 #define NAME_MAX_LEN 4096
+#define URL_MAX_LEN 2048
 
 static int fail(char *why, size_t whylen, const char *msg)
 {
@@ -175,8 +176,34 @@ static int parse_json(const char *text, size_t len, struct cp_manifest_entry *e,
 		}
 	}
 	if (opt_string(obj, "name", &e->name, why, whylen) ||
-	    opt_string(obj, "type", &e->content_type, why, whylen))
+	    opt_string(obj, "type", &e->content_type, why, whylen) ||
+	    opt_string(obj, "purpose", &e->purpose, why, whylen))
 		goto out;
+	if (e->purpose && strcmp(e->purpose, "image") == 0) {
+		char reason[128], msg[192];
+
+		item = cJSON_GetObjectItemCaseSensitive(obj, "location");
+		if (item && !cJSON_IsNull(item)) {
+			if (!cJSON_IsString(item) || !item->valuestring ||
+			    strlen(item->valuestring) > URL_MAX_LEN) {
+				fail(why, whylen,
+				     "\"location\" is not a string");
+				goto out;
+			}
+			if (cp_url_check(item->valuestring, reason,
+					 sizeof(reason))) {
+				snprintf(msg, sizeof(msg),
+					 "\"location\" refused: %s", reason);
+				fail(why, whylen, msg);
+				goto out;
+			}
+			e->location = strdup(item->valuestring);
+			if (!e->location) {
+				fail(why, whylen, "out of memory");
+				goto out;
+			}
+		}
+	}
 	res = CP_MANIFEST_ENTRY;
 out:
 	cJSON_Delete(root);
@@ -228,8 +255,12 @@ void cp_manifest_entry_clear(struct cp_manifest_entry *entry)
 		return;
 	free(entry->name);
 	free(entry->content_type);
+	free(entry->purpose);
+	free(entry->location);
 	entry->name = NULL;
 	entry->content_type = NULL;
+	entry->purpose = NULL;
+	entry->location = NULL;
 }
 
 int cp_manifest_load(const char *path,

@@ -3,7 +3,10 @@
  *
  * One entry a line: a bare ObjectId, or the JSON object the upload
  * endpoint returns ({"data":{...}} or the inner object itself) with
- * "id" and optionally "size", "name", "type", "createdAt", "location".
+ * "id" and optionally "size", "name", "type", "createdAt", "purpose" and
+ * "location".  A record with "purpose":"image" and a "location" is a
+ * public file: its location must pass cp_url_check() (https, or http to
+ * a loopback host), else the line is bad.
  * Blank lines and lines whose first non-blank character is '#' are
  * skipped.  Surrounding white space is ignored.
  *
@@ -21,6 +24,8 @@ struct cp_manifest_entry {
 	int64_t created_at;    /* seconds since the Epoch, -1 when unknown */
 	char *name;            /* malloc'd, or NULL */
 	char *content_type;    /* malloc'd, or NULL */
+	char *purpose;         /* malloc'd, or NULL ("image", "file", ...) */
+	char *location;        /* malloc'd public URL of an image, or NULL */
 };
 
 enum {

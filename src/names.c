@@ -36,7 +36,38 @@ static int by_name_then_id(const void *pa, const void *pb)
 	const struct cp_name_entry *a = pa, *b = pb;
 	int c = strcmp(a->name, b->name);
 
-	return c ? c : strcasecmp(a->file->id, b->file->id);
+	return c ? c : strcasecmp(a->id, b->id);
+}
+
+void cp_names_unique(struct cp_name_entry *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char raw[CP_NAME_MAX];
+
+		snprintf(raw, sizeof(raw), "%s", v[i].name);
+		cp_names_sanitize(raw, v[i].name, sizeof(v[i].name));
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), by_name_then_id);
+	/* Within a run of equal names, all but the first get "~<id>". */
+	for (i = 1; i < n; i++) {
+		size_t j = i;
+
+		while (j < n && !strcmp(v[j].name, v[i - 1].name)) {
+			char base[CP_NAME_MAX];
+
+			snprintf(base, sizeof(base), "%s", v[j].name);
+			snprintf(v[j].name, sizeof(v[j].name), "%.200s~%s", base,
+				 v[j].id);
+			j++;
+		}
+		if (j > i)
+			i = j - 1;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), by_name_then_id);
 }
 
 ssize_t cp_names_list(struct cp_files *files, struct cp_name_entry **out)
@@ -61,29 +92,13 @@ ssize_t cp_names_list(struct cp_files *files, struct cp_name_entry **out)
 			}
 			v = nv;
 		}
-		cp_names_sanitize(raw, v[n].name, sizeof(v[n].name));
+		memcpy(v[n].name, raw, sizeof(raw));
+		memcpy(v[n].id, f->id, sizeof(v[n].id));
 		v[n].file = f;
+		v[n].ino = cp_ino_rekind(f->ino, CP_INO_NAME_LINK);
 		n++;
 	}
-	if (n)
-		qsort(v, n, sizeof(*v), by_name_then_id);
-	/* Within a run of equal names, all but the first get "~<id>". */
-	for (i = 1; i < n; i++) {
-		size_t j = i;
-
-		while (j < n && !strcmp(v[j].name, v[i - 1].name)) {
-			char base[CP_NAME_MAX];
-
-			snprintf(base, sizeof(base), "%s", v[j].name);
-			snprintf(v[j].name, sizeof(v[j].name), "%.200s~%s", base,
-				 v[j].file->id);
-			j++;
-		}
-		if (j > i)
-			i = j - 1;
-	}
-	if (n)
-		qsort(v, n, sizeof(*v), by_name_then_id);
+	cp_names_unique(v, n);
 	*out = v;
 	return (ssize_t)n;
 }

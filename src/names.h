@@ -1,13 +1,14 @@
 /*
- * names.h - the by-name/ directory (-o names): a symlink per file whose
- * original name is known, by-name/<name> -> ../<fileId>.
+ * names.h - the naming rule of the views (-o names): by-name/<name> ->
+ * ../<fileId> for every file whose original name is known, and the names
+ * of by-page/<page>/ directories and of the links in them.
  *
- * The rule, deterministic for a given set of known files:
+ * The rule, deterministic for a given set of names:
  * - '/' and control characters (bytes < 0x20 and 0x7f) become '_';
  *   "." and ".." become "_" too; names are cut to 200 bytes.  An empty
  *   name is no name: the file gets no link.
- * - When several files share a name, the one with the smallest id keeps
- *   it; each of the others is named "<name>~<fileId>".
+ * - When several entries share a name, the one with the smallest id
+ *   keeps it; each of the others is named "<name>~<id>".
  *
  * Thread safety: pure functions over a snapshot taken from the file
  * table; the result belongs to the caller.
@@ -16,6 +17,7 @@
 #define CP_NAMES_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct cp_files;
@@ -25,11 +27,19 @@ struct cp_file;
 
 struct cp_name_entry {
 	char name[CP_NAME_MAX];
-	struct cp_file *file;
+	char id[25];            /* what the entry names (file or page id) */
+	struct cp_file *file;   /* the file, for by-name/; else NULL */
+	uint64_t ino;           /* the entry's inode number */
 };
 
 /* Writes the safe form of @in into @out (always terminated). */
 void cp_names_sanitize(const char *in, char *out, size_t len);
+
+/*
+ * Applies the rule to @n entries whose name fields hold raw names:
+ * sanitizes them, makes them unique and sorts them by name.
+ */
+void cp_names_unique(struct cp_name_entry *v, size_t n);
 
 /*
  * The by-name listing of the files the root lists, sorted by name.

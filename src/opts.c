@@ -56,6 +56,9 @@ enum {
 	KEY_DISK_CACHE_SIZE,
 	KEY_NAMES,
 	KEY_NO_CHECK,
+	KEY_DISCOVER,
+	KEY_NO_DISCOVER,
+	KEY_REFRESH,
 	KEY_UID,
 	KEY_GID,
 	KEY_UMASK,
@@ -90,6 +93,9 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("disk_cache_size=", KEY_DISK_CACHE_SIZE),
 	FUSE_OPT_KEY("names", KEY_NAMES),
 	FUSE_OPT_KEY("no_check", KEY_NO_CHECK),
+	FUSE_OPT_KEY("discover", KEY_DISCOVER),
+	FUSE_OPT_KEY("no_discover", KEY_NO_DISCOVER),
+	FUSE_OPT_KEY("refresh=", KEY_REFRESH),
 	FUSE_OPT_KEY("uid=", KEY_UID),
 	FUSE_OPT_KEY("gid=", KEY_GID),
 	FUSE_OPT_KEY("umask=", KEY_UMASK),
@@ -353,6 +359,14 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_NO_CHECK:
 		cfg->no_check = 1;
 		return 0;
+	case KEY_DISCOVER:
+		cfg->discover = 1;
+		return 0;
+	case KEY_NO_DISCOVER:
+		cfg->discover = 0;
+		return 0;
+	case KEY_REFRESH:
+		return set_uint(ctx, &cfg->refresh, arg, 0, 30 * 86400);
 	case KEY_UID:
 		if (parse_uint(opt_value(arg), 0, (uid_t)-1 - 1, &v))
 			return fail(ctx, "invalid user id in '%s'", arg);
@@ -675,6 +689,12 @@ static void print_usage(const char *prog)
 	       "off)\n"
 	       "    -o no_check            skip the start-up key check "
 	       "(default: check)\n"
+	       "    -o discover, no_discover  list the whole account by "
+	       "walking pages,\n"
+	       "                           events and products (default: "
+	       "on without ids=)\n"
+	       "    -o refresh=SECONDS     walk again this often, 0 = once "
+	       "(default: %d)\n"
 	       "    -o uid=N, -o gid=N     owner of the files (default: "
 	       "the mounting user)\n"
 	       "    -o umask=OCTAL         mask for file modes (default: "
@@ -691,7 +711,7 @@ static void print_usage(const char *prog)
 	       "read-only.\n",
 	       prog, CP_DEFAULT_CACHE_SIZE >> 20, CP_MIN_CACHE_SIZE >> 20,
 	       CP_DEFAULT_TIMEOUT, CP_DEFAULT_API_RATE, CP_DEFAULT_RETRIES,
-	       CP_DEFAULT_DEADLINE, CP_DEFAULT_NEG_TTL);
+	       CP_DEFAULT_DEADLINE, CP_DEFAULT_NEG_TTL, CP_DEFAULT_REFRESH);
 }
 
 static void print_version(void)
@@ -853,6 +873,8 @@ static void set_defaults(struct cp_config *cfg)
 	cfg->retries = CP_DEFAULT_RETRIES;
 	cfg->deadline = CP_DEFAULT_DEADLINE;
 	cfg->neg_ttl = CP_DEFAULT_NEG_TTL;
+	cfg->discover = -1; /* decided in finish(): on without ids= */
+	cfg->refresh = CP_DEFAULT_REFRESH;
 }
 
 static int finish(struct parse_ctx *ctx)
@@ -876,6 +898,8 @@ static int finish(struct parse_ctx *ctx)
 		cfg->disk_cache_size = CP_DEFAULT_DISK_CACHE_SIZE;
 	if (!cfg->disk_cache && ctx->has_disk_cache_size)
 		return fail(ctx, "disk_cache_size= needs disk_cache=DIR");
+	if (cfg->discover < 0)
+		cfg->discover = cfg->ids_path == NULL;
 	if (cfg->ids_path && access(cfg->ids_path, R_OK) < 0)
 		return fail(ctx, "cannot read ids file %s: %s", cfg->ids_path,
 			    strerror(errno));

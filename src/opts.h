@@ -27,6 +27,7 @@
 #define CP_DEFAULT_DEADLINE 120    /* seconds per FUSE request, all tries */
 #define CP_DEFAULT_NEG_TTL 10      /* seconds a 404 is remembered */
 #define CP_MIN_CACHE_SIZE (4ULL << 20)
+#define CP_DEFAULT_REFRESH 3600    /* seconds between discovery walks */
 
 struct cp_config {
 	char *api_url;         /* no trailing '/'; owned */
@@ -45,6 +46,9 @@ struct cp_config {
 	unsigned neg_ttl;      /* seconds a 404 is remembered */
 	int names;             /* -o names */
 	int no_check;          /* -o no_check */
+	int discover;          /* -o discover / no_discover; default: on
+				* without ids= */
+	unsigned refresh;      /* seconds between walks; 0 = once a mount */
 	int foreground;        /* -f (or -d) */
 	int debug;             /* -d */
 	int singlethread;      /* -s */

@@ -65,6 +65,31 @@ double cp_ratelimit_reserve(struct cp_ratelimit *rl, double now)
 	return t - now;
 }
 
+double cp_ratelimit_try_low(struct cp_ratelimit *rl, double now,
+			    unsigned keep_free)
+{
+	double newest, bound, wait = 0;
+
+	if (keep_free >= rl->limit)
+		keep_free = rl->limit - 1;
+	pthread_mutex_lock(&rl->lock);
+	newest = rl->starts[(rl->next + rl->limit - 1) % rl->limit];
+	/* The (keep_free+1)-th oldest start must have left the window. */
+	bound = rl->starts[(rl->next + keep_free) % rl->limit] + rl->window;
+	if (now < rl->paused_until)
+		wait = rl->paused_until - now;
+	else if (newest > now)
+		wait = newest - now; /* a reserved caller goes first */
+	else if (now < bound)
+		wait = bound - now;
+	if (wait <= 0) {
+		rl->starts[rl->next] = now;
+		rl->next = (rl->next + 1) % rl->limit;
+	}
+	pthread_mutex_unlock(&rl->lock);
+	return wait > 0 ? wait : 0;
+}
+
 void cp_ratelimit_pause(struct cp_ratelimit *rl, double until)
 {
 	pthread_mutex_lock(&rl->lock);

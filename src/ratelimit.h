@@ -8,6 +8,12 @@
  * through in a minute after an idle one.  A 429 with Retry-After pauses
  * every caller until then.
  *
+ * Two lanes share the window.  Opens and lookups reserve a slot and wait
+ * for it (cp_ratelimit_reserve); discovery only takes a slot it can use
+ * at once, when no reserved caller is still waiting and a few slots stay
+ * free for them (cp_ratelimit_try_low), so an open never waits behind
+ * more than the one discovery call already on the wire.
+ *
  * Thread safety: thread safe (internal mutex).
  */
 #ifndef CP_RATELIMIT_H
@@ -34,6 +40,15 @@ void cp_ratelimit_destroy(struct cp_ratelimit *rl);
  * slot, so callers queue fairly in call order.
  */
 double cp_ratelimit_reserve(struct cp_ratelimit *rl, double now);
+
+/*
+ * The low lane: claims a slot to start at @now only if no reserved
+ * caller waits for a later start, the window keeps @keep_free slots
+ * free after this one, and no pause is on.  Returns 0 when claimed (send
+ * now), else the seconds after which asking again may succeed.
+ */
+double cp_ratelimit_try_low(struct cp_ratelimit *rl, double now,
+			    unsigned keep_free);
 
 /* No call starts before @until (cp_now() scale). */
 void cp_ratelimit_pause(struct cp_ratelimit *rl, double until);

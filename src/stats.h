@@ -29,7 +29,12 @@
 	X(disk_hits)           /* blocks found in the disk cache */            \
 	X(disk_misses)         /* blocks not in the disk cache */              \
 	X(meta_hits)           /* lookups answered by persisted metadata */    \
-	X(etag_changes)        /* objects seen changing under their id */
+	X(etag_changes)        /* objects seen changing under their id */      \
+	X(discovery_calls)     /* API calls made by discovery */               \
+	X(discovery_files)     /* files found by the current or last walk */   \
+	X(discovery_skipped)   /* malformed objects and answers skipped */     \
+	X(discovery_walks)     /* complete walks (this mount) */               \
+	X(discovery_last_walk) /* when the last complete walk ended (Epoch) */
 
 struct cp_stats {
 #define CP_STATS_DECLARE(name) _Atomic uint64_t name;

@@ -188,3 +188,25 @@ void cp_block_termination_signals(void)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
+
+int cp_cache_path(char *out, size_t len, const char *cache_dir,
+		  const char *leaf)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	int n;
+
+	if (cache_dir && *cache_dir)
+		n = snprintf(out, len, "%s/%s", cache_dir, leaf);
+	else if (xdg && xdg[0] == '/') /* relative ones are ignored (XDG) */
+		n = snprintf(out, len, "%s/cpfs/%s", xdg, leaf);
+	else if (home && home[0] == '/')
+		n = snprintf(out, len, "%s/.cache/cpfs/%s", home, leaf);
+	else if (geteuid() == 0)
+		n = snprintf(out, len, "/var/cache/cpfs/%s", leaf);
+	else
+		return -ENOENT;
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}

@@ -39,6 +39,15 @@ int cp_mkdir_p(const char *path);
  * -errno: catches read-only file systems even for root. */
 int cp_dir_writable(const char *dir);
 
+/*
+ * The path of @leaf in the cache directory: <cache_dir>/<leaf>, or the
+ * default base ($XDG_CACHE_HOME/cpfs, else $HOME/.cache/cpfs, else
+ * /var/cache/cpfs for root) when @cache_dir is NULL or empty.  0 or
+ * -ENOENT (no base) / -ENAMETOOLONG.
+ */
+int cp_cache_path(char *out, size_t len, const char *cache_dir,
+		  const char *leaf);
+
 /* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread: they must
  * reach the FUSE loop's threads (libfuse's handlers end the loop), never
  * one of cpfs's own. */

@@ -22,8 +22,13 @@ servers  (function scope) -> Servers
         servers.data (DataHost)
         servers.add(data, name=None, **meta) -> id   new object
         servers.replace(id, data)                    new bytes + new ETag
-        servers.clear_logs()                         both request logs
+        servers.images (ImageHost: public images), servers.store (Store:
+        the account discovery walks; empty unless a test fills it)
+        servers.clear_logs()                         every request log
         servers.api_calls(id=None) -> int            download-URL calls
+        servers.all_api_calls() / discovery_calls()  every API call /
+                                                     discovery's only
+        servers.image_gets(id=None) -> int           image-host GETs
         servers.data_gets(id=None) -> int            data-host GETs
         servers.recorder(**kw) -> started standin.Recorder (stopped at end)
         servers.write_manifest(path, lines) -> path
@@ -32,8 +37,8 @@ servers  (function scope) -> Servers
         servers.allow_data_auth = True   skip the teardown check that the
                                          data host never saw Authorization
 
-    Teardown asserts that no request to the data host carried an
-    Authorization header, then stops the servers.
+    Teardown asserts that no request to the data host or the image host
+    carried an Authorization header, then stops the servers.
 
 cpfs  (function scope) -> factory  mount(...) -> Mount
         m = cpfs()                       # default manifest, wait for mount
@@ -43,8 +48,10 @@ cpfs  (function scope) -> factory  mount(...) -> Mount
         m = cpfs(key="wrong", options=["no_check"])
         m = cpfs(env={"X": "1"}, api_url="http://localhost:%d" % port)
     Arguments: *options (strings joined into -o), options= (list),
-    manifest= (default: bare ids of servers.files; None: no ids=;
-    list of lines; or a path), debug= (adds -d), key= (None: no
+    manifest= (default: bare ids of servers.files; None: no ids=, and
+    -o no_discover unless discover=True; list of lines; or a path),
+    discover= (True: leave discovery to cpfs's default), debug= (adds
+    -d), key= (None: no
     CHECKOUTPAGE_API_KEY in env), env= (extra env), api_url=,
     args= (extra argv before the URL), clear_logs= (default True: clear
     both request logs once mounted so the start-up key check is not
@@ -192,7 +199,11 @@ class Servers:
         self.tmp = tmp
         self.key = "cpk_test_" + secrets.token_hex(16)
         self.data = standin.DataHost().start()
-        self.api = standin.ApiServer(self.key, data=self.data).start()
+        self.images = standin.ImageHost().start()
+        self.store = standin.Store()
+        self.api = standin.ApiServer(self.key, data=self.data,
+                                     store=self.store,
+                                     images=self.images).start()
         self.api_url = self.api.url
         self.files = {}
         self.content = {}
@@ -217,9 +228,23 @@ class Servers:
     def clear_logs(self):
         self.api.log.clear()
         self.data.log.clear()
+        self.images.log.clear()
 
     def api_calls(self, id=None):
-        return self.api.log.count(id=id) if id else len(self.api.log)
+        """Download-URL calls (discovery's calls are not counted)."""
+        if id:
+            return self.api.log.count(id=id, kind="download")
+        return self.api.log.count(kind="download")
+
+    def all_api_calls(self):
+        """Every API call, discovery's included."""
+        return len(self.api.log)
+
+    def discovery_calls(self):
+        return self.api.discovery_calls()
+
+    def image_gets(self, id=None):
+        return self.images.log.count(method="GET", id=id)
 
     def data_gets(self, id=None):
         return self.data.log.count(method="GET", id=id)
@@ -249,6 +274,7 @@ class Servers:
             r.stop()
         self.api.stop()
         self.data.stop()
+        self.images.stop()
 
 
 @pytest.fixture
@@ -257,7 +283,7 @@ def servers(tmp_path):
     try:
         yield s
         if not s.allow_data_auth:
-            seen = s.data.auth_seen()
+            seen = s.data.auth_seen() + s.images.auth_seen()
             assert not seen, "data host got Authorization: %r" % seen
     finally:
         s.stop()
@@ -360,7 +386,7 @@ def cpfs(servers, tmp_path):
     def mount(*opts, options=(), manifest=_DEFAULT, debug=False,
               key=_DEFAULT, env=None, api_url=None, args=(),
               clear_logs=True, cache_dir=None, mountpoint=None,
-              wait=True):
+              wait=True, discover=False):
         counter[0] += 1
         n = counter[0]
         mnt = Path(mountpoint) if mountpoint else tmp_path / ("mnt%d" % n)
@@ -377,6 +403,9 @@ def cpfs(servers, tmp_path):
                 str(tmp_path / ("ids%d.txt" % n)), manifest)
         if manifest:
             o.append("ids=%s" % manifest)
+        elif not discover:
+            # Tests from before discovery: no ids= meant an empty root.
+            o.append("no_discover")
         o += list(opts) + list(options)
         k = servers.key if key is _DEFAULT else key
         argv = [CPFS_BIN, "-f"] + (["-d"] if debug else []) + [

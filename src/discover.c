@@ -1,0 +1,1006 @@
+/*
+ * discover.c - discovery: the whole account, beside the mount (see
+ * discover.h).
+ *
+ * Owns: the discovery thread and, while a walk runs, its state (struct
+ * walk: a FIFO of API calls still to make, and what was found so far),
+ * which only that thread touches.  d->lock guards d->stop alone.
+ *
+ * A walk is a queue of tasks, not a recursion: list pages of checkout
+ * pages and events (each answer may queue the next page, products and
+ * ticket groups), products, ticket groups, ticket types.  A task that
+ * fails for a reason that may pass (429, 5xx, network) stays at the head
+ * of the queue and the walk resumes from it after a backoff.
+ */
+#include "discover.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdint.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "files.h"
+#include "log.h"
+#include "opts.h"
+#include "pages.h"
+#include "stats.h"
+#include "util.h"
+#include "walk.h"
+
+#define LIST_LIMIT 100
+#define MAX_LIST_CALLS 2000       /* per list and walk: 200 000 items */
+#define MAX_TASKS 200000          /* calls queued per walk */
+#define MAX_FOUND 1000000         /* files kept per walk */
+#define CALL_ATTEMPTS 2
+#define RESUME_FIRST 2.0          /* seconds before resuming a walk */
+#define RESUME_MAX 300.0
+#define STATE_FILE "discovery"
+#define STATE_VERSION 1
+#define STATE_MAX_BYTES (256 << 20)
+
+enum task_kind { T_LIST, T_PRODUCT, T_GROUPS, T_TYPES };
+
+static const char *const list_paths[] = { "/v1/checkout-pages/",
+					  "/v1/events/" };
+static const char *const list_names[] = { "checkout-pages", "events" };
+
+struct task {
+	enum task_kind kind;
+	int list;         /* T_LIST: 0 pages, 1 events */
+	char id[25];      /* T_LIST cursor ("" first), product or event id */
+	char id2[25];     /* T_TYPES: ticket group id */
+	unsigned calls;   /* T_LIST: calls made for this list so far */
+	long seen;        /* T_LIST: items seen so far */
+};
+
+/* A set of ObjectIds, each with a value (open addressing). */
+struct idmap {
+	char (*keys)[25];
+	size_t *vals;
+	size_t n, cap;    /* cap a power of two, 0 when empty */
+};
+
+struct found {
+	char id[25];
+	char *url, *name;
+	int64_t size;
+	int32_t width, height;
+};
+
+struct owner {
+	char id[25];
+	char *name;
+	char (*files)[25];
+	size_t n, cap;
+};
+
+struct walk {
+	unsigned number;
+	struct task *tasks;
+	size_t head, ntasks, tcap;
+	struct idmap queued;      /* products and events already queued */
+	struct found *files;
+	size_t nfiles, fcap;
+	struct idmap file_ix;
+	struct owner *owners;
+	size_t nowners, ocap;
+	struct idmap owner_ix;
+	unsigned skipped;
+};
+
+struct cp_discover {
+	const struct cp_config *cfg;
+	struct cp_api *api;
+	struct cp_files *files;
+	struct cp_pages *pages;
+	struct cp_stats *stats;
+	char path[4096];          /* persisted walk; "" when none */
+	double loaded_at;         /* Epoch of the loaded walk; 0: none */
+	unsigned walks;           /* walk numbers handed out */
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	int stop;                 /* protected by lock */
+};
+
+/* ---- id maps ---- */
+
+static size_t id_hash(const char *id)
+{
+	size_t h = 1469598103934665603ULL;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)(*id | 0x20)) * 1099511628211ULL;
+	return h;
+}
+
+static void idmap_free(struct idmap *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+/* The value of @id, or (size_t)-1. */
+static size_t idmap_get(const struct idmap *m, const char *id)
+{
+	size_t i;
+
+	if (!m->cap)
+		return (size_t)-1;
+	for (i = id_hash(id) & (m->cap - 1); m->keys[i][0];
+	     i = (i + 1) & (m->cap - 1))
+		if (strcasecmp(m->keys[i], id) == 0)
+			return m->vals[i];
+	return (size_t)-1;
+}
+
+static int idmap_put(struct idmap *m, const char *id, size_t val);
+
+static int idmap_grow(struct idmap *m)
+{
+	struct idmap bigger = { 0 };
+	size_t i;
+
+	bigger.cap = m->cap ? 2 * m->cap : 256;
+	bigger.keys = calloc(bigger.cap, sizeof(*bigger.keys));
+	bigger.vals = calloc(bigger.cap, sizeof(*bigger.vals));
+	if (!bigger.keys || !bigger.vals) {
+		idmap_free(&bigger);
+		return -ENOMEM;
+	}
+	for (i = 0; i < m->cap; i++)
+		if (m->keys[i][0])
+			idmap_put(&bigger, m->keys[i], m->vals[i]);
+	idmap_free(m);
+	*m = bigger;
+	return 0;
+}
+
+/* Adds @id (absent) with @val.  0 or -ENOMEM. */
+static int idmap_put(struct idmap *m, const char *id, size_t val)
+{
+	size_t i;
+
+	if (2 * (m->n + 1) > m->cap && idmap_grow(m) < 0)
+		return -ENOMEM;
+	for (i = id_hash(id) & (m->cap - 1); m->keys[i][0];
+	     i = (i + 1) & (m->cap - 1))
+		;
+	snprintf(m->keys[i], sizeof(m->keys[i]), "%s", id);
+	m->vals[i] = val;
+	m->n++;
+	return 0;
+}
+
+/* ---- the walk's state ---- */
+
+static void walk_free(struct walk *w)
+{
+	size_t i;
+
+	if (!w)
+		return;
+	for (i = 0; i < w->nfiles; i++) {
+		free(w->files[i].url);
+		free(w->files[i].name);
+	}
+	for (i = 0; i < w->nowners; i++) {
+		free(w->owners[i].name);
+		free(w->owners[i].files);
+	}
+	free(w->files);
+	free(w->owners);
+	free(w->tasks);
+	idmap_free(&w->queued);
+	idmap_free(&w->file_ix);
+	idmap_free(&w->owner_ix);
+	free(w);
+}
+
+/* Grows the array *@v of *@cap elements of @size to hold @need. */
+static int grow(void **v, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 16;
+	void *nv;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	nv = realloc(*v, n * size);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = n;
+	return 0;
+}
+
+static int push_task(struct walk *w, const struct task *t)
+{
+	if (w->ntasks - w->head >= MAX_TASKS)
+		return -E2BIG;
+	/* Reclaim the consumed front before growing. */
+	if (w->head && w->ntasks == w->tcap) {
+		memmove(w->tasks, w->tasks + w->head,
+			(w->ntasks - w->head) * sizeof(*w->tasks));
+		w->ntasks -= w->head;
+		w->head = 0;
+	}
+	if (grow((void **)&w->tasks, &w->tcap, w->ntasks + 1,
+		 sizeof(*w->tasks)) < 0)
+		return -ENOMEM;
+	w->tasks[w->ntasks++] = *t;
+	return 0;
+}
+
+static struct walk *walk_new(unsigned number)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+	struct task t;
+	int i;
+
+	if (!w)
+		return NULL;
+	w->number = number;
+	for (i = 0; i < 2; i++) {
+		memset(&t, 0, sizeof(t));
+		t.kind = T_LIST;
+		t.list = i;
+		if (push_task(w, &t) < 0) {
+			walk_free(w);
+			return NULL;
+		}
+	}
+	return w;
+}
+
+/* Queues a call for product or event @id once per walk. */
+static void queue_once(struct cp_discover *d, struct walk *w,
+		       enum task_kind kind, const char *id, const char *id2)
+{
+	char key[60];
+	struct task t;
+
+	/* Products and ticket groups live in one set: their ids differ. */
+	snprintf(key, sizeof(key), "%s", kind == T_TYPES ? id2 : id);
+	if (idmap_get(&w->queued, key) != (size_t)-1)
+		return;
+	memset(&t, 0, sizeof(t));
+	t.kind = kind;
+	snprintf(t.id, sizeof(t.id), "%s", id);
+	if (id2)
+		snprintf(t.id2, sizeof(t.id2), "%s", id2);
+	if (idmap_put(&w->queued, key, 0) < 0 || push_task(w, &t) < 0) {
+		w->skipped++;
+		cp_stats_inc(d->stats, discovery_skipped);
+	}
+}
+
+/* Records file @f for this walk and in the file table; returns 0, or
+ * -1 when it could not be kept. */
+static int found_file(struct cp_discover *d, struct walk *w,
+		      const struct cp_walk_file *f)
+{
+	struct cp_file_facts facts;
+	struct found *x;
+	size_t at = idmap_get(&w->file_ix, f->id);
+
+	if (at == (size_t)-1) {
+		if (w->nfiles >= MAX_FOUND ||
+		    grow((void **)&w->files, &w->fcap, w->nfiles + 1,
+			 sizeof(*w->files)) < 0 ||
+		    idmap_put(&w->file_ix, f->id, w->nfiles) < 0)
+			return -1;
+		x = &w->files[w->nfiles++];
+		memset(x, 0, sizeof(*x));
+		snprintf(x->id, sizeof(x->id), "%s", f->id);
+		x->size = -1;
+		x->width = x->height = -1;
+		atomic_store_explicit(&d->stats->discovery_files, w->nfiles,
+				      memory_order_relaxed);
+	} else {
+		x = &w->files[at];
+	}
+	if (f->url && !x->url)
+		x->url = strdup(f->url);
+	if (f->name && !x->name)
+		x->name = strdup(f->name);
+	if (f->size >= 0)
+		x->size = f->size;
+	if (f->width > 0)
+		x->width = f->width;
+	if (f->height > 0)
+		x->height = f->height;
+
+	cp_file_facts_init(&facts, x->id);
+	facts.purpose = x->url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
+	facts.public_url = x->url;
+	facts.name = x->name;
+	facts.size = x->size;
+	facts.width = x->width;
+	facts.height = x->height;
+	cp_files_add_facts(d->files, &facts);
+	return 0;
+}
+
+static struct owner *owner_get(struct walk *w, const char *id,
+			       const char *name)
+{
+	size_t at = idmap_get(&w->owner_ix, id);
+	struct owner *o;
+
+	if (at != (size_t)-1)
+		return &w->owners[at];
+	if (grow((void **)&w->owners, &w->ocap, w->nowners + 1,
+		 sizeof(*w->owners)) < 0 ||
+	    idmap_put(&w->owner_ix, id, w->nowners) < 0)
+		return NULL;
+	o = &w->owners[w->nowners++];
+	memset(o, 0, sizeof(*o));
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	o->name = strdup(name && *name ? name : id);
+	return o;
+}
+
+static void owner_add_file(struct owner *o, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		if (strcasecmp(o->files[i], id) == 0)
+			return;
+	if (grow((void **)&o->files, &o->cap, o->n + 1, sizeof(*o->files)) <
+	    0)
+		return;
+	snprintf(o->files[o->n++], 25, "%s", id);
+}
+
+/* A page's, event's or product's display name: name, else slug, else
+ * its id (NULL here). */
+static const char *display_name(const cJSON *obj)
+{
+	static const char *const keys[] = { "name", "slug" };
+	size_t i;
+
+	for (i = 0; i < CP_ARRAY_SIZE(keys); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, keys[i]);
+
+		if (cJSON_IsString(v) && v->valuestring && v->valuestring[0])
+			return v->valuestring;
+	}
+	return NULL;
+}
+
+/* The ObjectId in member "id" of @obj, or NULL. */
+static const char *object_id(const cJSON *obj)
+{
+	const cJSON *v = cJSON_IsObject(obj)
+				 ? cJSON_GetObjectItemCaseSensitive(obj, "id")
+				 : NULL;
+
+	return cJSON_IsString(v) && cp_objectid_valid(v->valuestring)
+		       ? v->valuestring
+		       : NULL;
+}
+
+/*
+ * Every file under @node belongs to owner @id (named @name when first
+ * seen); every product it refers to is queued.  The by-page index gets
+ * the owner's files at once.
+ */
+static void take_node(struct cp_discover *d, struct walk *w, const char *id,
+		      const char *name, const cJSON *node)
+{
+	struct cp_walk found;
+	struct owner *o = owner_get(w, id, name);
+	size_t i;
+
+	cp_walk_init(&found);
+	if (cp_walk_node(node, &found) < 0)
+		found.skipped++;
+	for (i = 0; i < found.nfiles; i++) {
+		if (found_file(d, w, &found.files[i]) == 0 && o)
+			owner_add_file(o, found.files[i].id);
+	}
+	for (i = 0; i < found.nproducts; i++)
+		queue_once(d, w, T_PRODUCT, found.products[i], NULL);
+	if (found.skipped || found.truncated) {
+		w->skipped += found.skipped + (found.truncated ? 1 : 0);
+		cp_stats_add(d->stats, discovery_skipped,
+			     found.skipped + (found.truncated ? 1 : 0));
+	}
+	cp_walk_clear(&found);
+	if (o && o->n)
+		cp_pages_set(d->pages, o->id, o->name,
+			     (const char(*)[25])o->files, o->n, w->number);
+}
+
+static void skip(struct cp_discover *d, struct walk *w)
+{
+	w->skipped++;
+	cp_stats_inc(d->stats, discovery_skipped);
+}
+
+/* ---- one answer of each kind ---- */
+
+static void take_list(struct cp_discover *d, struct walk *w, struct task *t,
+		      const cJSON *root)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "has_more");
+	const cJSON *total = cJSON_GetObjectItemCaseSensitive(root, "total");
+	const char *last = NULL, *what = list_names[t->list];
+	const cJSON *item;
+	struct task next;
+	long count = 0;
+
+	if (!cJSON_IsArray(data)) {
+		cp_warn("discovery: the %s list answer has no data array; "
+			"ending that list",
+			what);
+		skip(d, w);
+		return;
+	}
+	cJSON_ArrayForEach(item, data) {
+		const char *id = object_id(item);
+
+		count++;
+		if (!id) {
+			skip(d, w);
+			continue;
+		}
+		take_node(d, w, id, display_name(item), item);
+		if (t->list == 1)
+			queue_once(d, w, T_GROUPS, id, NULL);
+		last = id;
+	}
+	if (!cJSON_IsTrue(more))
+		return;
+	next = *t;
+	next.calls++;
+	next.seen += count;
+	if (!last || strcasecmp(last, t->id) == 0) {
+		cp_warn("discovery: the %s list does not advance (has_more "
+			"with the same cursor); ending that list",
+			what);
+	} else if (next.calls >= MAX_LIST_CALLS ||
+		   (cJSON_IsNumber(total) && total->valuedouble >= 0 &&
+		    next.seen > total->valuedouble + LIST_LIMIT)) {
+		cp_warn("discovery: the %s list does not end (%ld items "
+			"so far); ending that list",
+			what, next.seen);
+	} else {
+		snprintf(next.id, sizeof(next.id), "%s", last);
+		if (push_task(w, &next) < 0)
+			skip(d, w);
+	}
+}
+
+static void take_answer(struct cp_discover *d, struct walk *w,
+			struct task *t, const cJSON *root)
+{
+	const cJSON *data = cJSON_IsObject(root)
+				    ? cJSON_GetObjectItemCaseSensitive(root,
+								       "data")
+				    : NULL;
+	const cJSON *item;
+
+	switch (t->kind) {
+	case T_LIST:
+		if (cJSON_IsObject(root))
+			take_list(d, w, t, root);
+		else
+			skip(d, w);
+		break;
+	case T_PRODUCT:
+		if (!cJSON_IsObject(data)) {
+			skip(d, w);
+			break;
+		}
+		take_node(d, w, t->id, display_name(data), data);
+		break;
+	case T_GROUPS:
+		if (!cJSON_IsArray(data)) {
+			skip(d, w);
+			break;
+		}
+		cJSON_ArrayForEach(item, data) {
+			const char *gid = object_id(item);
+
+			if (gid)
+				queue_once(d, w, T_TYPES, t->id, gid);
+			else
+				skip(d, w);
+		}
+		take_node(d, w, t->id, NULL, data);
+		break;
+	case T_TYPES:
+		if (!data) {
+			skip(d, w);
+			break;
+		}
+		take_node(d, w, t->id, NULL, data);
+		break;
+	}
+}
+
+static void task_path(const struct task *t, char *path, size_t len)
+{
+	switch (t->kind) {
+	case T_LIST:
+		snprintf(path, len, "%s?limit=%d%s%s", list_paths[t->list],
+			 LIST_LIMIT, t->id[0] ? "&starting_after=" : "",
+			 t->id);
+		break;
+	case T_PRODUCT:
+		snprintf(path, len, "/v1/products/%s", t->id);
+		break;
+	case T_GROUPS:
+		snprintf(path, len, "/v1/events/%s/ticket-groups", t->id);
+		break;
+	case T_TYPES:
+		snprintf(path, len,
+			 "/v1/events/%s/ticket-groups/%s/ticket-types", t->id,
+			 t->id2);
+		break;
+	}
+}
+
+/*
+ * Makes the call of the task at the head of the queue.  0 (done, the
+ * answer taken or skipped), -EAGAIN (try again later: it stays at the
+ * head), -EACCES (the key was refused: the walk ends).
+ */
+static int run_task(struct cp_discover *d, struct walk *w)
+{
+	struct task *t = &w->tasks[w->head];
+	char path[160], why[512], reason[160];
+	size_t len = 0;
+	char *body = NULL;
+	cJSON *root;
+	int ret;
+
+	task_path(t, path, sizeof(path));
+	cp_stats_inc(d->stats, discovery_calls);
+	ret = cp_api_get(d->api, path, CP_WALK_MAX_BODY, CALL_ATTEMPTS,
+			 cp_now() + d->cfg->deadline, &body, &len, why,
+			 sizeof(why));
+	if (ret == -EAGAIN || ret == -EACCES) {
+		if (ret == -EACCES)
+			cp_warn("discovery: %s; stopping this walk", why);
+		return ret;
+	}
+	if (ret < 0) {
+		/* 400/404 (a product or page gone meanwhile), or an answer
+		 * refused: skip this one, keep the rest. */
+		cp_info("discovery: skipped %s: %s", path, why);
+		skip(d, w);
+		w->head++;
+		return 0;
+	}
+	root = cp_walk_parse(body, len, reason, sizeof(reason));
+	free(body);
+	if (!root) {
+		cp_warn("discovery: skipped the answer to %s: %s", path,
+			reason);
+		skip(d, w);
+	} else {
+		/* take_answer() may grow the queue: copy the task first. */
+		struct task copy = *t;
+
+		w->head++;
+		take_answer(d, w, &copy, root);
+		cJSON_Delete(root);
+		return 0;
+	}
+	w->head++;
+	return 0;
+}
+
+/* ---- persisted walk ---- */
+
+static int add_str(cJSON *obj, const char *key, const char *val)
+{
+	return !val || cJSON_AddStringToObject(obj, key, val) ? 0 : -1;
+}
+
+static int add_num(cJSON *obj, const char *key, double val)
+{
+	return val < 0 || cJSON_AddNumberToObject(obj, key, val) ? 0 : -1;
+}
+
+static cJSON *walk_to_json(const struct walk *w)
+{
+	cJSON *root = cJSON_CreateObject(), *files, *pages;
+	size_t i, j;
+	int bad = !root;
+
+	if (bad)
+		return NULL;
+	cJSON_AddNumberToObject(root, "version", STATE_VERSION);
+	cJSON_AddNumberToObject(root, "complete_at", (double)time(NULL));
+	files = cJSON_AddArrayToObject(root, "files");
+	pages = cJSON_AddArrayToObject(root, "pages");
+	bad = !files || !pages;
+	for (i = 0; !bad && i < w->nfiles; i++) {
+		const struct found *f = &w->files[i];
+		cJSON *o = cJSON_CreateObject();
+
+		bad = !o || !cJSON_AddItemToArray(files, o) ||
+		      add_str(o, "id", f->id) || add_str(o, "url", f->url) ||
+		      add_str(o, "name", f->name) ||
+		      add_num(o, "size", (double)f->size) ||
+		      add_num(o, "width", f->width) ||
+		      add_num(o, "height", f->height);
+	}
+	for (i = 0; !bad && i < w->nowners; i++) {
+		const struct owner *ow = &w->owners[i];
+		cJSON *o, *ids;
+
+		if (!ow->n)
+			continue;
+		o = cJSON_CreateObject();
+		bad = !o || !cJSON_AddItemToArray(pages, o) ||
+		      add_str(o, "id", ow->id) ||
+		      add_str(o, "name", ow->name) ||
+		      !(ids = cJSON_AddArrayToObject(o, "files"));
+		for (j = 0; !bad && j < ow->n; j++)
+			bad = !cJSON_AddItemToArray(
+				ids, cJSON_CreateString(ow->files[j]));
+	}
+	if (bad) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes the complete walk @w to the state file (temporary + rename). */
+static void save_walk(struct cp_discover *d, const struct walk *w)
+{
+	char tmp[4200], *dir_end, dir[4096];
+	cJSON *root;
+	char *text;
+	int fd, ok;
+
+	if (!d->path[0])
+		return;
+	root = walk_to_json(w);
+	text = root ? cJSON_PrintUnformatted(root) : NULL;
+	cJSON_Delete(root);
+	if (!text) {
+		cp_warn("discovery: out of memory saving the listing");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", d->path);
+	dir_end = strrchr(dir, '/');
+	if (dir_end)
+		*dir_end = '\0';
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", d->path, (long)getpid());
+	ok = cp_mkdir_p(dir) == 0 &&
+	     (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >=
+		     0;
+	if (ok) {
+		ok = write_all(fd, text, strlen(text)) == 0 && fsync(fd) == 0;
+		ok = close(fd) == 0 && ok;
+		ok = ok && rename(tmp, d->path) == 0;
+		if (!ok)
+			unlink(tmp);
+	}
+	if (!ok)
+		cp_warn("discovery: cannot save the listing in %s", dir);
+	free(text);
+}
+
+static const char *json_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
+}
+
+static double json_num(const cJSON *obj, const char *key, double max)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+			       v->valuedouble <= max
+		       ? v->valuedouble
+		       : -1;
+}
+
+/* Lists one persisted file; -1 when the entry is not sane. */
+static int load_file(struct cp_discover *d, const cJSON *o)
+{
+	const char *id = json_str(o, "id"), *url = json_str(o, "url");
+	const char *name = json_str(o, "name");
+	struct cp_file_facts facts;
+
+	if (!id || !cp_objectid_valid(id) ||
+	    (url && cp_url_check(url, NULL, 0) != 0) ||
+	    (name && strlen(name) > 255))
+		return -1;
+	cp_file_facts_init(&facts, id);
+	facts.purpose = url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
+	facts.public_url = url;
+	facts.name = name;
+	facts.size = (int64_t)json_num(o, "size", 1125899906842624.0);
+	facts.width = (int32_t)json_num(o, "width", 1000000);
+	facts.height = (int32_t)json_num(o, "height", 1000000);
+	return cp_files_add_facts(d->files, &facts) ? 0 : -1;
+}
+
+/* Restores one persisted by-page entry; -1 when not sane. */
+static int load_page(struct cp_discover *d, const cJSON *o)
+{
+	const char *id = json_str(o, "id"), *name = json_str(o, "name");
+	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(o, "files");
+	char(*v)[25];
+	const cJSON *x;
+	size_t n = 0;
+	int ret;
+
+	if (!id || !cp_objectid_valid(id) || !cJSON_IsArray(ids))
+		return -1;
+	v = calloc((size_t)cJSON_GetArraySize(ids) + 1, sizeof(*v));
+	if (!v)
+		return -1;
+	cJSON_ArrayForEach(x, ids) {
+		if (cJSON_IsString(x) && cp_objectid_valid(x->valuestring))
+			snprintf(v[n++], 25, "%s", x->valuestring);
+	}
+	ret = cp_pages_set(d->pages, id, name, (const char(*)[25])v, n, 0);
+	free(v);
+	return ret;
+}
+
+static char *read_state(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size <= STATE_MAX_BYTES)
+		buf = malloc((size_t)st.st_size + 1);
+	if (buf) {
+		n = read(fd, buf, (size_t)st.st_size);
+		if (n != st.st_size) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+			*len = (size_t)n;
+		}
+	}
+	close(fd);
+	return buf;
+}
+
+int cp_discover_load(struct cp_discover *d)
+{
+	const cJSON *files, *pages, *o;
+	unsigned bad = 0;
+	size_t len = 0;
+	double at;
+	cJSON *root;
+	char *text;
+
+	if (!d->path[0])
+		return 0;
+	text = read_state(d->path, &len);
+	if (!text)
+		return 0;
+	root = cJSON_ParseWithLength(text, len);
+	free(text);
+	files = cJSON_GetObjectItemCaseSensitive(root, "files");
+	pages = cJSON_GetObjectItemCaseSensitive(root, "pages");
+	at = json_num(root, "complete_at", 1e11);
+	if (!cJSON_IsObject(root) ||
+	    json_num(root, "version", 1e9) != STATE_VERSION ||
+	    !cJSON_IsArray(files) || !cJSON_IsArray(pages) || at < 0) {
+		cp_warn("discovery: %s is damaged or of another version; "
+			"ignoring it (the next walk replaces it)",
+			d->path);
+		cJSON_Delete(root);
+		return 0;
+	}
+	cJSON_ArrayForEach(o, files) bad += load_file(d, o) < 0;
+	cJSON_ArrayForEach(o, pages) bad += load_page(d, o) < 0;
+	if (bad)
+		cp_warn("discovery: %u damaged entries in %s ignored", bad,
+			d->path);
+	atomic_store_explicit(&d->stats->discovery_files,
+			      (uint64_t)cJSON_GetArraySize(files),
+			      memory_order_relaxed);
+	atomic_store_explicit(&d->stats->discovery_last_walk, (uint64_t)at,
+			      memory_order_relaxed);
+	cJSON_Delete(root);
+	d->loaded_at = at;
+	cp_info("discovery: listed %d files from the walk of %.0f s ago",
+		cJSON_GetArraySize(files), cp_wallclock() - at);
+	return 1;
+}
+
+/* ---- the thread ---- */
+
+/* Waits @seconds or until stopped; 1 when stopped. */
+static int pause_for(struct cp_discover *d, double seconds)
+{
+	struct timespec ts;
+	int stop;
+
+	cp_deadline_timespec(cp_now() + (seconds > 0 ? seconds : 0), &ts);
+	pthread_mutex_lock(&d->lock);
+	while (!d->stop && !cp_shutting_down() &&
+	       pthread_cond_timedwait(&d->wake, &d->lock, &ts) == 0)
+		;
+	stop = d->stop || cp_shutting_down();
+	pthread_mutex_unlock(&d->lock);
+	return stop;
+}
+
+/* One whole walk; 1 when it completed, 0 when it ended otherwise. */
+static int walk_once(struct cp_discover *d)
+{
+	struct walk *w = walk_new(++d->walks);
+	double backoff = RESUME_FIRST;
+	int ret = 0;
+
+	if (!w) {
+		cp_warn("discovery: out of memory");
+		return 0;
+	}
+	while (w->head < w->ntasks) {
+		if (pause_for(d, 0))
+			goto out;
+		ret = run_task(d, w);
+		if (ret == -EACCES)
+			goto out;
+		if (ret == -EAGAIN) {
+			cp_info("discovery: paused after %zu files; resuming "
+				"in %.0f s",
+				w->nfiles, backoff);
+			if (pause_for(d, backoff))
+				goto out;
+			backoff = CP_MIN(2 * backoff, RESUME_MAX);
+			continue;
+		}
+		backoff = RESUME_FIRST;
+	}
+	cp_pages_retain(d->pages, w->number);
+	save_walk(d, w);
+	cp_stats_inc(d->stats, discovery_walks);
+	atomic_store_explicit(&d->stats->discovery_last_walk,
+			      (uint64_t)time(NULL), memory_order_relaxed);
+	cp_info("discovery: found %zu files, %zu pages and products with "
+		"files, %u objects skipped",
+		w->nfiles, w->nowners, w->skipped);
+	walk_free(w);
+	return 1;
+out:
+	walk_free(w);
+	return 0;
+}
+
+static void *discover_main(void *arg)
+{
+	struct cp_discover *d = arg;
+	double wait = 0;
+
+	cp_block_termination_signals();
+	/* A persisted walk younger than refresh needs no walk now. */
+	if (d->loaded_at > 0 && d->cfg->refresh > 0)
+		wait = d->loaded_at + d->cfg->refresh - cp_wallclock();
+	while (!pause_for(d, wait)) {
+		walk_once(d);
+		if (d->cfg->refresh == 0) {
+			pause_for(d, 1e9); /* once a mount */
+			break;
+		}
+		wait = d->cfg->refresh;
+	}
+	return NULL;
+}
+
+static uint64_t account_hash(const struct cp_config *cfg)
+{
+	const char *parts[] = { cfg->api_url, "\n", cfg->api_key };
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t i;
+	const char *p;
+
+	for (i = 0; i < CP_ARRAY_SIZE(parts); i++)
+		for (p = parts[i]; p && *p; p++)
+			h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+	return h;
+}
+
+struct cp_discover *cp_discover_new(const struct cp_config *cfg,
+				    struct cp_api *api,
+				    struct cp_files *files,
+				    struct cp_pages *pages,
+				    struct cp_stats *stats)
+{
+	struct cp_discover *d = calloc(1, sizeof(*d));
+	char leaf[64];
+
+	if (!d)
+		return NULL;
+	d->cfg = cfg;
+	d->api = api;
+	d->files = files;
+	d->pages = pages;
+	d->stats = stats;
+	/* One listing per account: the name holds a fingerprint of the
+	 * API URL and key (a hash, never the key). */
+	snprintf(leaf, sizeof(leaf), "%s-%016llx", STATE_FILE,
+		 (unsigned long long)account_hash(cfg));
+	if (cp_cache_path(d->path, sizeof(d->path), cfg->cache_dir, leaf) <
+	    0)
+		d->path[0] = '\0';
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->wake, NULL);
+	return d;
+}
+
+int cp_discover_start(struct cp_discover *d)
+{
+	int err = pthread_create(&d->thread, NULL, discover_main, d);
+
+	if (err)
+		return -err;
+	d->started = 1;
+	return 0;
+}
+
+void cp_discover_stop(struct cp_discover *d)
+{
+	if (!d || !d->started)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stop = 1;
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->thread, NULL);
+	d->started = 0;
+}
+
+void cp_discover_free(struct cp_discover *d)
+{
+	if (!d)
+		return;
+	cp_discover_stop(d);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->wake);
+	free(d);
+}
