@@ -811,6 +811,7 @@ int cp_discover_load(struct cp_discover *d)
 	const cJSON *files, *pages, *o;
 	unsigned bad = 0;
 	size_t len = 0;
+	int nfiles;
 	double at;
 	cJSON *root;
 	char *text;
@@ -839,15 +840,15 @@ int cp_discover_load(struct cp_discover *d)
 	if (bad)
 		cp_warn("discovery: %u damaged entries in %s ignored", bad,
 			d->path);
-	atomic_store_explicit(&d->stats->discovery_files,
-			      (uint64_t)cJSON_GetArraySize(files),
+	nfiles = cJSON_GetArraySize(files);
+	cJSON_Delete(root);
+	atomic_store_explicit(&d->stats->discovery_files, (uint64_t)nfiles,
 			      memory_order_relaxed);
 	atomic_store_explicit(&d->stats->discovery_last_walk, (uint64_t)at,
 			      memory_order_relaxed);
-	cJSON_Delete(root);
 	d->loaded_at = at;
 	cp_info("discovery: listed %d files from the walk of %.0f s ago",
-		cJSON_GetArraySize(files), cp_wallclock() - at);
+		nfiles, cp_wallclock() - at);
 	return 1;
 }
 
