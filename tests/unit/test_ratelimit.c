@@ -136,6 +136,45 @@ static void test_threads(void **state)
 	cp_ratelimit_destroy(&rl);
 }
 
+/* The low lane: takes only free slots, keeps some for the reserved
+ * lane, and never jumps ahead of a reserved caller still waiting. */
+static void test_low_lane(void **state)
+{
+	struct cp_ratelimit rl;
+	double w;
+	int i;
+
+	(void)state;
+	assert_int_equal(cp_ratelimit_init(&rl, 10, 60), 0);
+	/* 10 slots, 3 kept free: the low lane gets 7 */
+	for (i = 0; i < 7; i++)
+		assert_true(cp_ratelimit_try_low(&rl, 100.0, 3) < EPS);
+	w = cp_ratelimit_try_low(&rl, 100.0, 3);
+	assert_true(fabs(w - 60) < EPS); /* until the first one leaves */
+	/* the reserved lane still has its 3 at once */
+	for (i = 0; i < 3; i++)
+		assert_true(cp_ratelimit_reserve(&rl, 100.0) < EPS);
+	/* a reserved caller now waits for t=160: the low lane waits until
+	 * it has started */
+	assert_true(fabs(cp_ratelimit_reserve(&rl, 101.0) - 59) < EPS);
+	w = cp_ratelimit_try_low(&rl, 130.0, 0);
+	assert_true(fabs(w - 30) < EPS);
+	cp_ratelimit_destroy(&rl);
+
+	/* a pause holds the low lane too */
+	assert_int_equal(cp_ratelimit_init(&rl, 10, 60), 0);
+	cp_ratelimit_pause(&rl, 50.0);
+	assert_true(fabs(cp_ratelimit_try_low(&rl, 40.0, 3) - 10) < EPS);
+	assert_true(cp_ratelimit_try_low(&rl, 50.0, 3) < EPS);
+	cp_ratelimit_destroy(&rl);
+
+	/* limit 1: the single slot is shared, keep_free clamps to 0 */
+	assert_int_equal(cp_ratelimit_init(&rl, 1, 60), 0);
+	assert_true(cp_ratelimit_try_low(&rl, 0.0, 5) < EPS);
+	assert_true(fabs(cp_ratelimit_try_low(&rl, 1.0, 5) - 59) < EPS);
+	cp_ratelimit_destroy(&rl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_pause),
 		cmocka_unit_test(test_limit_one),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_low_lane),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
