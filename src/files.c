@@ -536,6 +536,16 @@ int cp_files_keep_cache(struct cp_files *files, struct cp_file *file)
 	return keep;
 }
 
+/* The creation time an ObjectId carries in its first four bytes. */
+static time_t objectid_time(const char *id)
+{
+	char hex[9];
+
+	memcpy(hex, id, 8);
+	hex[8] = '\0';
+	return (time_t)strtoul(hex, NULL, 16);
+}
+
 void cp_files_stat(struct cp_files *files, struct cp_file *file,
 		   struct stat *st)
 {
@@ -553,6 +563,12 @@ void cp_files_stat(struct cp_files *files, struct cp_file *file,
 	st->st_blksize = CP_BLOCK_SIZE;
 	pthread_mutex_lock(&files->lock);
 	st->st_size = file->size > 0 ? file->size : 0;
+	/* A file shown with a size but no time yet (discovered images,
+	 * manifest records without createdAt) keeps the time it is first
+	 * shown with, so a later probe's Last-Modified does not move it:
+	 * its ObjectId's creation time, the same in every mount. */
+	if (file->created_at < 0 && !file->mtime && file->size >= 0)
+		file->mtime = objectid_time(file->id);
 	if (file->created_at >= 0)
 		st->st_mtime = file->created_at;
 	else if (file->mtime)

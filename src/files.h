@@ -16,9 +16,12 @@
  * public URL (images: never expires, costs no API call).  A file with a
  * public URL is always read from it.
  *
- * Times: mtime (and ctime) is createdAt when known; else the first
- * Last-Modified the data host sent, persisted, and replaced only when the
- * object itself changes (a new ETag); else the mount time.
+ * Times: mtime (and ctime) is createdAt when known; else the first time
+ * the file was shown with: the first Last-Modified the data host sent
+ * (a file whose size is unknown is probed before it is shown), or, for a
+ * file shown with a known size before any probe, the creation time in
+ * its ObjectId.  That time is persisted and replaced only when the
+ * object itself changes (a new ETag), so backup tools see it unchanged.
  *
  * Single flight: one API call per id at a time (concurrent lookups of one
  * id, and concurrent URL renewals, wait for the one in flight), and one

@@ -321,7 +321,8 @@ Recorder (any other host)
 Helpers
 -------
     make_bytes(n, seed=0) -> deterministic pseudo-random bytes
-    object_id(seed_text) -> deterministic 24-hex id
+    object_id(seed_text) -> deterministic 24-hex id (a 2020-2024 creation
+                             time in its first 4 bytes, like MongoDB's)
     is_object_id(s)
     manifest_line(id, size=None, name=None, type=None, created_at=None,
                   purpose="files", location=None) -> JSON line (upload shape)
@@ -388,8 +389,12 @@ def is_object_id(s):
 
 
 def object_id(seed_text):
-    """A deterministic 24-hex id derived from `seed_text`."""
-    return hashlib.sha1(str(seed_text).encode()).hexdigest()[:24]
+    """A deterministic 24-hex id derived from `seed_text`, shaped like a
+    real ObjectId: its first 4 bytes are a creation time (in 2020-2024),
+    as MongoDB writes them."""
+    h = hashlib.sha1(str(seed_text).encode()).hexdigest()
+    created = 1577836800 + int(h[:8], 16) % (5 * 365 * 86400)
+    return "%08x%s" % (created, h[8:24])
 
 
 def make_bytes(n, seed=0):
