@@ -7,7 +7,8 @@ CI has no systemd as PID 1, so this stands in for `systemctl start` and
 `systemctl stop` of a Type=simple unit that mounts a FUSE filesystem:
 
   - %i %I %f %n %N %p %C %% are expanded (the instance unescaped with
-    systemd-escape, %C the system cache directory /var/cache);
+    systemd-escape, %C the system cache directory /var/cache); in Exec
+    lines after the line is split into words, elsewhere before;
   - Environment= then EnvironmentFile= (later wins, "-" allows a missing
     file) make the environment, starting from systemd's PATH alone;
   - in Exec lines, "$VAR" as a word of its own becomes zero or more words
@@ -101,14 +102,15 @@ def read_env_file(path, env):
             env[key.strip()] = " ".join(words)
 
 
-def expand_exec(line, env):
-    """Exec line -> (ignore_failure, argv)."""
+def expand_exec(line, env, spec):
+    """Exec line -> (ignore_failure, argv).  As systemd does it: split into
+    words (quotes, C escapes), then specifiers in each word, then $VARs."""
     ignore = False
     while line and line[0] in "-@:+!":
         ignore = ignore or line[0] == "-"
         line = line[1:]
     argv = []
-    for word in shlex.split(line):
+    for word in (spec(w) for w in shlex.split(line)):
         m = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
         if m:
             argv.extend(env.get(m.group(1), "").split())
@@ -141,9 +143,11 @@ def main():
     unit_name = base.replace("@.", "@%s." % a.instance) if a.instance \
         else base
     env = {"PATH": SYSTEMD_PATH}
-    entries = [(s, k, specifiers(v, unit_name, a.instance))
-               for s, k, v in parse_unit(a.unit)]
-    service = [(k, v) for s, k, v in entries if s == "Service"]
+
+    def spec(text):
+        return specifiers(text, unit_name, a.instance)
+    service = [(k, v if k.startswith("Exec") else spec(v))
+               for s, k, v in parse_unit(a.unit) if s == "Service"]
     if dict(service).get("Type", "simple") != "simple":
         raise SystemExit("unit-exec: only Type=simple units")
     for k, v in service:
@@ -164,11 +168,11 @@ def main():
 
     for k, v in service:
         if k == "ExecStartPre":
-            run_step(k, *expand_exec(v, env), env)
+            run_step(k, *expand_exec(v, env, spec), env)
     starts = [v for k, v in service if k == "ExecStart"]
     if len(starts) != 1:
         raise SystemExit("unit-exec: want one ExecStart=")
-    _, argv = expand_exec(starts[0], env)
+    _, argv = expand_exec(starts[0], env, spec)
     say("ExecStart: " + shlex.join(argv))
     main_proc = subprocess.Popen(argv, env=env)
     ok = False
@@ -196,7 +200,7 @@ def main():
             main_proc.wait()
         for k, v in service:
             if k == "ExecStopPost":
-                run_step(k, *expand_exec(v, env), env)
+                run_step(k, *expand_exec(v, env, spec), env)
     say("OK" if ok else "FAILED")
     return 0 if ok else 1
 
