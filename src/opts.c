@@ -17,6 +17,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <dirent.h>
@@ -714,10 +715,15 @@ static void print_usage(const char *prog)
 	       CP_DEFAULT_DEADLINE, CP_DEFAULT_NEG_TTL, CP_DEFAULT_REFRESH);
 }
 
+/* The libraries' versions are the ones loaded at run time, for bug reports. */
 static void print_version(void)
 {
-	printf("cpfs %s\nlibfuse %s\n%s\n", CP_VERSION, fuse_pkgversion(),
-	       curl_version());
+	const curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+
+	printf("cpfs %s\nlibfuse %s\nlibcurl %s (%s)\ncJSON %s\n", CP_VERSION,
+	       fuse_pkgversion(), curl->version,
+	       curl->ssl_version ? curl->ssl_version : "no TLS",
+	       cJSON_Version());
 }
 
 /* Strips trailing (and leading) white space in place; returns @s. */

@@ -1,9 +1,11 @@
 #!/bin/sh
 # tests/try.sh - build cpfs and mount it.
 #
-#   sudo tests/try.sh [MOUNTPOINT] [cpfs options...]
+#   tests/try.sh [--batch] [MOUNTPOINT] [cpfs options...]
 #
-# Installs the build dependencies once (apt-get), builds into build/ with
+# As root (or with sudo) the first time: installs the build dependencies
+# (apt-get; the C toolchain, meson, libfuse3, libcurl and cJSON headers,
+# fuse3 and python3 - not the test packages), builds into build/ with
 # meson and ninja, then:
 #   - with CHECKOUTPAGE_API_KEY set: runs cpfs in the foreground against
 #     the real API (https://api.checkoutpage.com, or $CPFS_API_URL) on
@@ -13,10 +15,20 @@
 #     --sample), mounts cpfs on MOUNTPOINT, lists and reads the sample
 #     files, and keeps the mount up until Enter or Ctrl-C.
 # MOUNTPOINT defaults to /tmp/cpfs-demo.
+#
+# --batch (or CPFS_TRY_BATCH=1): a self-test that needs no terminal.
+# Always the local stand-in (CHECKOUTPAGE_API_KEY is ignored): mounts,
+# lists the root, reads every file in it (sha256sum), unmounts, and exits
+# 0 when all of that worked and cpfs exited 0.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MNT=/tmp/cpfs-demo
+BATCH=${CPFS_TRY_BATCH:-0}
+if [ "${1:-}" = --batch ]; then
+	BATCH=1
+	shift
+fi
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
 	MNT=$1
 	shift
@@ -27,14 +39,16 @@ PY=/usr/bin/python3
 say() { printf '%s\n' "try.sh: $*" >&2; }
 
 # --- dependencies -------------------------------------------------------
-PKGS="libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev meson ninja-build pkg-config python3"
+# What the build needs and the demo runs; the test packages (cmocka,
+# pytest...) are tests/run.sh's business.
+PKGS="gcc libc6-dev pkg-config meson ninja-build libfuse3-dev libcurl4-openssl-dev libcjson-dev fuse3 python3"
 missing=""
 for p in $PKGS; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" -ne 0 ]; then
-		say "missing packages:$missing - run me with sudo"
+		say "missing packages:$missing - run me as root (or with sudo)"
 		exit 1
 	fi
 	say "installing:$missing"
@@ -58,7 +72,9 @@ if mountpoint -q "$MNT"; then
 fi
 
 # --- the real API -------------------------------------------------------
-if [ -n "${CHECKOUTPAGE_API_KEY:-}" ]; then
+if [ "$BATCH" = 1 ]; then
+	unset CHECKOUTPAGE_API_KEY
+elif [ -n "${CHECKOUTPAGE_API_KEY:-}" ]; then
 	say "mounting ${CPFS_API_URL:-https://api.checkoutpage.com} on $MNT (Ctrl-C to unmount)"
 	exec "$CPFS" -f "$@" "${CPFS_API_URL:-https://api.checkoutpage.com}" "$MNT"
 fi
@@ -128,6 +144,33 @@ until mountpoint -q "$MNT"; do
 	sleep 0.1
 	i=$((i + 1))
 done
+
+if [ "$BATCH" = 1 ]; then
+	echo "\$ ls -l $MNT"
+	ls -l "$MNT"
+	echo "\$ sha256sum $MNT/*"
+	n=0
+	for f in "$MNT"/*; do
+		[ -f "$f" ] || continue
+		sha256sum "$f"
+		n=$((n + 1))
+	done
+	if [ $n = 0 ]; then
+		say "FAILED: no files listed in $MNT"
+		exit 1
+	fi
+	fusermount3 -u "$MNT"
+	rc=0
+	wait "$CPFS_PID" || rc=$?
+	CPFS_PID=""
+	if [ $rc != 0 ]; then
+		say "FAILED: cpfs exited with status $rc after unmounting; its log:"
+		cat "$WORK/cpfs.log" >&2
+		exit 1
+	fi
+	say "batch OK: mounted, listed and read $n files, unmounted (cpfs exit 0)"
+	exit 0
+fi
 
 # ids in manifest order: README note, CSV, 5 MiB binary
 # shellcheck disable=SC2046 # ids are plain hex words
