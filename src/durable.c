@@ -55,12 +55,11 @@ bool cp_durable_id_ok(const char *id)
 	return n > 0;
 }
 
-int cp_durable_read_all(int fd, void *buf, size_t len)
+/* Moves exactly @len bytes between @fd and @buf, one way or the other. */
+static int transfer_all(int fd, char *p, size_t len, bool writing)
 {
-	char *p = buf;
-
 	while (len) {
-		ssize_t n = read(fd, p, len);
+		ssize_t n = writing ? write(fd, p, len) : read(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -74,21 +73,14 @@ int cp_durable_read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
+int cp_durable_read_all(int fd, void *buf, size_t len)
+{
+	return transfer_all(fd, buf, len, false);
+}
+
 int cp_durable_write_all(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return transfer_all(fd, (char *)buf, len, true); /* not written to */
 }
 
 void cp_durable_put_le(unsigned char *p, uint64_t v, int bytes)
