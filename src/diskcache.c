@@ -939,7 +939,7 @@ static int reserve(struct cp_diskcache *dc, const char *dir, uint64_t index,
 	}
 	if (!err) {
 		snprintf(tag, sizeof(tag), "tmp-%" PRIu64, index);
-		fd = cp_durable_temp(dir, tag, tmp, len);
+		fd = cp_durable_temp(dir, 2, tag, tmp, len); /* <id>/<hash> */
 		if (fd < 0)
 			err = fd;
 	}

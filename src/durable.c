@@ -122,12 +122,9 @@ int cp_durable_remove(const char *path)
 	return 0;
 }
 
-/*
- * A regular file where @dir or its parent should be a directory (a
- * foreign or damaged store) is removed.  Only those two levels, and only
- * regular files: never a link, never anything above the store.
- */
-static void clear_non_dirs(const char *dir)
+/* Removes a regular file standing where one of the last @owned components
+ * of @dir should be a directory (a foreign or damaged store). */
+static void clear_non_dirs(const char *dir, int owned)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -135,7 +132,7 @@ static void clear_non_dirs(const char *dir)
 
 	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
 		return;
-	for (level = 0; level < 2; level++) {
+	for (level = 0; level < owned; level++) {
 		char *slash;
 
 		if (!lstat(path, &st) && S_ISREG(st.st_mode)) {
@@ -151,7 +148,8 @@ static void clear_non_dirs(const char *dir)
 	}
 }
 
-int cp_durable_temp(const char *dir, const char *tag, char *tmp, size_t len)
+int cp_durable_temp(const char *dir, int owned, const char *tag, char *tmp,
+		    size_t len)
 {
 	int attempt, fd, err;
 
@@ -165,7 +163,7 @@ int cp_durable_temp(const char *dir, const char *tag, char *tmp, size_t len)
 			return fd;
 		err = -errno;
 		if (err == -ENOTDIR)
-			clear_non_dirs(dir);
+			clear_non_dirs(dir, owned);
 		else if (err != -ENOENT)
 			return err;
 		err = cp_mkdir_p(dir);
@@ -193,13 +191,13 @@ int cp_durable_commit(int fd, const char *tmp, const char *path)
 	return err;
 }
 
-int cp_durable_replace(const char *dir, const char *tag, const char *path,
-		       const void *buf, size_t len)
+int cp_durable_replace(const char *dir, int owned, const char *tag,
+		       const char *path, const void *buf, size_t len)
 {
 	char tmp[PATH_MAX];
 	int fd, err;
 
-	fd = cp_durable_temp(dir, tag, tmp, sizeof(tmp));
+	fd = cp_durable_temp(dir, owned, tag, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
 	err = cp_durable_write_all(fd, buf, len);

@@ -54,11 +54,14 @@ uint64_t cp_durable_get_le(const unsigned char *p, int bytes);
 
 /*
  * Creates a unique temporary file "@dir/.@tag.XXXXXX" (mode 0600,
- * O_CLOEXEC), making @dir (mkdir -p) when it is missing and replacing a
- * non-directory that stands where @dir should be.  Returns the open fd
- * and its path in @tmp, or -errno.
+ * O_CLOEXEC), making @dir (mkdir -p) when it is missing.  The last @owned
+ * components of @dir belong to the store: a regular file standing where
+ * one of them should be a directory is removed (never a link, never
+ * anything above them).  Returns the open fd and its path in @tmp, or
+ * -errno.
  */
-int cp_durable_temp(const char *dir, const char *tag, char *tmp, size_t len);
+int cp_durable_temp(const char *dir, int owned, const char *tag, char *tmp,
+		    size_t len);
 
 /*
  * Closes @fd and renames @tmp over @path.  A directory at @path (left by
@@ -68,8 +71,8 @@ int cp_durable_temp(const char *dir, const char *tag, char *tmp, size_t len);
 int cp_durable_commit(int fd, const char *tmp, const char *path);
 
 /* cp_durable_temp() + write @len bytes + cp_durable_commit(). */
-int cp_durable_replace(const char *dir, const char *tag, const char *path,
-		       const void *buf, size_t len);
+int cp_durable_replace(const char *dir, int owned, const char *tag,
+		       const char *path, const void *buf, size_t len);
 
 /* Removes @path whatever it is (file, link, or directory tree, links not
  * followed).  0, or -errno of the first failure; ENOENT counts as done. */

@@ -378,7 +378,8 @@ int cp_meta_put(struct cp_meta *meta, const struct cp_meta_record *rec)
 		return -EINVAL;
 	err = record_path(meta, rec->id, path, sizeof(path));
 	if (!err)
-		err = cp_durable_replace(meta->dir, rec->id, path, buf, len);
+		err = cp_durable_replace(meta->dir, 1, rec->id, path, buf,
+					 len);
 	if (err)
 		cp_durable_failed(&meta->health, STORE, meta->dir,
 				  "cannot write", -err);

@@ -144,10 +144,10 @@ static void test_replace(void **state)
 	snprintf(sub, sizeof(sub), "%s/a/b", f->dir);
 	snprintf(f->path, sizeof(f->path), "%s/rec", sub);
 	/* the directory is made on demand */
-	assert_int_equal(cp_durable_replace(sub, "rec", f->path, "one", 3), 0);
+	assert_int_equal(cp_durable_replace(sub, 2, "rec", f->path, "one", 3), 0);
 	read_text(f->path, text, sizeof(text));
 	assert_string_equal(text, "one");
-	assert_int_equal(cp_durable_replace(sub, "rec", f->path, "two!", 4),
+	assert_int_equal(cp_durable_replace(sub, 2, "rec", f->path, "two!", 4),
 			 0);
 	read_text(f->path, text, sizeof(text));
 	assert_string_equal(text, "two!");
@@ -158,27 +158,36 @@ static void test_replace(void **state)
 	snprintf(f->tmp, sizeof(f->tmp), "mkdir -p %s/x/y && touch %s/x/z",
 		 f->path, f->path);
 	assert_int_equal(system(f->tmp), 0);
-	assert_int_equal(cp_durable_replace(sub, "rec", f->path, "3", 1), 0);
+	assert_int_equal(cp_durable_replace(sub, 2, "rec", f->path, "3", 1), 0);
 	read_text(f->path, text, sizeof(text));
 	assert_string_equal(text, "3");
 
 	/* a file standing where the directory goes is cleared */
 	snprintf(f->tmp, sizeof(f->tmp), "rm -rf %s && echo x > %s", sub, sub);
 	assert_int_equal(system(f->tmp), 0);
-	assert_int_equal(cp_durable_replace(sub, "rec", f->path, "4", 1), 0);
+	assert_int_equal(cp_durable_replace(sub, 2, "rec", f->path, "4", 1), 0);
 	read_text(f->path, text, sizeof(text));
 	assert_string_equal(text, "4");
 
-	/* ... and so is one where its parent goes, but never a link */
+	/* ... and so is one where its parent goes, when the store owns
+	 * that level too; never one above, never a link */
 	snprintf(f->tmp, sizeof(f->tmp), "rm -rf %s/a && echo x > %s/a",
 		 f->dir, f->dir);
 	assert_int_equal(system(f->tmp), 0);
-	assert_int_equal(cp_durable_replace(sub, "rec", f->path, "5", 1), 0);
+	assert_int_equal(cp_durable_replace(sub, 1, "rec", f->path, "5", 1),
+			 -ENOTDIR);
+	snprintf(f->tmp, sizeof(f->tmp), "%s/a", f->dir);
+	read_text(f->tmp, text, sizeof(text));
+	assert_string_equal(text, "x\n");
+	snprintf(f->tmp, sizeof(f->tmp), "rm -rf %s/a && echo x > %s/a",
+		 f->dir, f->dir);
+	assert_int_equal(system(f->tmp), 0);
+	assert_int_equal(cp_durable_replace(sub, 2, "rec", f->path, "5", 1), 0);
 	snprintf(f->tmp, sizeof(f->tmp),
 		 "rm -rf %s/a && echo keep > %s/target && ln -s target %s/a",
 		 f->dir, f->dir, f->dir);
 	assert_int_equal(system(f->tmp), 0);
-	assert_true(cp_durable_replace(sub, "rec", f->path, "6", 1) < 0);
+	assert_true(cp_durable_replace(sub, 2, "rec", f->path, "6", 1) < 0);
 	snprintf(f->tmp, sizeof(f->tmp), "%s/target", f->dir);
 	read_text(f->tmp, text, sizeof(text));
 	assert_string_equal(text, "keep\n");
@@ -190,7 +199,7 @@ static void test_commit_failure_cleans_up(void **state)
 	char tmp[4200];
 	int fd;
 
-	fd = cp_durable_temp(f->dir, "t", tmp, sizeof(tmp));
+	fd = cp_durable_temp(f->dir, 1, "t", tmp, sizeof(tmp));
 	assert_true(fd >= 0);
 	assert_non_null(strstr(tmp, "/.t."));
 	/* renaming over a non-empty directory we cannot clear: fails, and
@@ -200,7 +209,7 @@ static void test_commit_failure_cleans_up(void **state)
 	assert_int_equal(access(tmp, F_OK), -1);
 	assert_int_equal(count_entries(f->dir), 0);
 	/* a name too long for the buffer */
-	assert_int_equal(cp_durable_temp(f->dir, "t", tmp, 8), -ENAMETOOLONG);
+	assert_int_equal(cp_durable_temp(f->dir, 1, "t", tmp, 8), -ENAMETOOLONG);
 }
 
 static void test_remove(void **state)
