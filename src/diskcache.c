@@ -116,7 +116,7 @@ struct cp_diskcache {
 	size_t nblocks;	      /* protected by lock */
 	struct block *oldest; /* protected by lock */
 	struct block *newest; /* protected by lock */
-	uint64_t evict_pass;  /* protected by the ledger's flock */
+	uint64_t evict_pass;  /* protected by lock */
 };
 
 /* For futimens/utimensat: the atime of a block records its last use. */
@@ -662,12 +662,12 @@ static void remove_counted(struct ledger *lg, const char *path,
 }
 
 /*
- * Evicts @v, taken off the index, and returns true; unless another mount
- * used its file after we last did: then it goes back to the recent end,
- * marked as spared in this pass, and the answer is false.
+ * Evicts @v, taken off the index; unless another mount used its file
+ * after we last did: then it goes back to the recent end, marked as
+ * spared in eviction pass @pass.
  */
-static bool evict_one(struct cp_diskcache *dc, struct ledger *lg,
-		      struct block *v, bool may_spare)
+static void evict_one(struct cp_diskcache *dc, struct ledger *lg,
+		      struct block *v, uint64_t pass, bool may_spare)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -676,18 +676,17 @@ static bool evict_one(struct cp_diskcache *dc, struct ledger *lg,
 		       3) ||
 	    lstat(path, &st) < 0) {
 		free(v); /* gone already: another mount evicted it */
-		return true;
+		return;
 	}
 	if (may_spare && file_used_ns(&st) > v->used_ns) {
 		v->used_ns = file_used_ns(&st);
-		v->spared_in = dc->evict_pass;
+		v->spared_in = pass;
 		index_put_back(dc, v);
-		return false;
+		return;
 	}
 	remove_counted(lg, path, &st);
 	remove_empty_dirs(dc, v->id, v->etag_hash);
 	free(v);
-	return true;
 }
 
 /*
@@ -700,12 +699,16 @@ static bool evict_one(struct cp_diskcache *dc, struct ledger *lg,
 static int make_room(struct cp_diskcache *dc, struct ledger *lg,
 		     uint64_t need)
 {
-	dc->evict_pass++;
+	uint64_t pass;
+
+	pthread_mutex_lock(&dc->lock);
+	pass = ++dc->evict_pass;
+	pthread_mutex_unlock(&dc->lock);
 	while (lg->total + need > dc->cap) {
 		struct block *v = index_take_oldest(dc);
 		int err;
 
-		if (v && v->spared_in == dc->evict_pass && !lg->rescanned) {
+		if (v && v->spared_in == pass && !lg->rescanned) {
 			index_put_back(dc, v); /* every block left is in use */
 			v = NULL;
 		}
@@ -718,7 +721,7 @@ static int make_room(struct cp_diskcache *dc, struct ledger *lg,
 			continue;
 		}
 		/* after a rescan the order is the disk's: no more sparing */
-		evict_one(dc, lg, v, !lg->rescanned);
+		evict_one(dc, lg, v, pass, !lg->rescanned);
 	}
 	return 0;
 }
