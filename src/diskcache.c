@@ -1,9 +1,11 @@
 /*
- * diskcache.c - opt-in on-disk cache of file data blocks.
+ * diskcache.c - opt-in on-disk cache of file data blocks, with one cap
+ * for every mount that shares the directory.
  *
  * Owns the directory given with -o disk_cache=DIR, laid out as
  *
- *	DIR/<id>/<etag hash>/<index>
+ *	DIR/.cpfs-usage                  the ledger (lock and shared total)
+ *	DIR/<id>/<etag hash>/<index>     one block
  *
  * where <etag hash> is the FNV-1a 64 hash of the ETag in 16 hex digits and
  * <index> the block number in decimal.  Each block file is a 40-byte
@@ -14,19 +16,50 @@
  *
  * (integers little-endian).  A block is served only when its ETag, index
  * and length are exactly the ones asked for, the file size matches and
- * the checksum verifies; a damaged block is deleted.  Blocks are written
- * to a temporary file in their directory and renamed into place.
+ * the checksum verifies; a damaged block (or anything else standing in its
+ * place) is deleted, and the next put of it rewrites it.
  *
- * The cap is kept with an in-memory index of the blocks on disk (built by
- * scanning DIR at open, oldest access first): a hash table for lookups and
- * a list in least-recently-used order.  A get that hits moves its block
- * to the recent end and stamps the file's atime, so the order survives a
- * remount.  A put evicts from the old end until the total is under the
- * cap.  Another mount sharing DIR has its own index: the cap then holds
- * per mount, and a block one mount deletes is a miss for the other.
+ * One cap across mounts.  The ledger is 40 bytes,
  *
- * Thread safety: any thread; one mutex guards the index and its totals,
- * file I/O is done outside it.
+ *	magic "CPFSUSE\n" | u32 version | u32 0 | u64 total | u64 0 |
+ *	u64 FNV-1a 64 of bytes [0..32)
+ *
+ * and every change to the files under DIR (a write reserving room, a
+ * block renamed into place, an eviction, a drop, a damaged block deleted)
+ * is made with an exclusive flock on it held (durable.c), in the same
+ * critical section that updates "total".  total is the apparent size of
+ * every block file plus every temporary file being written: a put
+ * reserves its bytes (evicting first), creates its temporary file at
+ * full size, writes it outside the lock, and renames it into place under
+ * the lock.  So the files under DIR never add up to more than the cap,
+ * whichever mount wrote them.  A writer holds a shared flock on its
+ * temporary file; a temporary file nobody holds is a dead writer's.
+ *
+ * Crashes and damage.  The kernel drops a dead mount's flocks.  The total
+ * is raised before files grow and lowered only after they shrink, so a
+ * mount that dies between the two leaves it too high (the cap still
+ * holds) and never too low.  A rescan, under the lock, recounts the
+ * files, deletes dead writers' temporary files and rewrites the ledger:
+ * it runs at open, whenever the ledger is missing or does not check out,
+ * and when a mount must evict but knows of no block.
+ *
+ * Which block goes.  Each mount keeps an index of the blocks it knows
+ * (those found by its last scan, and those it wrote or read since): a hash
+ * table for lookups and a list in least-recently-used order.  A get that
+ * hits moves its block to the recent end and stamps the file's atime, so
+ * the order survives a remount and other mounts see the use.  Eviction
+ * takes the oldest block of the index, but a block whose file another
+ * mount used since (a later atime or mtime) moves to the recent end
+ * instead, and one already gone is forgotten.  Mounts sharing DIR should
+ * be given the same disk_cache_size; each keeps the shared total under
+ * its own.
+ *
+ * Thread safety: any thread.  The flock serialises this mount's threads
+ * as well as other mounts (each critical section opens the ledger anew);
+ * it is held across the metadata operations it covers (create, rename,
+ * unlink, stat) but never across writing block data or the network.
+ * dc->lock guards the index only, is taken inside the flock and is a leaf:
+ * no file I/O under it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,146 +67,89 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "diskcache.h"
+#include "durable.h"
 #include "log.h"
 #include "stats.h"
 #include "util.h"
 
+#define STORE "disk cache"
 #define DC_MAGIC "CPFSBLK\n"
 #define DC_VERSION 1
 #define DC_HEADER 40
-#define DC_ID_MAX 24
 #define DC_ETAG_MAX 1024
-#define DC_STALE_TMP 3600 /* seconds before a left-over temp file goes */
+#define DC_LEDGER ".cpfs-usage"
+#define DC_LEDGER_MAGIC "CPFSUSE\n"
+#define DC_LEDGER_VERSION 1
+#define DC_LEDGER_SIZE 40
+#define DC_STALE_TMP 3600 /* seconds: a temp file this old is dead anyway */
 
 struct block {
 	struct block *hnext;	   /* hash chain */
 	struct block *prev, *next; /* LRU list: head is the oldest */
 	uint64_t etag_hash;
 	uint64_t index;
-	uint64_t bytes; /* file size on disk */
-	char id[DC_ID_MAX + 1];
+	int64_t used_ns; /* last use known to this mount, CLOCK_REALTIME */
+	uint64_t spared_in; /* the eviction pass that last spared it */
+	char id[CP_DURABLE_ID_MAX + 1];
 };
 
 struct cp_diskcache {
 	char dir[PATH_MAX];
+	char ledger_path[PATH_MAX];
 	uint64_t cap;
 	struct cp_stats *stats; /* may be NULL */
-	atomic_bool disabled;	/* open failed: every call is a no-op */
-	atomic_bool no_writes;	/* disk full or read-only: gets only */
-	atomic_bool warned;
+	struct cp_durable_health health;
 
 	pthread_mutex_t lock;
 	struct block **table; /* protected by lock */
 	size_t nbuckets;      /* protected by lock */
 	size_t nblocks;	      /* protected by lock */
-	uint64_t total; /* bytes of all indexed blocks; protected by lock */
 	struct block *oldest; /* protected by lock */
 	struct block *newest; /* protected by lock */
+	uint64_t evict_pass;  /* protected by lock */
 };
 
-static uint64_t fnv1a64_update(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
+/* For futimens/utimensat: the atime of a block records its last use. */
+static const struct timespec touch_atime[2] = {
+	{.tv_nsec = UTIME_NOW},
+	{.tv_nsec = UTIME_OMIT},
+};
 
-	while (len--) {
-		h ^= *p++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+/* A critical section on the ledger: the flocked fd and the total read. */
+struct ledger {
+	int fd;
+	uint64_t total;
+	bool rescanned; /* this section has rescanned already */
+	bool dirty;	/* total changed since it was read */
+};
+
+static int64_t ts_ns(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static uint64_t fnv1a64(const void *data, size_t len)
+static int64_t now_ns(void)
 {
-	return fnv1a64_update(0xcbf29ce484222325ULL, data, len);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts_ns(ts);
 }
 
-static bool id_valid(const char *id)
+/* The last use of a block file another mount could have recorded. */
+static int64_t file_used_ns(const struct stat *st)
 {
-	size_t n;
-
-	if (!id)
-		return false;
-	for (n = 0; id[n]; n++) {
-		char c = id[n];
-
-		if (n >= DC_ID_MAX)
-			return false;
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		      (c >= 'A' && c <= 'Z')))
-			return false;
-	}
-	return n > 0;
-}
-
-static void warn_once(struct cp_diskcache *dc, const char *what, int err)
-{
-	if (!atomic_exchange(&dc->warned, true))
-		cp_warn("disk cache %s: %s: %s; continuing without it", dc->dir,
-			what, strerror(err));
-}
-
-static void put_le(unsigned char *p, uint64_t v, int bytes)
-{
-	int i;
-
-	for (i = 0; i < bytes; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_le(const unsigned char *p, int bytes)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = bytes - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* short file */
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return CP_MAX(ts_ns(st->st_atim), ts_ns(st->st_mtim));
 }
 
 /* "DIR/<id>", "DIR/<id>/<hash>" or "DIR/<id>/<hash>/<index>" by @depth. */
@@ -199,10 +175,10 @@ static int block_path(const struct cp_diskcache *dc, char *out, size_t len,
 static size_t bucket_of(const struct cp_diskcache *dc, const char *id,
 			uint64_t etag_hash, uint64_t index)
 {
-	uint64_t h = fnv1a64(id, strlen(id));
+	uint64_t h = cp_fnv1a64(id, strlen(id));
 
-	h = fnv1a64_update(h, &etag_hash, sizeof(etag_hash));
-	h = fnv1a64_update(h, &index, sizeof(index));
+	h = cp_fnv1a64_update(h, &etag_hash, sizeof(etag_hash));
+	h = cp_fnv1a64_update(h, &index, sizeof(index));
 	return (size_t)(h & (dc->nbuckets - 1));
 }
 
@@ -279,7 +255,6 @@ static void index_insert(struct cp_diskcache *dc, struct block *b)
 	dc->table[k] = b;
 	lru_append(dc, b);
 	dc->nblocks++;
-	dc->total += b->bytes;
 }
 
 static void index_remove(struct cp_diskcache *dc, struct block *b)
@@ -294,44 +269,70 @@ static void index_remove(struct cp_diskcache *dc, struct block *b)
 	b->hnext = NULL;
 	lru_unlink(dc, b);
 	dc->nblocks--;
-	dc->total -= b->bytes;
 }
 
-/*
- * Records that (id, etag_hash, index) is on disk with @bytes, as the most
- * recently used block.  Returns the blocks evicted to stay under the cap,
- * chained through hnext, for the caller to delete outside the lock.
- */
-static struct block *index_note(struct cp_diskcache *dc, const char *id,
-				uint64_t etag_hash, uint64_t index,
-				uint64_t bytes, bool evict)
+static void index_clear(struct cp_diskcache *dc)
 {
-	struct block *b, *victims = NULL;
+	struct block *b, *next;
 
+	for (b = dc->oldest; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	memset(dc->table, 0, dc->nbuckets * sizeof(*dc->table));
+	dc->oldest = dc->newest = NULL;
+	dc->nblocks = 0;
+}
+
+/* ---- index operations that take dc->lock themselves ---- */
+
+static struct block *block_new(const char *id, uint64_t etag_hash,
+			       uint64_t index, int64_t used_ns)
+{
+	struct block *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	memcpy(b->id, id, strlen(id) + 1); /* cp_durable_id_ok() */
+	b->etag_hash = etag_hash;
+	b->index = index;
+	b->used_ns = used_ns;
+	return b;
+}
+
+/* Records a use of (id, etag_hash, index) at @used_ns: most recent. */
+static void index_note(struct cp_diskcache *dc, const char *id,
+		       uint64_t etag_hash, uint64_t index, int64_t used_ns)
+{
+	struct block *fresh = block_new(id, etag_hash, index, used_ns);
+	struct block *b;
+
+	pthread_mutex_lock(&dc->lock);
 	b = index_find(dc, id, etag_hash, index);
 	if (b) {
 		lru_unlink(dc, b);
 		lru_append(dc, b);
-		dc->total += bytes - b->bytes;
-		b->bytes = bytes;
-	} else {
-		b = calloc(1, sizeof(*b));
-		if (!b)
-			return NULL; /* unindexed: only the cap suffers */
-		memcpy(b->id, id, strlen(id) + 1); /* id_valid() */
-		b->etag_hash = etag_hash;
-		b->index = index;
-		b->bytes = bytes;
-		index_insert(dc, b);
+		b->used_ns = CP_MAX(b->used_ns, used_ns);
+	} else if (fresh) {
+		index_insert(dc, fresh); /* unindexed on ENOMEM: only LRU
+					  * order suffers */
+		fresh = NULL;
 	}
-	while (evict && dc->total > dc->cap && dc->oldest && dc->oldest != b) {
-		struct block *v = dc->oldest;
+	pthread_mutex_unlock(&dc->lock);
+	free(fresh);
+}
 
-		index_remove(dc, v);
-		v->hnext = victims;
-		victims = v;
+/* Puts back a block taken off the index, unless it was noted again. */
+static void index_put_back(struct cp_diskcache *dc, struct block *v)
+{
+	pthread_mutex_lock(&dc->lock);
+	if (index_find(dc, v->id, v->etag_hash, v->index)) {
+		pthread_mutex_unlock(&dc->lock);
+		free(v);
+		return;
 	}
-	return victims;
+	index_insert(dc, v);
+	pthread_mutex_unlock(&dc->lock);
 }
 
 static void index_forget(struct cp_diskcache *dc, const char *id,
@@ -347,28 +348,20 @@ static void index_forget(struct cp_diskcache *dc, const char *id,
 	free(b);
 }
 
-/* ---- files ---- */
-
-/* Deletes evicted blocks (and their directories once empty), frees them. */
-static void delete_victims(struct cp_diskcache *dc, struct block *v)
+/* Takes the least recently used block off the index; NULL when empty. */
+static struct block *index_take_oldest(struct cp_diskcache *dc)
 {
-	char path[PATH_MAX];
-	struct block *next;
+	struct block *v;
 
-	for (; v; v = next) {
-		next = v->hnext;
-		if (!block_path(dc, path, sizeof(path), v->id, v->etag_hash,
-				v->index, 3))
-			unlink(path);
-		/* rmdir fails harmlessly while other blocks remain. */
-		if (!block_path(dc, path, sizeof(path), v->id, v->etag_hash, 0,
-				2) &&
-		    !rmdir(path) &&
-		    !block_path(dc, path, sizeof(path), v->id, 0, 0, 1))
-			rmdir(path);
-		free(v);
-	}
+	pthread_mutex_lock(&dc->lock);
+	v = dc->oldest;
+	if (v)
+		index_remove(dc, v);
+	pthread_mutex_unlock(&dc->lock);
+	return v;
 }
+
+/* ---- scanning the directory (runs with the ledger locked) ---- */
 
 static bool all_hex(const char *s, size_t n)
 {
@@ -394,37 +387,43 @@ static bool parse_index(const char *s, uint64_t *out)
 	return !errno && !*end;
 }
 
-struct scanned {
-	struct block *b;
-	struct timespec used;
+struct scan {
+	struct block **list; /* oldest use first once sorted */
+	size_t n, cap;
+	uint64_t total; /* bytes of blocks and live temporary files */
 };
 
 static int by_use(const void *a, const void *b)
 {
-	const struct timespec *x = &((const struct scanned *)a)->used;
-	const struct timespec *y = &((const struct scanned *)b)->used;
+	int64_t x = (*(struct block *const *)a)->used_ns;
+	int64_t y = (*(struct block *const *)b)->used_ns;
 
-	if (x->tv_sec != y->tv_sec)
-		return x->tv_sec < y->tv_sec ? -1 : 1;
-	if (x->tv_nsec != y->tv_nsec)
-		return x->tv_nsec < y->tv_nsec ? -1 : 1;
-	return 0;
+	return x < y ? -1 : x > y;
 }
 
-static struct timespec later(struct timespec a, struct timespec b)
+/* Whether a writer still holds the temporary file @name (in @dfd). */
+static bool temp_alive(int dfd, const char *name, const struct stat *st)
 {
-	if (a.tv_sec != b.tv_sec)
-		return a.tv_sec > b.tv_sec ? a : b;
-	return a.tv_nsec > b.tv_nsec ? a : b;
+	int fd, alive;
+
+	if (time(NULL) - st->st_mtime > DC_STALE_TMP)
+		return false;
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	/* Writers hold LOCK_SH until the rename; a file system without
+	 * flock keeps temp files until they are DC_STALE_TMP old. */
+	alive = flock(fd, LOCK_EX | LOCK_NB) < 0;
+	close(fd);
+	return alive;
 }
 
-/* Scans one DIR/<id>/<hash> directory into @list. 0 or -ENOMEM. */
+/* Adds one DIR/<id>/<hash> directory to @s. 0 or -ENOMEM. */
 static int scan_etag_dir(const char *id, uint64_t etag_hash, int dfd,
-			 struct scanned **list, size_t *n, size_t *cap)
+			 struct scan *s)
 {
 	DIR *d = fdopendir(dfd);
 	struct dirent *de;
-	time_t now = time(NULL);
 	int err = 0;
 
 	if (!d) {
@@ -438,117 +437,310 @@ static int scan_etag_dir(const char *id, uint64_t etag_hash, int dfd,
 
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
-		if (de->d_name[0] == '.') {
-			/* A temp file a crashed writer left behind. */
-			if (!strncmp(de->d_name, ".tmp", 4) &&
-			    S_ISREG(st.st_mode) &&
-			    now - st.st_mtime > DC_STALE_TMP)
+		if (!strncmp(de->d_name, ".tmp", 4) && S_ISREG(st.st_mode)) {
+			if (temp_alive(dirfd(d), de->d_name, &st))
+				s->total += (uint64_t)st.st_size;
+			else
 				unlinkat(dirfd(d), de->d_name, 0);
 			continue;
 		}
 		if (!S_ISREG(st.st_mode) || !parse_index(de->d_name, &index))
 			continue;
-		if (*n == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 256;
-			struct scanned *l = realloc(*list, ncap * sizeof(*l));
+		if (s->n == s->cap) {
+			size_t ncap = s->cap ? s->cap * 2 : 256;
+			struct block **l = realloc(s->list, ncap * sizeof(*l));
 
 			if (!l) {
 				err = -ENOMEM;
 				break;
 			}
-			*list = l;
-			*cap = ncap;
+			s->list = l;
+			s->cap = ncap;
 		}
-		b = calloc(1, sizeof(*b));
+		b = block_new(id, etag_hash, index, file_used_ns(&st));
 		if (!b) {
 			err = -ENOMEM;
 			break;
 		}
-		memcpy(b->id, id, strlen(id) + 1); /* id_valid() */
-		b->etag_hash = etag_hash;
-		b->index = index;
-		b->bytes = (uint64_t)st.st_size;
-		(*list)[*n].b = b;
-		(*list)[*n].used = later(st.st_atim, st.st_mtim);
-		(*n)++;
+		s->list[s->n++] = b;
+		s->total += (uint64_t)st.st_size;
 	}
 	closedir(d);
 	return err;
 }
 
-/* Builds the index from what is on disk, oldest use first. */
-static int scan(struct cp_diskcache *dc)
+/* Adds DIR/<id> to @s. */
+static int scan_id_dir(DIR *top, const char *id, struct scan *s)
 {
-	struct scanned *list = NULL;
-	size_t n = 0, cap = 0, i;
+	struct dirent *he;
+	DIR *idd;
+	int fd, err = 0;
+
+	fd = openat(dirfd(top), id,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	idd = fdopendir(fd);
+	if (!idd) {
+		close(fd);
+		return 0;
+	}
+	while (!err && (he = readdir(idd))) {
+		int hfd;
+
+		if (!all_hex(he->d_name, 16))
+			continue;
+		hfd = openat(dirfd(idd), he->d_name,
+			     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (hfd >= 0)
+			err = scan_etag_dir(id, strtoull(he->d_name, NULL, 16),
+					    hfd, s);
+	}
+	closedir(idd);
+	return err;
+}
+
+/* Lists every block under DIR, oldest use first, and counts the bytes. */
+static int scan_dir(struct cp_diskcache *dc, struct scan *s)
+{
 	struct dirent *de;
 	DIR *top;
 	int err = 0;
 
+	memset(s, 0, sizeof(*s));
 	top = opendir(dc->dir);
 	if (!top)
 		return -errno;
-	while (!err && (de = readdir(top))) {
-		struct dirent *he;
-		DIR *idd;
-		int fd;
-
-		if (!id_valid(de->d_name))
-			continue;
-		fd = openat(dirfd(top), de->d_name,
-			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		idd = fdopendir(fd);
-		if (!idd) {
-			close(fd);
-			continue;
-		}
-		while (!err && (he = readdir(idd))) {
-			int hfd;
-
-			if (!all_hex(he->d_name, 16))
-				continue;
-			hfd = openat(dirfd(idd), he->d_name,
-				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					     O_CLOEXEC);
-			if (hfd < 0)
-				continue;
-			err = scan_etag_dir(de->d_name,
-					    strtoull(he->d_name, NULL, 16), hfd,
-					    &list, &n, &cap);
-		}
-		closedir(idd);
-	}
+	while (!err && (de = readdir(top)))
+		if (cp_durable_id_ok(de->d_name))
+			err = scan_id_dir(top, de->d_name, s);
 	closedir(top);
-
-	if (n)
-		qsort(list, n, sizeof(*list), by_use);
-	for (i = 0; i < n; i++) {
-		if (err)
-			free(list[i].b);
-		else
-			index_insert(dc, list[i].b);
-	}
-	free(list);
+	if (s->n)
+		qsort(s->list, s->n, sizeof(*s->list), by_use);
 	return err;
 }
 
+static void scan_free(struct scan *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		free(s->list[i]);
+	free(s->list);
+}
+
+/* ---- the ledger: one total for every mount sharing DIR ---- */
+
+static void ledger_encode(unsigned char *rec, uint64_t total)
+{
+	memset(rec, 0, DC_LEDGER_SIZE);
+	memcpy(rec, DC_LEDGER_MAGIC, 8);
+	cp_durable_put_le(rec + 8, DC_LEDGER_VERSION, 4);
+	cp_durable_put_le(rec + 16, total, 8);
+	cp_durable_put_le(rec + 32, cp_fnv1a64(rec, 32), 8);
+}
+
+static bool ledger_decode(const unsigned char *rec, uint64_t *total)
+{
+	if (memcmp(rec, DC_LEDGER_MAGIC, 8) ||
+	    cp_durable_get_le(rec + 8, 4) != DC_LEDGER_VERSION ||
+	    cp_durable_get_le(rec + 32, 8) != cp_fnv1a64(rec, 32))
+		return false;
+	*total = cp_durable_get_le(rec + 16, 8);
+	return true;
+}
+
+static int ledger_store(struct ledger *lg)
+{
+	unsigned char rec[DC_LEDGER_SIZE];
+	ssize_t n;
+
+	ledger_encode(rec, lg->total);
+	do
+		n = pwrite(lg->fd, rec, sizeof(rec), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(rec))
+		return n < 0 ? -errno : -EIO; /* the next reader rescans */
+	lg->dirty = false;
+	return 0;
+}
+
+/* Recounts DIR and rebuilds this mount's index from what is there. */
+static int rescan(struct cp_diskcache *dc, struct ledger *lg)
+{
+	struct scan s;
+	size_t i;
+	int err = scan_dir(dc, &s);
+
+	if (err) {
+		scan_free(&s);
+		return err;
+	}
+	pthread_mutex_lock(&dc->lock);
+	index_clear(dc);
+	for (i = 0; i < s.n; i++)
+		index_insert(dc, s.list[i]);
+	pthread_mutex_unlock(&dc->lock);
+	free(s.list);
+	if (lg->total != s.total)
+		cp_dbg("disk cache %s: recounted %" PRIu64 " bytes (ledger "
+		       "said %" PRIu64 ")",
+		       dc->dir, s.total, lg->total);
+	lg->total = s.total;
+	lg->rescanned = true;
+	return ledger_store(lg);
+}
+
+static void ledger_unlock(struct ledger *lg)
+{
+	if (lg->dirty)
+		ledger_store(lg);
+	cp_durable_unlock(lg->fd);
+}
+
+/*
+ * Starts a critical section: locks the ledger and reads the total, or
+ * recounts it when @recount, or when the ledger is missing or damaged.
+ * 0 or -errno (then nothing is held).
+ */
+static int ledger_lock(struct cp_diskcache *dc, struct ledger *lg,
+		       bool recount)
+{
+	unsigned char rec[DC_LEDGER_SIZE];
+	ssize_t n;
+	int err;
+
+	memset(lg, 0, sizeof(*lg));
+	lg->fd = cp_durable_lock(dc->ledger_path);
+	if (lg->fd == -EISDIR || lg->fd == -ELOOP) {
+		/* a directory or link where the ledger belongs */
+		cp_durable_remove(dc->ledger_path);
+		lg->fd = cp_durable_lock(dc->ledger_path);
+	}
+	if (lg->fd < 0)
+		return lg->fd;
+	do
+		n = pread(lg->fd, rec, sizeof(rec), 0);
+	while (n < 0 && errno == EINTR);
+	if (!recount && n == (ssize_t)sizeof(rec) &&
+	    ledger_decode(rec, &lg->total))
+		return 0;
+	if (!recount)
+		cp_dbg("disk cache %s: ledger %s; recounting", dc->dir,
+		       n == 0 ? "missing" : "damaged");
+	err = rescan(dc, lg);
+	if (err) {
+		cp_durable_unlock(lg->fd);
+		lg->fd = -1;
+	}
+	return err;
+}
+
+/* Removes directories DIR/<id>/<hash> and DIR/<id> once empty. */
+static void remove_empty_dirs(struct cp_diskcache *dc, const char *id,
+			      uint64_t etag_hash)
+{
+	char path[PATH_MAX];
+
+	/* rmdir fails harmlessly while other blocks remain. */
+	if (!block_path(dc, path, sizeof(path), id, etag_hash, 0, 2) &&
+	    !rmdir(path) && !block_path(dc, path, sizeof(path), id, 0, 0, 1))
+		rmdir(path);
+}
+
+/* Removes the file (or whatever stands) at @path; the total loses what
+ * it counted of it.  Runs with the ledger locked. */
+static void remove_counted(struct ledger *lg, const char *path,
+			   const struct stat *st)
+{
+	if (cp_durable_remove(path))
+		return;
+	if (S_ISREG(st->st_mode)) {
+		lg->total -= CP_MIN(lg->total, (uint64_t)st->st_size);
+		lg->dirty = true;
+	}
+}
+
+/*
+ * Evicts @v, taken off the index; unless another mount used its file
+ * after we last did: then it goes back to the recent end, marked as
+ * spared in eviction pass @pass.
+ */
+static void evict_one(struct cp_diskcache *dc, struct ledger *lg,
+		      struct block *v, uint64_t pass, bool may_spare)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (block_path(dc, path, sizeof(path), v->id, v->etag_hash, v->index,
+		       3) ||
+	    lstat(path, &st) < 0) {
+		free(v); /* gone already: another mount evicted it */
+		return;
+	}
+	if (may_spare && file_used_ns(&st) > v->used_ns) {
+		v->used_ns = file_used_ns(&st);
+		v->spared_in = pass;
+		index_put_back(dc, v);
+		return;
+	}
+	remove_counted(lg, path, &st);
+	remove_empty_dirs(dc, v->id, v->etag_hash);
+	free(v);
+}
+
+/*
+ * Evicts until @need more bytes fit under the cap.  When this mount's
+ * index runs out, or holds only blocks other mounts are using, it is
+ * rebuilt from the disk once (learning other mounts' blocks, in the order
+ * of their last use), then blocks go in that order.  0, or -ENOBUFS when
+ * nothing is left to evict (the rest is being written).
+ */
+static int make_room(struct cp_diskcache *dc, struct ledger *lg,
+		     uint64_t need)
+{
+	uint64_t pass;
+
+	pthread_mutex_lock(&dc->lock);
+	pass = ++dc->evict_pass;
+	pthread_mutex_unlock(&dc->lock);
+	while (lg->total + need > dc->cap) {
+		struct block *v = index_take_oldest(dc);
+		int err;
+
+		if (v && v->spared_in == pass && !lg->rescanned) {
+			index_put_back(dc, v); /* every block left is in use */
+			v = NULL;
+		}
+		if (!v) {
+			if (lg->rescanned)
+				return -ENOBUFS;
+			err = rescan(dc, lg); /* learn other mounts' blocks */
+			if (err)
+				return err;
+			continue;
+		}
+		/* after a rescan the order is the disk's: no more sparing */
+		evict_one(dc, lg, v, pass, !lg->rescanned);
+	}
+	return 0;
+}
+
+/* ---- the interface ---- */
 
 struct cp_diskcache *cp_diskcache_open(const char *dir, uint64_t cap,
 				       struct cp_stats *stats)
 {
 	struct cp_diskcache *dc = calloc(1, sizeof(*dc));
-	struct block *victims;
+	struct ledger lg;
+	size_t n;
 	int err;
 
 	if (!dc)
 		return NULL;
 	dc->cap = cap;
 	dc->stats = stats;
-	atomic_init(&dc->disabled, false);
-	atomic_init(&dc->no_writes, false);
-	atomic_init(&dc->warned, false);
+	cp_durable_health_init(&dc->health);
 	dc->nbuckets = 1024;
 	dc->table = calloc(dc->nbuckets, sizeof(*dc->table));
 	if (!dc->table || pthread_mutex_init(&dc->lock, NULL)) {
@@ -564,46 +756,37 @@ struct cp_diskcache *cp_diskcache_open(const char *dir, uint64_t cap,
 		goto disable;
 	}
 	/* Trailing slashes would only make paths ugly. */
-	for (size_t n = strlen(dc->dir); n > 1 && dc->dir[n - 1] == '/'; n--)
+	for (n = strlen(dc->dir); n > 1 && dc->dir[n - 1] == '/'; n--)
 		dc->dir[n - 1] = '\0';
+	if (snprintf(dc->ledger_path, sizeof(dc->ledger_path), "%s/%s",
+		     dc->dir, DC_LEDGER) >= (int)sizeof(dc->ledger_path)) {
+		err = -ENAMETOOLONG;
+		goto disable;
+	}
 	err = cp_mkdir_p(dc->dir);
 	if (!err)
 		err = cp_dir_writable(dc->dir);
 	if (!err)
-		err = scan(dc);
+		err = ledger_lock(dc, &lg, true); /* a mount's start heals */
 	if (err)
 		goto disable;
-
-	/* The cap may have shrunk since the last mount. */
-	victims = NULL;
-	while (dc->total > dc->cap && dc->oldest) {
-		struct block *v = dc->oldest;
-
-		index_remove(dc, v);
-		v->hnext = victims;
-		victims = v;
-	}
-	delete_victims(dc, victims);
+	make_room(dc, &lg, 0); /* the cap may have shrunk */
 	cp_dbg("disk cache %s: %zu blocks, %" PRIu64 " bytes", dc->dir,
-	       dc->nblocks, dc->total);
+	       dc->nblocks, lg.total);
+	ledger_unlock(&lg);
 	return dc;
 
 disable:
-	warn_once(dc, "cannot use directory", -err);
-	atomic_store(&dc->disabled, true);
+	cp_durable_disable(&dc->health, STORE, dc->dir,
+			   "cannot use directory", -err);
 	return dc;
 }
 
 void cp_diskcache_close(struct cp_diskcache *dc)
 {
-	struct block *b, *next;
-
 	if (!dc)
 		return;
-	for (b = dc->oldest; b; b = next) {
-		next = b->next;
-		free(b);
-	}
+	index_clear(dc);
 	free(dc->table);
 	pthread_mutex_destroy(&dc->lock);
 	free(dc);
@@ -611,7 +794,7 @@ void cp_diskcache_close(struct cp_diskcache *dc)
 
 static bool key_valid(const char *id, const char *etag)
 {
-	return id_valid(id) && etag && strlen(etag) <= DC_ETAG_MAX;
+	return cp_durable_id_ok(id) && etag && strlen(etag) <= DC_ETAG_MAX;
 }
 
 static void count(struct cp_diskcache *dc, bool hit)
@@ -624,19 +807,27 @@ static void count(struct cp_diskcache *dc, bool hit)
 		cp_stats_inc(dc->stats, disk_misses);
 }
 
-/* Deletes a damaged block, unless a writer has just replaced it. */
+/*
+ * Deletes what stands at a block's path and failed its checks (@fd: what
+ * we read, or -1), unless a writer has replaced it meanwhile.
+ */
 static void discard(struct cp_diskcache *dc, const char *path, int fd,
 		    const char *id, uint64_t etag_hash, uint64_t index)
 {
+	struct ledger lg;
 	struct stat a, b;
 
-	if (!fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino &&
-	    a.st_dev == b.st_dev) {
+	if (ledger_lock(dc, &lg, false))
+		return;
+	if (!lstat(path, &b) &&
+	    (fd < 0 || (!fstat(fd, &a) && a.st_ino == b.st_ino &&
+			a.st_dev == b.st_dev))) {
 		cp_warn("disk cache: damaged block %s/%" PRIu64 " deleted", id,
 			index);
-		unlink(path);
+		remove_counted(&lg, path, &b);
 		index_forget(dc, id, etag_hash, index);
 	}
+	ledger_unlock(&lg);
 }
 
 /*
@@ -644,46 +835,44 @@ static void discard(struct cp_diskcache *dc, const char *path, int fd,
  * sound block of another length or ETag, -EIO when it is damaged.
  */
 static int read_block(int fd, const char *etag, uint64_t index, void *buf,
-		      size_t len, uint64_t *file_size)
+		      size_t len)
 {
 	unsigned char hdr[DC_HEADER];
 	char stored_etag[DC_ETAG_MAX];
 	size_t etag_len = strlen(etag);
 	uint64_t sum, length, slen;
 	struct stat st;
-	int err;
 
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
 		return -EIO;
-	err = read_all(fd, hdr, sizeof(hdr));
-	if (err)
+	if (cp_durable_read_all(fd, hdr, sizeof(hdr)))
 		return -EIO;
-	if (memcmp(hdr, DC_MAGIC, 8) || get_le(hdr + 8, 4) != DC_VERSION)
+	if (memcmp(hdr, DC_MAGIC, 8) ||
+	    cp_durable_get_le(hdr + 8, 4) != DC_VERSION)
 		return -EIO;
-	slen = get_le(hdr + 12, 4);
-	length = get_le(hdr + 24, 8);
-	if (slen > DC_ETAG_MAX || get_le(hdr + 16, 8) != index ||
+	slen = cp_durable_get_le(hdr + 12, 4);
+	length = cp_durable_get_le(hdr + 24, 8);
+	if (slen > DC_ETAG_MAX || cp_durable_get_le(hdr + 16, 8) != index ||
 	    length > (uint64_t)st.st_size ||
 	    (uint64_t)st.st_size != DC_HEADER + slen + length)
 		return -EIO;
-	*file_size = (uint64_t)st.st_size;
 	if (slen != etag_len || length != len)
 		return -ENOENT; /* wrong length asked: a miss, not damage */
-	if (read_all(fd, stored_etag, slen))
+	if (cp_durable_read_all(fd, stored_etag, slen))
 		return -EIO;
 	if (memcmp(stored_etag, etag, slen)) {
 		/* Another ETag in the same directory: sound only if its
 		 * hash really collides with ours. */
-		if (fnv1a64(stored_etag, slen) == fnv1a64(etag, etag_len))
+		if (cp_fnv1a64(stored_etag, slen) == cp_fnv1a64(etag, etag_len))
 			return -ENOENT;
 		return -EIO;
 	}
-	if (read_all(fd, buf, len))
+	if (cp_durable_read_all(fd, buf, len))
 		return -EIO;
-	sum = fnv1a64(hdr, 32);
-	sum = fnv1a64_update(sum, stored_etag, slen);
-	sum = fnv1a64_update(sum, buf, len);
-	if (sum != get_le(hdr + 32, 8))
+	sum = cp_fnv1a64(hdr, 32);
+	sum = cp_fnv1a64_update(sum, stored_etag, slen);
+	sum = cp_fnv1a64_update(sum, buf, len);
+	if (sum != cp_durable_get_le(hdr + 32, 8))
 		return -EIO;
 	return 0;
 }
@@ -691,41 +880,35 @@ static int read_block(int fd, const char *etag, uint64_t index, void *buf,
 int cp_diskcache_get(struct cp_diskcache *dc, const char *id, const char *etag,
 		     uint64_t index, void *buf, size_t len)
 {
-	static const struct timespec touch_atime[2] = {
-		{.tv_nsec = UTIME_NOW},
-		{.tv_nsec = UTIME_OMIT},
-	};
 	char path[PATH_MAX];
-	uint64_t etag_hash, file_size = 0;
-	struct block *victims;
+	uint64_t etag_hash;
 	int fd, err;
 
-	if (!dc || atomic_load(&dc->disabled) || !key_valid(id, etag))
+	if (!dc || !cp_durable_can_read(&dc->health) || !key_valid(id, etag))
 		goto miss;
-	etag_hash = fnv1a64(etag, strlen(etag));
+	etag_hash = cp_fnv1a64(etag, strlen(etag));
 	if (block_path(dc, path, sizeof(path), id, etag_hash, index, 3))
 		goto miss;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			index_forget(dc, id, etag_hash, index);
+		else if (errno == ELOOP) /* a link is never one of ours */
+			discard(dc, path, -1, id, etag_hash, index);
 		goto miss;
 	}
-	err = read_block(fd, etag, index, buf, len, &file_size);
+	err = read_block(fd, etag, index, buf, len);
 	if (err == -EIO)
 		discard(dc, path, fd, id, etag_hash, index);
 	if (err) {
 		close(fd);
 		goto miss;
 	}
-	/* Remember the use on disk too, so LRU order survives a remount. */
+	/* Record the use on disk too: LRU order survives a remount, and
+	 * other mounts see it before they evict the block. */
 	futimens(fd, touch_atime);
 	close(fd);
-
-	pthread_mutex_lock(&dc->lock);
-	victims = index_note(dc, id, etag_hash, index, file_size, false);
-	pthread_mutex_unlock(&dc->lock);
-	delete_victims(dc, victims); /* always NULL without evict */
+	index_note(dc, id, etag_hash, index, now_ns());
 	count(dc, true);
 	return 0;
 
@@ -734,45 +917,118 @@ miss:
 	return -ENOENT;
 }
 
-/* Creates the temp file for a block, making its directories as needed. */
-static int create_temp(struct cp_diskcache *dc, const char *id,
-		       uint64_t etag_hash, uint64_t index, char *tmp,
-		       size_t len)
+/*
+ * Makes room for @bytes, counts them, and creates the temporary file that
+ * will hold them in @dir: at full size already, so a recount sees what
+ * was reserved, and shared-locked, so a recount knows its writer lives.
+ * The open fd (path in @tmp), or -errno.
+ */
+static int reserve(struct cp_diskcache *dc, const char *dir, uint64_t index,
+		   uint64_t bytes, char *tmp, size_t len)
 {
-	char dir[PATH_MAX];
-	int attempt, fd, err;
+	struct ledger lg;
+	bool raised = false;
+	char tag[32];
+	int fd = -1, err;
 
-	err = block_path(dc, dir, sizeof(dir), id, etag_hash, index, 2);
+	err = ledger_lock(dc, &lg, false);
 	if (err)
 		return err;
-	/* Eviction may rmdir a directory between our mkdir and mkstemp. */
-	for (attempt = 0; attempt < 3; attempt++) {
-		if (snprintf(tmp, len, "%s/.tmp-%" PRIu64 ".XXXXXX", dir,
-			     index) >= (int)len)
-			return -ENAMETOOLONG;
-		fd = mkostemp(tmp, O_CLOEXEC);
-		if (fd >= 0)
-			return fd;
-		if (errno != ENOENT)
-			return -errno;
-		err = cp_mkdir_p(dir);
-		if (err)
-			return err;
+	err = make_room(dc, &lg, bytes);
+	if (!err) {
+		lg.total += bytes; /* counted before the file exists */
+		raised = true;
+		err = ledger_store(&lg);
 	}
-	return -ENOENT;
+	if (!err) {
+		snprintf(tag, sizeof(tag), "tmp-%" PRIu64, index);
+		fd = cp_durable_temp(dir, 2, tag, tmp, len); /* <id>/<hash> */
+		if (fd < 0)
+			err = fd;
+	}
+	if (!err) {
+		flock(fd, LOCK_SH); /* without flock: kept DC_STALE_TMP */
+		if (ftruncate(fd, (off_t)bytes) < 0) {
+			err = -errno;
+			close(fd);
+			unlink(tmp);
+		}
+	}
+	if (err && raised) {
+		lg.total -= CP_MIN(lg.total, bytes);
+		lg.dirty = true;
+	}
+	ledger_unlock(&lg);
+	return err ? err : fd;
+}
+
+/*
+ * Renames the temporary file @fd/@tmp over @path, or removes it when @err
+ * says its writing failed, and settles the ledger: what leaves the total
+ * is the file the rename replaced, or the reservation given back.
+ */
+static int commit(struct cp_diskcache *dc, int fd, const char *tmp,
+		  const char *path, uint64_t reserved, int err)
+{
+	uint64_t gone = reserved;
+	struct ledger lg;
+	struct stat st;
+	int lerr;
+
+	lerr = ledger_lock(dc, &lg, false);
+	if (lerr) {
+		/* The reservation stays counted: too high is safe, and the
+		 * next recount corrects it. */
+		close(fd);
+		unlink(tmp);
+		return err ? err : lerr;
+	}
+	if (!err) {
+		gone = !lstat(path, &st) && S_ISREG(st.st_mode)
+			       ? (uint64_t)st.st_size
+			       : 0;
+		err = cp_durable_commit(fd, tmp, path); /* closes fd */
+		if (err)
+			gone = reserved;
+	} else {
+		close(fd);
+		unlink(tmp);
+	}
+	if (gone) {
+		lg.total -= CP_MIN(lg.total, gone);
+		lg.dirty = true;
+	}
+	ledger_unlock(&lg);
+	return err;
+}
+
+/*
+ * Whether the block is on disk already (another mount, or a reader of the
+ * same block, stored it): same key, same length means the same bytes; a
+ * damaged one is caught by the get before the block is fetched again.
+ * Rewriting it would need room for a second copy.  Marks the use.
+ */
+static bool already_stored(const char *path, uint64_t bytes)
+{
+	struct stat st;
+
+	if (lstat(path, &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != bytes)
+		return false;
+	utimensat(AT_FDCWD, path, touch_atime, AT_SYMLINK_NOFOLLOW);
+	return true;
 }
 
 int cp_diskcache_put(struct cp_diskcache *dc, const char *id, const char *etag,
 		     uint64_t index, const void *buf, size_t len)
 {
 	unsigned char hdr[DC_HEADER + DC_ETAG_MAX];
-	char tmp[PATH_MAX], path[PATH_MAX];
+	char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
 	size_t etag_len, hlen;
 	uint64_t etag_hash, sum, bytes;
-	struct block *victims;
 	int fd, err;
 
-	if (!dc || atomic_load(&dc->disabled) || atomic_load(&dc->no_writes))
+	if (!dc || !cp_durable_can_write(&dc->health))
 		return 0;
 	if (!key_valid(id, etag) || (!buf && len))
 		return -EINVAL;
@@ -781,56 +1037,53 @@ int cp_diskcache_put(struct cp_diskcache *dc, const char *id, const char *etag,
 	bytes = hlen + (uint64_t)len;
 	if (bytes > dc->cap)
 		return -EFBIG;
-	etag_hash = fnv1a64(etag, etag_len);
+	etag_hash = cp_fnv1a64(etag, etag_len);
 
 	memcpy(hdr, DC_MAGIC, 8);
-	put_le(hdr + 8, DC_VERSION, 4);
-	put_le(hdr + 12, etag_len, 4);
-	put_le(hdr + 16, index, 8);
-	put_le(hdr + 24, len, 8);
+	cp_durable_put_le(hdr + 8, DC_VERSION, 4);
+	cp_durable_put_le(hdr + 12, etag_len, 4);
+	cp_durable_put_le(hdr + 16, index, 8);
+	cp_durable_put_le(hdr + 24, len, 8);
 	memcpy(hdr + DC_HEADER, etag, etag_len);
-	sum = fnv1a64(hdr, 32);
-	sum = fnv1a64_update(sum, etag, etag_len);
-	sum = fnv1a64_update(sum, buf, len);
-	put_le(hdr + 32, sum, 8);
+	sum = cp_fnv1a64(hdr, 32);
+	sum = cp_fnv1a64_update(sum, etag, etag_len);
+	sum = cp_fnv1a64_update(sum, buf, len);
+	cp_durable_put_le(hdr + 32, sum, 8);
 
-	err = block_path(dc, path, sizeof(path), id, etag_hash, index, 3);
+	err = block_path(dc, dir, sizeof(dir), id, etag_hash, index, 2);
+	if (!err)
+		err = block_path(dc, path, sizeof(path), id, etag_hash, index,
+				 3);
 	if (err)
 		return err;
-	fd = create_temp(dc, id, etag_hash, index, tmp, sizeof(tmp));
+	if (already_stored(path, bytes)) {
+		index_note(dc, id, etag_hash, index, now_ns());
+		return 0;
+	}
+	fd = reserve(dc, dir, index, bytes, tmp, sizeof(tmp));
 	if (fd < 0) {
 		err = fd;
 		goto fail;
 	}
-	err = write_all(fd, hdr, hlen);
+	err = cp_durable_write_all(fd, hdr, hlen);
 	if (!err)
-		err = write_all(fd, buf, len);
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err) {
-		unlink(tmp);
+		err = cp_durable_write_all(fd, buf, len);
+	err = commit(dc, fd, tmp, path, bytes, err);
+	if (err)
 		goto fail;
-	}
-
-	pthread_mutex_lock(&dc->lock);
-	victims = index_note(dc, id, etag_hash, index, bytes, true);
-	pthread_mutex_unlock(&dc->lock);
-	delete_victims(dc, victims);
+	index_note(dc, id, etag_hash, index, now_ns());
 	return 0;
 
 fail:
-	if (err == -ENOSPC || err == -EDQUOT || err == -EROFS ||
-	    err == -EACCES || err == -EPERM) {
-		warn_once(dc, "cannot write", -err);
-		atomic_store(&dc->no_writes, true);
-	}
+	if (cp_durable_err_permanent(-err))
+		cp_durable_failed(&dc->health, STORE, dc->dir, "cannot write",
+				  -err);
 	return err;
 }
 
-/* Removes DIR/<id>/<hash> with its files. */
-static void remove_etag_dir(int id_fd, const char *name)
+/* Removes the blocks of DIR/<id>/<name> and the directory once empty.
+ * Temporary files stay: their writers own them and their reservations. */
+static void remove_etag_dir(struct ledger *lg, int id_fd, const char *name)
 {
 	int fd = openat(id_fd, name,
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -844,9 +1097,18 @@ static void remove_etag_dir(int id_fd, const char *name)
 		close(fd);
 		return;
 	}
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    unlinkat(dirfd(d), de->d_name, 0))
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			lg->total -= CP_MIN(lg->total, (uint64_t)st.st_size);
+			lg->dirty = true;
+		}
+	}
 	closedir(d);
 	unlinkat(id_fd, name, AT_REMOVEDIR);
 }
@@ -857,13 +1119,14 @@ void cp_diskcache_drop(struct cp_diskcache *dc, const char *id,
 	char path[PATH_MAX], keep[17] = "";
 	struct block *b, *next, *gone = NULL;
 	uint64_t keep_hash = 0;
+	struct ledger lg;
 	struct dirent *de;
 	DIR *d;
 
-	if (!dc || atomic_load(&dc->disabled) || !id_valid(id))
+	if (!dc || !cp_durable_can_write(&dc->health) || !cp_durable_id_ok(id))
 		return;
 	if (keep_etag) {
-		keep_hash = fnv1a64(keep_etag, strlen(keep_etag));
+		keep_hash = cp_fnv1a64(keep_etag, strlen(keep_etag));
 		snprintf(keep, sizeof(keep), "%016" PRIx64, keep_hash);
 	}
 
@@ -884,14 +1147,16 @@ void cp_diskcache_drop(struct cp_diskcache *dc, const char *id,
 	}
 
 	/* Walk the disk as well: another mount may have added blocks. */
-	if (block_path(dc, path, sizeof(path), id, 0, 0, 1))
+	if (block_path(dc, path, sizeof(path), id, 0, 0, 1) ||
+	    ledger_lock(dc, &lg, false))
 		return;
 	d = opendir(path);
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (all_hex(de->d_name, 16) && strcmp(de->d_name, keep))
-			remove_etag_dir(dirfd(d), de->d_name);
-	closedir(d);
-	rmdir(path); /* fails while the kept ETag has blocks */
+	if (d) {
+		while ((de = readdir(d)))
+			if (all_hex(de->d_name, 16) && strcmp(de->d_name, keep))
+				remove_etag_dir(&lg, dirfd(d), de->d_name);
+		closedir(d);
+		rmdir(path); /* fails while the kept ETag has blocks */
+	}
+	ledger_unlock(&lg);
 }

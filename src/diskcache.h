@@ -3,11 +3,16 @@
  * disk_cache_size=SIZE), kept across opens and remounts.
  *
  * Blocks are keyed by (id, ETag, block index): a block of one ETag is
- * never served for another.  The total size of stored blocks stays under
- * the cap; the least recently used blocks are evicted first.  Writes go
- * to a temporary file renamed into place, so a crash or a second mount
- * never leaves a torn block that could be served.  A full or read-only
- * disk disables the cache with one warning.
+ * never served for another.  The files under the directory stay under
+ * the cap, and the least recently used blocks are evicted first, even when
+ * several mounts (processes) share the directory: they keep one total in
+ * a ledger file under a flock, and every write reserves its room before
+ * its bytes reach the disk.  A mount that dies leaves nothing the others
+ * trip over (the kernel drops its lock; a recount heals the total).
+ * Writes go to a temporary file renamed into place, so a crash or a
+ * second mount never leaves a torn block that could be served; a damaged
+ * block is deleted and rewritten by the next put.  A full or read-only
+ * disk disables writes with one warning.
  *
  * Thread safety: thread safe; get/put/drop may run concurrently from any
  * thread.
@@ -34,7 +39,9 @@ void cp_diskcache_close(struct cp_diskcache *dc);
 int cp_diskcache_get(struct cp_diskcache *dc, const char *id,
 		     const char *etag, uint64_t index, void *buf, size_t len);
 
-/* Stores a complete block.  0 or -errno (the caller carries on). */
+/* Stores a complete block, evicting older ones to stay under the cap.
+ * 0 or -errno (the caller carries on): -EFBIG for a block over the cap,
+ * -ENOBUFS when the room is all taken by other writes in progress. */
 int cp_diskcache_put(struct cp_diskcache *dc, const char *id,
 		     const char *etag, uint64_t index, const void *buf,
 		     size_t len);

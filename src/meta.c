@@ -18,19 +18,19 @@
  * and '%' and '=', becomes %XX), so any name round-trips.  The last line
  * is the FNV-1a 64 hash of every byte before it; a record whose hash, version
  * line or fields do not check out is treated as absent and replaced by
- * the next put.  Records are written to a unique temporary file in the
- * same directory and renamed over the old one, so readers (in this or
- * another mount) see either the old or the new record, never a mix.  No
- * fsync: losing a record in a crash only costs an API call later.
+ * the next put (a directory or file standing where the record or the
+ * meta directory belongs is removed then).  Records are written with
+ * durable.c's temp-file-and-rename, so readers (in this or another
+ * mount) see either the old or the new record, never a mix.  No fsync:
+ * losing a record in a crash only costs an API call later.
  *
- * Thread safety: the store holds no mutable state but two atomic flags
- * (disabled, warned), so get and put run concurrently from any thread.
+ * Thread safety: the store holds no mutable state but its health flags
+ * (atomics), so get and put run concurrently from any thread.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "log.h"
 #include "meta.h"
 #include "stats.h"
@@ -45,60 +46,13 @@
 
 #define META_VERSION_LINE "cpfs-meta 1"
 #define META_MAX_RECORD 4096 /* far above the largest valid record */
+#define STORE "metadata store"
 
 struct cp_meta {
 	char dir[PATH_MAX];
 	struct cp_stats *stats; /* may be NULL */
-	atomic_bool disabled;	/* no reads, no writes */
-	atomic_bool no_writes;	/* read-only or full: no more writes */
-	atomic_bool warned;	/* the one warning has been printed */
+	struct cp_durable_health health;
 };
-
-static uint64_t fnv1a64(const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	while (len--) {
-		h ^= *p++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-/* Ids become file names: accept only what an ObjectId could be made of. */
-static bool id_valid(const char *id)
-{
-	size_t n = 0;
-
-	if (!id)
-		return false;
-	for (; id[n]; n++) {
-		char c = id[n];
-
-		if (n >= 24)
-			return false;
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		      (c >= 'A' && c <= 'Z')))
-			return false;
-	}
-	return n > 0;
-}
-
-static void warn_once(struct cp_meta *meta, const char *what, int err)
-{
-	if (!atomic_exchange(&meta->warned, true))
-		cp_warn("metadata store %s: %s: %s; continuing without it",
-			meta->dir, what, strerror(err));
-}
-
-/* Whether @err means the directory will not take writes any time soon. */
-static bool err_is_permanent(int err)
-{
-	return err == EROFS || err == EACCES || err == EPERM || err == ENOSPC ||
-	       err == EDQUOT || err == ENOTDIR;
-}
-
 
 /* Picks <cache_dir>/meta, or the XDG default. 0 or -errno. */
 static int meta_dir_path(char *out, size_t len, const char *cache_dir)
@@ -140,25 +94,22 @@ struct cp_meta *cp_meta_open(const char *cache_dir, struct cp_stats *stats)
 	if (!meta)
 		return NULL;
 	meta->stats = stats;
-	atomic_init(&meta->disabled, false);
-	atomic_init(&meta->no_writes, false);
-	atomic_init(&meta->warned, false);
+	cp_durable_health_init(&meta->health);
 
 	err = meta_dir_path(meta->dir, sizeof(meta->dir), cache_dir);
 	if (err) {
 		snprintf(meta->dir, sizeof(meta->dir), "%s",
 			 cache_dir ? cache_dir : "(no HOME)");
-		warn_once(meta, "no usable directory", -err);
-		atomic_store(&meta->disabled, true);
+		cp_durable_disable(&meta->health, STORE, meta->dir,
+				   "no usable directory", -err);
 		return meta;
 	}
 	err = cp_mkdir_p(meta->dir);
 	if (!err)
 		err = cp_dir_writable(meta->dir);
-	if (err) {
-		warn_once(meta, "cannot create or write", -err);
-		atomic_store(&meta->disabled, true);
-	}
+	if (err)
+		cp_durable_disable(&meta->health, STORE, meta->dir,
+				   "cannot create or write", -err);
 	return meta;
 }
 
@@ -282,7 +233,7 @@ static size_t format_record(const struct cp_meta_record *rec, char *out,
 		return 0;
 	out[pos++] = '\n';
 	n = snprintf(out + pos, cap - pos, "sum=%016" PRIx64 "\n",
-		     fnv1a64(out, pos));
+		     cp_fnv1a64(out, pos));
 	if (n < 0 || (size_t)n >= cap - pos)
 		return 0;
 	return pos + (size_t)n;
@@ -311,7 +262,7 @@ static int parse_record(char *buf, size_t len, struct cp_meta_record *rec)
 		if (hexval(*p) < 0)
 			return -EINVAL;
 	sum = strtoull(sumtext, NULL, 16);
-	if (sum != fnv1a64(buf, (size_t)(body_end - buf)))
+	if (sum != cp_fnv1a64(buf, (size_t)(body_end - buf)))
 		return -EINVAL;
 	if (memcmp(buf, META_VERSION_LINE "\n", vlen))
 		return -EINVAL;
@@ -372,7 +323,8 @@ int cp_meta_get(struct cp_meta *meta, const char *id,
 	size_t len = 0;
 	int fd;
 
-	if (!meta || atomic_load(&meta->disabled) || !id_valid(id))
+	if (!meta || !cp_durable_can_read(&meta->health) ||
+	    !cp_durable_id_ok(id))
 		return -ENOENT;
 	if (record_path(meta, id, path, sizeof(path)))
 		return -ENOENT;
@@ -401,55 +353,6 @@ int cp_meta_get(struct cp_meta *meta, const char *id,
 	return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Writes @len bytes to a fresh temporary file and renames it to @path. */
-static int replace_file(const char *dir, const char *id, const char *path,
-			const char *buf, size_t len)
-{
-	char tmp[PATH_MAX];
-	int fd, err;
-
-	if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, id) >=
-	    (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		/* Someone removed the directory under us: make it again. */
-		err = cp_mkdir_p(dir);
-		if (err)
-			return err;
-		if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, id) >=
-		    (int)sizeof(tmp))
-			return -ENAMETOOLONG;
-		fd = mkostemp(tmp, O_CLOEXEC);
-	}
-	if (fd < 0)
-		return -errno;
-	err = write_all(fd, buf, len);
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
 static bool field_ok(const char *s, size_t size)
 {
 	return strnlen(s, size) < size;
@@ -462,10 +365,9 @@ int cp_meta_put(struct cp_meta *meta, const struct cp_meta_record *rec)
 	size_t len;
 	int err;
 
-	if (!meta || atomic_load(&meta->disabled) ||
-	    atomic_load(&meta->no_writes))
+	if (!meta || !cp_durable_can_write(&meta->health))
 		return 0;
-	if (!field_ok(rec->id, sizeof(rec->id)) || !id_valid(rec->id) ||
+	if (!field_ok(rec->id, sizeof(rec->id)) || !cp_durable_id_ok(rec->id) ||
 	    !field_ok(rec->etag, sizeof(rec->etag)) ||
 	    !field_ok(rec->content_type, sizeof(rec->content_type)) ||
 	    !field_ok(rec->name, sizeof(rec->name)) || rec->size < -1 ||
@@ -476,11 +378,10 @@ int cp_meta_put(struct cp_meta *meta, const struct cp_meta_record *rec)
 		return -EINVAL;
 	err = record_path(meta, rec->id, path, sizeof(path));
 	if (!err)
-		err = replace_file(meta->dir, rec->id, path, buf, len);
-	if (err) {
-		warn_once(meta, "cannot write", -err);
-		if (err_is_permanent(-err))
-			atomic_store(&meta->no_writes, true);
-	}
+		err = cp_durable_replace(meta->dir, 1, rec->id, path, buf,
+					 len);
+	if (err)
+		cp_durable_failed(&meta->health, STORE, meta->dir,
+				  "cannot write", -err);
 	return err;
 }

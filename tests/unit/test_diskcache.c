@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +34,7 @@
 
 #define ID1 "5f0c1e2d3b4a59687766aa01"
 #define ID2 "5f0c1e2d3b4a59687766aa02"
+#define ID3 "5f0c1e2d3b4a59687766aa03"
 #define ETAG_A "\"0123456789abcdef0123456789abcdef\""
 #define ETAG_B "\"fedcba9876543210fedcba9876543210-2\""
 #define BS 4096 /* block size used by most tests */
@@ -139,18 +143,68 @@ static const char *block_file(struct fixture *f, const char *id, uint64_t index)
 	return f->path;
 }
 
+/* Files under the directory, the ledger (.cpfs-usage) aside. */
 static int count_files(struct fixture *f)
 {
 	char cmd[4300];
 	FILE *p;
 	int n = -1;
 
-	snprintf(cmd, sizeof(cmd), "find %s -type f | wc -l", f->dir);
+	snprintf(cmd, sizeof(cmd), "find %s -type f ! -name .cpfs-usage | wc -l", f->dir);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	assert_int_equal(fscanf(p, "%d", &n), 1);
 	pclose(p);
 	return n;
+}
+
+static uint64_t walked_bytes;
+
+static int add_bytes(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	if (flag == FTW_F && S_ISREG(st->st_mode) &&
+	    strcmp(path + ftw->base, ".cpfs-usage"))
+		walked_bytes += (uint64_t)st->st_size;
+	return 0;
+}
+
+/* Apparent bytes of every file under the directory, the ledger aside:
+ * what the cap is about. */
+static uint64_t dir_bytes(const char *dir)
+{
+	walked_bytes = 0;
+	nftw(dir, add_bytes, 16, FTW_PHYS);
+	return walked_bytes;
+}
+
+/* The total the ledger holds (its layout is the on-disk contract). */
+static uint64_t ledger_total(struct fixture *f)
+{
+	unsigned char rec[40];
+	uint64_t v = 0;
+	int fd, i;
+
+	snprintf(f->path, sizeof(f->path), "%s/.cpfs-usage", f->dir);
+	fd = open(f->path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, rec, sizeof(rec), 0), (ssize_t)sizeof(rec));
+	close(fd);
+	assert_memory_equal(rec, "CPFSUSE\n", 8);
+	for (i = 7; i >= 0; i--)
+		v = v << 8 | rec[16 + i];
+	return v;
+}
+
+static void write_ledger(struct fixture *f, const void *bytes, size_t len)
+{
+	int fd;
+
+	snprintf(f->path, sizeof(f->path), "%s/.cpfs-usage", f->dir);
+	fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+	close(fd);
 }
 
 static void test_put_get(void **state)
@@ -586,9 +640,270 @@ static void test_concurrent(void **state)
 	assert_true(f->stats.disk_hits > 0);
 	cp_diskcache_close(a);
 	cp_diskcache_close(b);
-	/* each mount keeps its own cap: two caps at most, plus slack for
-	 * blocks one mount wrote that the other then also indexed */
-	assert_true(count_files(f) <= 64);
+	/* one cap for both, and the ledger agrees with the disk */
+	assert_true(dir_bytes(f->dir) <= 20 * BS);
+	assert_int_equal(ledger_total(f), dir_bytes(f->dir));
+}
+
+/* Two mounts, one cap: the second evicts what the first stored. */
+static void test_shared_cap(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t one = file_size(ETAG_A, BS);
+	struct cp_diskcache *a = cp_diskcache_open(f->dir, 4 * one, NULL);
+	struct cp_diskcache *b = cp_diskcache_open(f->dir, 4 * one, NULL);
+	int i, k;
+
+	for (i = 0; i < 4; i++)
+		assert_int_equal(put(a, ID1, ETAG_A, i, BS), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(put(b, ID2, ETAG_A, i, BS), 0);
+	assert_int_equal(count_files(f), 4);
+	assert_int_equal(ledger_total(f), 4 * one);
+	/* b knew none of a's blocks: it learnt them and took the oldest */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(get(a, ID2, ETAG_A, i, BS), 0);
+	for (i = 0, k = -1; i < 4; i++)
+		if (get(a, ID1, ETAG_A, i, BS) == 0)
+			k = i;
+	assert_true(k >= 0);
+
+	/* a's index now runs ID2/0, ID2/1, ID2/2, ID1/k; b uses ID2/0
+	 * after a did (its atime says so), so a spares it, evicts ID2/1 */
+	usleep(20 * 1000);
+	assert_int_equal(get(b, ID2, ETAG_A, 0, BS), 0);
+	assert_int_equal(put(a, ID1, ETAG_A, 5, BS), 0);
+	assert_int_equal(get(b, ID2, ETAG_A, 0, BS), 0);
+	assert_int_equal(get(b, ID2, ETAG_A, 1, BS), -ENOENT);
+	assert_int_equal(get(b, ID2, ETAG_A, 2, BS), 0);
+	assert_int_equal(get(b, ID1, ETAG_A, k, BS), 0);
+
+	/* when b has used every block a knows of since, a recounts and
+	 * evicts by the disk's order: ID1/k, used longest ago */
+	usleep(20 * 1000);
+	assert_int_equal(get(b, ID1, ETAG_A, k, BS), 0);
+	usleep(20 * 1000);
+	for (i = 0; i < 3; i++)
+		get(b, ID2, ETAG_A, i, BS);
+	assert_int_equal(get(b, ID1, ETAG_A, 5, BS), 0);
+	assert_int_equal(put(a, ID1, ETAG_A, 6, BS), 0);
+	assert_int_equal(get(b, ID1, ETAG_A, k, BS), -ENOENT);
+	assert_int_equal(get(b, ID1, ETAG_A, 5, BS), 0);
+	assert_int_equal(get(b, ID2, ETAG_A, 0, BS), 0);
+	assert_int_equal(get(b, ID2, ETAG_A, 2, BS), 0);
+	assert_true(dir_bytes(f->dir) <= 4 * one);
+	assert_int_equal(ledger_total(f), dir_bytes(f->dir));
+	cp_diskcache_close(a);
+	cp_diskcache_close(b);
+}
+
+/* Mounts in separate processes, writing at once, and a sampler that
+ * takes the ledger lock: the files never add up to more than the cap. */
+static void test_shared_cap_processes(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t cap = 16 * file_size(ETAG_A, BS), max = 0;
+	pid_t kids[3];
+	int i, status, running;
+
+	for (i = 0; i < 3; i++) {
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (kids[i] == 0) {
+			struct cp_diskcache *dc =
+				cp_diskcache_open(f->dir, cap, NULL);
+			const char *id = i == 0 ? ID1 : i == 1 ? ID2 : ID3;
+			unsigned char buf[BS];
+			int k, bad = 0;
+
+			for (k = 0; k < 600; k++) {
+				pattern(buf, BS, id, ETAG_A, k % 40);
+				cp_diskcache_put(dc, id, ETAG_A, k % 40, buf, BS);
+				if (!cp_diskcache_get(dc, id, ETAG_A, k % 37,
+						      buf, BS))
+					bad += get(dc, id, ETAG_A, k % 37, BS);
+			}
+			cp_diskcache_close(dc);
+			_exit(bad ? 1 : 0);
+		}
+	}
+	do {
+		int fd;
+		uint64_t now;
+
+		snprintf(f->path, sizeof(f->path), "%s/.cpfs-usage", f->dir);
+		fd = open(f->path, O_RDWR | O_CREAT, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(flock(fd, LOCK_EX), 0);
+		now = dir_bytes(f->dir);
+		close(fd);
+		max = now > max ? now : max;
+		running = 0;
+		for (i = 0; i < 3; i++)
+			if (kids[i] && waitpid(kids[i], &status, WNOHANG) == 0)
+				running++;
+			else if (kids[i]) {
+				assert_true(WIFEXITED(status));
+				assert_int_equal(WEXITSTATUS(status), 0);
+				kids[i] = 0;
+			}
+	} while (running);
+	assert_true(max > 0);
+	assert_true(max <= cap);
+	assert_true(dir_bytes(f->dir) <= cap);
+	assert_int_equal(ledger_total(f), dir_bytes(f->dir));
+}
+
+/* A ledger that is damaged, truncated, foreign, wrong or not a file is
+ * recounted from the disk; the cap holds throughout. */
+static void test_ledger_heals(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t one = file_size(ETAG_A, BS);
+	struct cp_diskcache *dc = cp_diskcache_open(f->dir, 3 * one, NULL);
+	unsigned char rec[40];
+	int i;
+
+	for (i = 0; i < 2; i++)
+		assert_int_equal(put(dc, ID1, ETAG_A, i, BS), 0);
+	assert_int_equal(ledger_total(f), 2 * one);
+
+	/* garbage, then a truncated record: recounted on the next put */
+	write_ledger(f, "garbage garbage garbage garbage garbage!", 40);
+	assert_int_equal(put(dc, ID1, ETAG_A, 2, BS), 0);
+	assert_int_equal(ledger_total(f), 3 * one);
+	write_ledger(f, "CPFSUSE\n", 8);
+	assert_int_equal(put(dc, ID1, ETAG_A, 3, BS), 0);
+	assert_int_equal(ledger_total(f), 3 * one);
+	assert_int_equal(count_files(f), 3);
+
+	/* a flipped bit in the total fails the checksum */
+	snprintf(f->path, sizeof(f->path), "%s/.cpfs-usage", f->dir);
+	corrupt(f->path, 16, 0);
+	assert_int_equal(put(dc, ID1, ETAG_A, 4, BS), 0);
+	assert_int_equal(ledger_total(f), 3 * one);
+
+	/* a sound record that says too much (a mount died holding a
+	 * reservation): the next mount's start recounts it */
+	snprintf(f->path, sizeof(f->path), "%s/.cpfs-usage", f->dir);
+	i = open(f->path, O_RDONLY);
+	assert_int_equal(pread(i, rec, 40, 0), 40);
+	close(i);
+	cp_diskcache_close(dc);
+	dc = cp_diskcache_open(f->dir, 3 * one, NULL);
+	assert_int_equal(ledger_total(f), 3 * one);
+
+	/* ... and so does a mount that must evict but knows of nothing */
+	assert_int_equal(system("true"), 0);
+	snprintf(f->path, sizeof(f->path), "rm -rf %s/%s", f->dir, ID1);
+	assert_int_equal(system(f->path), 0); /* ledger says 3, disk 0 */
+	assert_int_equal(put(dc, ID2, ETAG_A, 0, BS), 0);
+	assert_int_equal(ledger_total(f), one);
+
+	/* a directory where the ledger belongs */
+	snprintf(f->path, sizeof(f->path), "rm -f %s/.cpfs-usage && "
+		 "mkdir -p %s/.cpfs-usage/x", f->dir, f->dir);
+	assert_int_equal(system(f->path), 0);
+	assert_int_equal(put(dc, ID2, ETAG_A, 1, BS), 0);
+	assert_int_equal(ledger_total(f), 2 * one);
+	cp_diskcache_close(dc);
+}
+
+/* A mount that dies holding the lock, or in the middle of a write, leaves
+ * nothing the others wait on or count. */
+static void test_crashed_mount(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t one = file_size(ETAG_A, BS);
+	struct cp_diskcache *dc = cp_diskcache_open(f->dir, 4 * one, NULL);
+	char cmd[9000];
+	pid_t pid;
+	int status, fd, live;
+
+	assert_int_equal(put(dc, ID1, ETAG_A, 0, BS), 0);
+
+	/* killed while holding the ledger lock: the kernel releases it */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		snprintf(f->path, sizeof(f->path), "%s/.cpfs-usage", f->dir);
+		fd = open(f->path, O_RDWR);
+		flock(fd, LOCK_EX);
+		pause();
+		_exit(0);
+	}
+	usleep(100 * 1000);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(put(dc, ID1, ETAG_A, 1, BS), 0);
+
+	/* temporary files: one whose writer died (nobody holds it) and one
+	 * still being written (held) */
+	snprintf(cmd, sizeof(cmd),
+		 "d=$(dirname $(ls -d %s/%s/*/0)) && "
+		 "head -c %llu /dev/zero > $d/.tmp-7.dead01 && "
+		 "head -c %llu /dev/zero > $d/.tmp-8.live01",
+		 f->dir, ID1, (unsigned long long)one,
+		 (unsigned long long)one);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s", block_file(f, ID1, 0));
+	strcpy(strrchr(cmd, '/'), "/.tmp-8.live01");
+	live = open(cmd, O_RDONLY);
+	assert_true(live >= 0);
+	assert_int_equal(flock(live, LOCK_SH), 0);
+	cp_diskcache_close(dc);
+
+	/* the next start recounts: the dead file goes, the live one counts */
+	dc = cp_diskcache_open(f->dir, 4 * one, NULL);
+	assert_int_equal(count_files(f), 3);
+	assert_int_equal(ledger_total(f), 3 * one);
+	assert_int_equal(get(dc, ID1, ETAG_A, 0, BS), 0);
+	assert_int_equal(get(dc, ID1, ETAG_A, 1, BS), 0);
+	close(live);
+	cp_diskcache_close(dc);
+}
+
+/* Things that are not blocks where blocks belong are removed, and the next
+ * put stores the block again. */
+static void test_foreign_in_place(void **state)
+{
+	struct fixture *f = *state;
+	struct cp_diskcache *dc = cp_diskcache_open(f->dir, 1 << 20, NULL);
+	char cmd[9000], block[4200];
+
+	/* a directory, then a symbolic link, where block 0 belongs */
+	assert_int_equal(put(dc, ID1, ETAG_A, 0, BS), 0);
+	snprintf(block, sizeof(block), "%s", block_file(f, ID1, 0));
+	snprintf(cmd, sizeof(cmd), "rm %s && mkdir -p %s/sub", block, block);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(get(dc, ID1, ETAG_A, 0, BS), -ENOENT);
+	assert_int_equal(put(dc, ID1, ETAG_A, 0, BS), 0);
+	assert_int_equal(get(dc, ID1, ETAG_A, 0, BS), 0);
+	snprintf(cmd, sizeof(cmd), "rm %s && ln -s /etc/passwd %s", block,
+		 block);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(get(dc, ID1, ETAG_A, 0, BS), -ENOENT);
+	assert_int_equal(put(dc, ID1, ETAG_A, 0, BS), 0);
+	assert_int_equal(get(dc, ID1, ETAG_A, 0, BS), 0);
+
+	/* a block of another length at the right name is rewritten */
+	corrupt(block, 100, 1);
+	assert_int_equal(put(dc, ID1, ETAG_A, 0, BS), 0);
+	assert_int_equal(get(dc, ID1, ETAG_A, 0, BS), 0);
+
+	/* a file where the id's directory belongs */
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/%s && echo x > %s/%s", f->dir,
+		 ID2, f->dir, ID2);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(get(dc, ID2, ETAG_A, 0, BS), -ENOENT);
+	assert_int_equal(put(dc, ID2, ETAG_A, 0, BS), 0);
+	assert_int_equal(get(dc, ID2, ETAG_A, 0, BS), 0);
+	/* what was removed behind its back is counted until a recount */
+	assert_true(ledger_total(f) >= dir_bytes(f->dir));
+	cp_diskcache_close(dc);
+	dc = cp_diskcache_open(f->dir, 1 << 20, NULL);
+	assert_int_equal(ledger_total(f), dir_bytes(f->dir));
+	cp_diskcache_close(dc);
 }
 
 int main(void)
@@ -612,6 +927,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shared_dir, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_shared_cap, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_shared_cap_processes,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ledger_heals, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_crashed_mount, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_in_place, setup,
 						teardown),
 	};
 
