@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "durable.h"
 #include "files.h"
 #include "log.h"
 #include "opts.h"
@@ -666,28 +667,13 @@ static cJSON *walk_to_json(const struct walk *w)
 	return root;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes the complete walk @w to the state file (temporary + rename). */
 static void save_walk(struct cp_discover *d, const struct walk *w)
 {
-	char tmp[4200], *dir_end, dir[4096];
+	char dir[4096], *slash;
 	cJSON *root;
 	char *text;
-	int fd, ok;
+	int err;
 
 	if (!d->path[0])
 		return;
@@ -699,22 +685,14 @@ static void save_walk(struct cp_discover *d, const struct walk *w)
 		return;
 	}
 	snprintf(dir, sizeof(dir), "%s", d->path);
-	dir_end = strrchr(dir, '/');
-	if (dir_end)
-		*dir_end = '\0';
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", d->path, (long)getpid());
-	ok = cp_mkdir_p(dir) == 0 &&
-	     (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >=
-		     0;
-	if (ok) {
-		ok = write_all(fd, text, strlen(text)) == 0 && fsync(fd) == 0;
-		ok = close(fd) == 0 && ok;
-		ok = ok && rename(tmp, d->path) == 0;
-		if (!ok)
-			unlink(tmp);
-	}
-	if (!ok)
-		cp_warn("discovery: cannot save the listing in %s", dir);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	err = cp_durable_replace(dir, 0, STATE_FILE, d->path, text,
+				 strlen(text));
+	if (err < 0)
+		cp_warn("discovery: cannot save the listing in %s: %s", dir,
+			strerror(-err));
 	free(text);
 }
 

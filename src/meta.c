@@ -54,28 +54,6 @@ struct cp_meta {
 	struct cp_durable_health health;
 };
 
-/* Picks <cache_dir>/meta, or the XDG default. 0 or -errno. */
-static int meta_dir_path(char *out, size_t len, const char *cache_dir)
-{
-	const char *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	int n;
-
-	if (cache_dir && *cache_dir)
-		n = snprintf(out, len, "%s/meta", cache_dir);
-	else if (xdg && xdg[0] == '/') /* relative ones are ignored (XDG) */
-		n = snprintf(out, len, "%s/cpfs/meta", xdg);
-	else if (home && home[0] == '/')
-		n = snprintf(out, len, "%s/.cache/cpfs/meta", home);
-	else if (geteuid() == 0)
-		n = snprintf(out, len, "/var/cache/cpfs/meta");
-	else
-		return -ENOENT;
-	if (n < 0 || (size_t)n >= len)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 void cp_meta_record_init(struct cp_meta_record *rec, const char *id)
 {
 	memset(rec, 0, sizeof(*rec));
@@ -96,7 +74,7 @@ struct cp_meta *cp_meta_open(const char *cache_dir, struct cp_stats *stats)
 	meta->stats = stats;
 	cp_durable_health_init(&meta->health);
 
-	err = meta_dir_path(meta->dir, sizeof(meta->dir), cache_dir);
+	err = cp_cache_path(meta->dir, sizeof(meta->dir), cache_dir, "meta");
 	if (err) {
 		snprintf(meta->dir, sizeof(meta->dir), "%s",
 			 cache_dir ? cache_dir : "(no HOME)");

@@ -43,7 +43,7 @@ cd "$root" || exit 1
 
 packages=(libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev
 	libcmocka-dev meson ninja-build pkg-config python3-pytest attr rsync
-	clang libclang-rt-14-dev)
+	clang libclang-rt-14-dev restic borgbackup)
 
 say() { echo "run.sh: $*"; }
 failures=()

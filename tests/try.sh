@@ -10,16 +10,18 @@
 #   - with CHECKOUTPAGE_API_KEY set: runs cpfs in the foreground against
 #     the real API (https://api.checkoutpage.com, or $CPFS_API_URL) on
 #     MOUNTPOINT, passing the remaining arguments through
-#     (e.g. -o ids=/path/to/manifest);
+#     (e.g. -o names); discovery lists the whole account;
 #   - without it: starts the local stand-in (tests/standin/standin.py
-#     --sample), mounts cpfs on MOUNTPOINT, lists and reads the sample
-#     files, and keeps the mount up until Enter or Ctrl-C.
+#     --sample: a small store with pages, an event, products, private
+#     files and images), mounts cpfs on MOUNTPOINT with no manifest,
+#     waits for discovery to list the store, shows its files by id and by
+#     page and reads some, and keeps the mount up until Enter or Ctrl-C.
 # MOUNTPOINT defaults to /tmp/cpfs-demo.
 #
 # --batch (or CPFS_TRY_BATCH=1): a self-test that needs no terminal.
 # Always the local stand-in (CHECKOUTPAGE_API_KEY is ignored): mounts,
-# lists the root, reads every file in it (sha256sum), unmounts, and exits
-# 0 when all of that worked and cpfs exited 0.
+# lists the root, reads every file in it (sha256sum), lists by-page/,
+# unmounts, and exits 0 when all of that worked and cpfs exited 0.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -112,9 +114,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-say "no CHECKOUTPAGE_API_KEY: using the local stand-in with sample files"
+say "no CHECKOUTPAGE_API_KEY: using the local stand-in with a sample store"
 "$PY" "$ROOT/tests/standin/standin.py" --sample --key "$KEY" \
-	--manifest-out "$WORK/ids" --port-file "$WORK/ports" \
+	--port-file "$WORK/ports" \
 	>"$WORK/standin.out" 2>"$WORK/standin.log" &
 STANDIN_PID=$!
 i=0
@@ -127,11 +129,13 @@ while [ ! -s "$WORK/ports" ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-read -r API_PORT DATA_PORT <"$WORK/ports"
+read -r API_PORT DATA_PORT IMAGE_PORT <"$WORK/ports"
 API_URL="http://127.0.0.1:$API_PORT"
-say "stand-in API on $API_URL, data host on port $DATA_PORT"
+say "stand-in API on $API_URL, data host on port $DATA_PORT, images on port $IMAGE_PORT"
 
-CHECKOUTPAGE_API_KEY="$KEY" "$CPFS" -f -o "ids=$WORK/ids,cache_dir=$WORK/cache" \
+# No manifest: discovery walks the sample store's pages, event and
+# products and lists every file and image it finds.
+CHECKOUTPAGE_API_KEY="$KEY" "$CPFS" -f -o "names,cache_dir=$WORK/cache" \
 	"$@" "$API_URL" "$MNT" 2>"$WORK/cpfs.log" &
 CPFS_PID=$!
 i=0
@@ -141,6 +145,19 @@ until mountpoint -q "$MNT"; do
 		cat "$WORK/cpfs.log" >&2
 		exit 1
 	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+
+# The mount is up at once; the walk runs beside it.  Wait (at most 20 s)
+# until it has completed once, from the live counters on the root.
+walks() {
+	"$PY" -c 'import os, sys
+s = os.getxattr(sys.argv[1], "user.cpfs.stats").decode()
+print(dict(l.split("=") for l in s.split())["discovery_walks"])' "$MNT" 2>/dev/null || echo 0
+}
+i=0
+while [ "$(walks)" = 0 ] && [ $i -lt 200 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
@@ -159,6 +176,12 @@ if [ "$BATCH" = 1 ]; then
 		say "FAILED: no files listed in $MNT"
 		exit 1
 	fi
+	echo "\$ ls $MNT/by-page"
+	ls "$MNT/by-page"
+	if [ -z "$(ls "$MNT/by-page")" ]; then
+		say "FAILED: by-page/ is empty"
+		exit 1
+	fi
 	fusermount3 -u "$MNT"
 	rc=0
 	wait "$CPFS_PID" || rc=$?
@@ -172,25 +195,28 @@ if [ "$BATCH" = 1 ]; then
 	exit 0
 fi
 
-# ids in manifest order: README note, CSV, 5 MiB binary
-# shellcheck disable=SC2046 # ids are plain hex words
-set -- $(grep -v '^#' "$WORK/ids" | sed -n 's/^{"id": "\([0-9a-f]*\)".*/\1/p')
-TEXT_ID=$1
-CSV_ID=$2
-BIN_ID=$3
-
+DL="$MNT/by-page/Digital download"
 echo
-echo "\$ ls -l $MNT"
+echo "\$ ls -l $MNT          # every file of the store, found by discovery"
 ls -l "$MNT"
 echo
-echo "\$ cat $MNT/$TEXT_ID"
-cat "$MNT/$TEXT_ID"
+echo "\$ ls $MNT/by-page"
+ls "$MNT/by-page"
 echo
-echo "\$ head -3 $MNT/$CSV_ID"
-head -3 "$MNT/$CSV_ID"
+echo "\$ ls -l '$DL'"
+ls -l "$DL"
 echo
-echo "\$ sha256sum $MNT/$BIN_ID"
-sha256sum "$MNT/$BIN_ID"
+echo "\$ cat '$DL/README.txt'"
+cat "$DL/README.txt"
+echo
+echo "\$ head -3 '$DL/orders.csv'"
+head -3 "$DL/orders.csv"
+echo
+for f in "$MNT/by-page/Summer sale"/*; do
+	echo "\$ head -c 8 '$f' | od -c      # an image, read from its public URL"
+	head -c 8 "$f" | od -c | head -1
+	break
+done
 echo
 say "cpfs stays mounted on $MNT; try it from another shell."
 say "press Enter or Ctrl-C to unmount and stop."
