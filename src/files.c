@@ -24,7 +24,7 @@
 #include "stats.h"
 #include "util.h"
 
-#define NBUCKETS 4096
+#define FIRST_BUCKETS 1024 /* grows to keep chains short */
 
 struct cp_files {
 	const struct cp_config *cfg;
@@ -35,25 +35,65 @@ struct cp_files {
 	uint64_t ino_mask;                 /* CP_INO_MASK but in tests */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
-	struct cp_file *buckets[NBUCKETS]; /* by id; protected by lock */
-	struct cp_file *ino_buckets[NBUCKETS]; /* by ino; protected by lock */
+	/* Two chained hashes over the same entries, by id and by ino, of
+	 * nbuckets each (a power of two, at least nfiles / 2).  Protected
+	 * by lock. */
+	struct cp_file **buckets;
+	struct cp_file **ino_buckets;
+	size_t nbuckets;
 	size_t nfiles;                     /* protected by lock */
 	struct cp_file **listed;           /* readdir order; protected */
 	size_t nlisted, listed_cap;
 };
 
-static unsigned hash_id(const char *id)
+static size_t hash_id(const struct cp_files *files, const char *id)
 {
-	unsigned h = 2166136261u;
+	uint64_t h = 0xcbf29ce484222325ULL;
 
 	while (*id)
-		h = (h ^ (unsigned char)(*id++ | 0x20)) * 16777619u;
-	return h % NBUCKETS;
+		h = (h ^ (unsigned char)(*id++ | 0x20)) * 0x100000001b3ULL;
+	return (size_t)(h ^ (h >> 32)) & (files->nbuckets - 1);
 }
 
-static unsigned hash_ino(uint64_t ino)
+static size_t hash_ino(const struct cp_files *files, uint64_t ino)
 {
-	return (unsigned)((ino ^ (ino >> 29)) % NBUCKETS);
+	/* The low bits of an inode number are a good hash already. */
+	return (size_t)(ino ^ (ino >> 32)) & (files->nbuckets - 1);
+}
+
+/* Doubles both hashes (called with the lock held); on ENOMEM the old
+ * ones stay, only slower. */
+static void grow_locked(struct cp_files *files)
+{
+	size_t n = files->nbuckets * 2, i;
+	struct cp_file **byid = calloc(n, sizeof(*byid));
+	struct cp_file **byino = calloc(n, sizeof(*byino));
+	struct cp_file **old = files->buckets;
+
+	if (!byid || !byino) {
+		free(byid);
+		free(byino);
+		return;
+	}
+	free(files->ino_buckets);
+	files->buckets = byid;
+	files->ino_buckets = byino;
+	files->nbuckets = n;
+	for (i = 0; i < n / 2; i++) {
+		struct cp_file *f = old[i], *next;
+
+		for (; f; f = next) {
+			size_t b = hash_id(files, f->id);
+
+			next = f->hnext;
+			f->hnext = byid[b];
+			byid[b] = f;
+			b = hash_ino(files, f->ino);
+			f->inext = byino[b];
+			byino[b] = f;
+		}
+	}
+	free(old);
 }
 
 struct cp_files *cp_files_new(const struct cp_config *cfg,
@@ -70,6 +110,16 @@ struct cp_files *cp_files_new(const struct cp_config *cfg,
 	files->stats = stats;
 	files->mount_time = time(NULL);
 	files->ino_mask = CP_INO_MASK;
+	files->nbuckets = FIRST_BUCKETS;
+	files->buckets = calloc(FIRST_BUCKETS, sizeof(*files->buckets));
+	files->ino_buckets = calloc(FIRST_BUCKETS,
+				    sizeof(*files->ino_buckets));
+	if (!files->buckets || !files->ino_buckets) {
+		free(files->buckets);
+		free(files->ino_buckets);
+		free(files);
+		return NULL;
+	}
 	pthread_mutex_init(&files->lock, NULL);
 	pthread_cond_init(&files->changed, NULL);
 	return files;
@@ -86,7 +136,7 @@ void cp_files_free(struct cp_files *files)
 
 	if (!files)
 		return;
-	for (b = 0; b < NBUCKETS; b++) {
+	for (b = 0; b < files->nbuckets; b++) {
 		struct cp_file *f = files->buckets[b], *next;
 
 		for (; f; f = next) {
@@ -97,6 +147,8 @@ void cp_files_free(struct cp_files *files)
 		}
 	}
 	free(files->listed);
+	free(files->buckets);
+	free(files->ino_buckets);
 	pthread_mutex_destroy(&files->lock);
 	pthread_cond_destroy(&files->changed);
 	free(files);
@@ -109,7 +161,7 @@ time_t cp_files_mount_time(struct cp_files *files)
 
 static struct cp_file *find_locked(struct cp_files *files, const char *id)
 {
-	struct cp_file *f = files->buckets[hash_id(id)];
+	struct cp_file *f = files->buckets[hash_id(files, id)];
 
 	while (f && strcasecmp(f->id, id) != 0)
 		f = f->hnext;
@@ -118,7 +170,7 @@ static struct cp_file *find_locked(struct cp_files *files, const char *id)
 
 static struct cp_file *find_ino_locked(struct cp_files *files, uint64_t ino)
 {
-	struct cp_file *f = files->ino_buckets[hash_ino(ino)];
+	struct cp_file *f = files->ino_buckets[hash_ino(files, ino)];
 
 	while (f && f->ino != ino)
 		f = f->inext;
@@ -171,7 +223,8 @@ static struct cp_file *add_locked(struct cp_files *files, const char *id,
 				  const struct cp_meta_record *rec)
 {
 	struct cp_file *f = find_locked(files, id);
-	unsigned b, attempt = 0;
+	size_t b;
+	unsigned attempt = 0;
 
 	if (f)
 		return f;
@@ -188,10 +241,12 @@ static struct cp_file *add_locked(struct cp_files *files, const char *id,
 	f->width = f->height = -1;
 	if (rec)
 		seed_from_record(f, rec);
-	b = hash_id(f->id);
+	if (files->nfiles >= 2 * files->nbuckets)
+		grow_locked(files);
+	b = hash_id(files, f->id);
 	f->hnext = files->buckets[b];
 	files->buckets[b] = f;
-	b = hash_ino(f->ino);
+	b = hash_ino(files, f->ino);
 	f->inext = files->ino_buckets[b];
 	files->ino_buckets[b] = f;
 	files->nfiles++;

@@ -121,9 +121,47 @@ static void cp_ll_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
 			FUSE_CAP_ATOMIC_O_TRUNC);
+	/* Attributes come with the names, every time: `ls -l` of the root
+	 * then costs no lookup per file (the kernel's "auto" mode would use
+	 * readdirplus for the first batch only). */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 	once_fs = userdata; /* before any open: INIT comes first */
+}
+
+/* Adds one entry to a readdir reply (with its attributes for
+ * readdirplus); returns the bytes it takes, more than @left when it
+ * did not fit. */
+static size_t add_entry(fuse_req_t req, int plus, char *buf, size_t left,
+			const char *name, const struct fuse_entry_param *e,
+			off_t next)
+{
+	if (plus)
+		return fuse_add_direntry_plus(req, buf, left, name, e, next);
+	return fuse_add_direntry(req, buf, left, name, &e->attr, next);
+}
+
+/*
+ * What a lookup of a file answers: attributes to keep for long when its
+ * size is known.  Else answer at once and let getattr/open ask the API:
+ * the kernel runs lookups in one directory one at a time (libfuse 3.14
+ * cannot negotiate parallel dirops), so a lookup waiting on a slow API
+ * would hold up every other name.  attr_timeout 0 makes the kernel fetch
+ * the real attributes before using them; a short entry timeout lets an
+ * id that turns out not to exist go away soon.
+ */
+static void file_entry(struct cp_fs *fs, struct cp_file *file,
+		       struct fuse_entry_param *e)
+{
+	int known = cp_files_known(fs->files, file);
+
+	e->ino = file->ino;
+	e->entry_timeout = known == 1 ? ATTR_TIMEOUT : ROOT_TIMEOUT;
+	e->attr_timeout = known == 1 ? ATTR_TIMEOUT : 0;
+	cp_files_stat(fs->files, file, &e->attr);
 }
 
 /* ---- the views: by-name/ and by-page/ ---- */
@@ -258,7 +296,7 @@ static void lookup_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 }
 
 static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
-			 size_t size, off_t off)
+			 size_t size, off_t off, int plus)
 {
 	fuse_ino_t parent = dir == CP_INO_BYNAME || dir == CP_INO_BYPAGE
 				    ? FUSE_ROOT_ID
@@ -275,21 +313,21 @@ static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 		return;
 	}
 	for (; off < n + 2; off++) {
-		struct stat st;
+		struct fuse_entry_param e;
 		const char *name = off == 0 ? "." : off == 1 ? ".." : NULL;
 		size_t len;
 
-		memset(&st, 0, sizeof(st));
+		memset(&e, 0, sizeof(e));
 		if (name) {
-			st.st_ino = off == 0 ? dir : parent;
-			st.st_mode = S_IFDIR;
+			dir_stat(fs, off == 0 ? dir : parent, &e.attr);
 		} else {
 			name = v[off - 2].name;
-			st.st_ino = v[off - 2].ino;
-			st.st_mode = dir == CP_INO_BYPAGE ? S_IFDIR : S_IFLNK;
+			view_entry_stat(fs, dir, &v[off - 2], &e.attr);
+			e.ino = e.attr.st_ino;
+			e.attr_timeout = e.entry_timeout = ROOT_TIMEOUT;
 		}
-		len = fuse_add_direntry(req, buf + (size - left), left, name,
-					&st, off + 1);
+		len = add_entry(req, plus, buf + (size - left), left, name, &e,
+				off + 1);
 		if (len > left)
 			break;
 		left -= len;
@@ -375,26 +413,7 @@ static void do_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	e.ino = file->ino;
-	e.entry_timeout = ATTR_TIMEOUT;
-	if (err == 0) {
-		/*
-		 * Unknown yet: answer at once and let getattr/open ask the
-		 * API.  The kernel runs lookups in one directory one at a
-		 * time (libfuse 3.14 cannot negotiate parallel dirops), so a
-		 * lookup waiting on a slow API would hold up every other
-		 * name.  attr_timeout 0 makes the kernel fetch the real
-		 * attributes before using them; a short entry timeout lets
-		 * an id that turns out not to exist go away soon.
-		 */
-		e.entry_timeout = ROOT_TIMEOUT;
-		e.attr_timeout = 0;
-		cp_files_stat(fs->files, file, &e.attr);
-		fuse_reply_entry(req, &e);
-		return;
-	}
-	e.attr_timeout = ATTR_TIMEOUT;
-	cp_files_stat(fs->files, file, &e.attr);
+	file_entry(fs, file, &e);
 	fuse_reply_entry(req, &e);
 }
 
@@ -453,68 +472,96 @@ static void cp_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	BLOCKING_OP_END;
 }
 
-static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-			  off_t off, struct fuse_file_info *fi)
+/*
+ * The root, for readdir and readdirplus.  Offsets: 0 ".", 1 "..",
+ * [2 "by-name", 3 "by-page" with -o names,] then the listed files in
+ * order: the listing only grows, so an offset always means the same
+ * entry.  readdirplus answers each file's attributes with its name, so
+ * `ls -l` costs no request per file.
+ */
+static void readdir_root(fuse_req_t req, struct cp_fs *fs, size_t size,
+			 off_t off, int plus)
 {
-	struct cp_fs *fs = fs_of(req);
-	char *buf, *p;
-	size_t left = size;
 	off_t first_file = fs->cfg->names ? 4 : 2;
+	char *buf = malloc(size), *p = buf;
+	size_t left = size;
 
-	if (is_view_dir(fs, ino)) {
-		readdir_view(req, fs, ino, size, off);
-		return;
-	}
-	if (ino != FUSE_ROOT_ID) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	p = buf;
-	/* Offsets: 0 ".", 1 "..", [2 "by-name", 3 "by-page" with -o
-	 * names,] then the listed files in order: the listing only grows,
-	 * so an offset always means the same entry. */
-	for (;;) {
-		struct stat st;
-		struct cp_file *file = NULL;
+	for (;; off++) {
+		struct fuse_entry_param e;
+		struct cp_file *file;
 		const char *name;
 		size_t len;
 
-		memset(&st, 0, sizeof(st));
-		if (off == 0) {
-			name = ".";
-			st.st_ino = FUSE_ROOT_ID;
-			st.st_mode = S_IFDIR;
-		} else if (off == 1) {
-			name = "..";
-			st.st_ino = FUSE_ROOT_ID;
-			st.st_mode = S_IFDIR;
-		} else if (off < first_file) {
-			name = off == 2 ? "by-name" : "by-page";
-			st.st_ino = off == 2 ? CP_INO_BYNAME : CP_INO_BYPAGE;
-			st.st_mode = S_IFDIR;
+		memset(&e, 0, sizeof(e));
+		if (off < first_file) {
+			static const char *const dirs[] = { ".", "..",
+							    "by-name",
+							    "by-page" };
+			static const fuse_ino_t inos[] = { FUSE_ROOT_ID,
+							   FUSE_ROOT_ID,
+							   CP_INO_BYNAME,
+							   CP_INO_BYPAGE };
+
+			name = dirs[off];
+			dir_stat(fs, inos[off], &e.attr);
+			/* "." and ".." carry no entry (the kernel skips
+			 * them); the views are entries of their own. */
+			if (off >= 2) {
+				e.ino = inos[off];
+				e.attr_timeout = e.entry_timeout =
+					ROOT_TIMEOUT;
+			}
 		} else {
 			file = cp_files_listed(fs->files,
 					       (size_t)off - first_file);
 			if (!file)
 				break;
 			name = file->id;
-			st.st_ino = file->ino;
-			st.st_mode = S_IFREG;
+			if (plus) {
+				file_entry(fs, file, &e);
+			} else {
+				e.attr.st_ino = file->ino;
+				e.attr.st_mode = S_IFREG;
+			}
 		}
-		len = fuse_add_direntry(req, p, left, name, &st, off + 1);
+		len = add_entry(req, plus, p, left, name, &e, off + 1);
 		if (len > left)
 			break;
 		p += len;
 		left -= len;
-		off++;
 	}
 	fuse_reply_buf(req, buf, size - left);
 	free(buf);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, int plus)
+{
+	struct cp_fs *fs = fs_of(req);
+
+	if (is_view_dir(fs, ino))
+		readdir_view(req, fs, ino, size, off, plus);
+	else if (ino == FUSE_ROOT_ID)
+		readdir_root(req, fs, size, off, plus);
+	else
+		fuse_reply_err(req, ENOTDIR);
+}
+
+static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 0);
+	(void)fi;
+}
+
+static void cp_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			      off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 1);
 	(void)fi;
 }
 
@@ -807,6 +854,7 @@ const struct fuse_lowlevel_ops cp_fs_ops = {
 	.lookup = cp_ll_lookup,
 	.getattr = cp_ll_getattr,
 	.readdir = cp_ll_readdir,
+	.readdirplus = cp_ll_readdirplus,
 	.readlink = cp_ll_readlink,
 	.open = cp_ll_open,
 	.read = cp_ll_read,
