@@ -481,9 +481,11 @@ int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 	}
 	/* Blocks cached under an older view of the object are stale. */
 	cp_cache_drop_key(r->cache, file->ino);
-	b = cp_cache_get_wait(r->cache, file->ino, 0, CP_BLOCK_SIZE,
-			      a.deadline);
-	ret = b ? 0 : -EIO;
+	ret = cp_cache_get_run(r->cache, file->ino, 0, 1, -1, &b, a.deadline);
+	if (ret < 0) {
+		b = NULL;
+		ret = -EIO;
+	}
 	while (ret == 0) {
 		int err;
 
@@ -713,24 +715,23 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	random = h->random;
 	a.part_blocks = window_part(h->window);
 	pthread_mutex_unlock(&h->lock);
+	/* A read larger than the whole cache cannot be pinned: it goes
+	 * direct, like a random one. */
+	if ((size_t)n > cp_cache_capacity(r->cache))
+		random = 1;
 	if (random && !pin_if_cached(h, first, n, blocks)) {
 		ret = read_direct(&a, off, end, direct);
 		attempt_done(&a);
 		return ret < 0 ? ret : end - off;
 	}
 	if (!random) {
-		for (i = 0; i < n; i++) {
-			blocks[i] = cp_cache_get_wait(
-				r->cache, h->file->ino, first + i,
-				block_want(h->view.size, first + i),
-				a.deadline);
-			if (!blocks[i]) {
-				cp_warn("%s: no cache memory free within %u s",
-					h->file->id, r->cfg->deadline);
-				cp_reader_unpin(h->reader, blocks, i);
-				attempt_done(&a);
-				return -EIO;
-			}
+		ret = cp_cache_get_run(r->cache, h->file->ino, first, n,
+				       h->view.size, blocks, a.deadline);
+		if (ret < 0) {
+			cp_warn("%s: no cache memory free within %u s",
+				h->file->id, r->cfg->deadline);
+			attempt_done(&a);
+			return -EIO;
 		}
 		issue(&a, h, blocks, n, from, to);
 	}

@@ -1,0 +1,76 @@
+"""Code health (issue 12): a small cache under many readers, part waits,
+the data host's 404, shorter 206 answers, and an object replaced before
+a handle served a byte (issue 11 item 3).
+
+Readers that must be separate processes (as `sha256sum`s run by a shell
+would be) are started with subprocess; every byte they read is checked
+against the stand-in's content by its SHA-256.
+"""
+
+import hashlib
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import MiB, sha256, standin
+from faultlib import Timed
+
+SIX = 6 * MiB
+
+
+def _sha256sums(paths, timeout):
+    """Runs one `sha256sum` process per path, all at once; returns
+    ({path: hex digest}, seconds) or fails the test when they are not
+    all done within @timeout seconds (they are killed then)."""
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(["sha256sum", p], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for p in paths]
+    out = {}
+    errors = []
+    # A path read by several readers must give the same digest each time.
+    for p, proc in zip(paths, procs):
+        left = max(0.1, timeout - (time.monotonic() - t0))
+        try:
+            so, se = proc.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            hung = sum(1 for q in procs if q.poll() is None)
+            for q in procs:
+                q.kill()
+            for q in procs:
+                q.communicate()
+            pytest.fail("%d of %d readers not done within %ss" % (
+                hung, len(procs), timeout))
+        if proc.returncode != 0:
+            errors.append((p, se.strip()))
+        else:
+            digest = so.split()[0]
+            if out.setdefault(p, digest) != digest:
+                errors.append((p, "digests differ"))
+    assert not errors, errors
+    return out, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("readers,files,cache", [
+    (32, 32, "4M"), (16, 16, "8M"), (128, 32, "4M")],
+    ids=["32_readers_4M", "16_readers_8M", "128_readers_32_files_4M"])
+def test_small_cache_many_parallel_readers(servers, cpfs, readers, files,
+                                           cache):
+    """The documented minimum cache must serve any number of readers
+    (more than FUSE's worker threads in the last case): a read never
+    holds a cache slot while it waits for another one, and an open
+    holds none while it asks the API for a URL."""
+    want = {}
+    for i in range(files):
+        data = standin.make_bytes(SIX, seed=1200 + i)
+        want[servers.add(data)] = sha256(data)
+    ids = sorted(want)
+    m = cpfs("cache_size=" + cache, manifest=None)
+    paths = [m.path(ids[i % files]) for i in range(readers)]
+    got, secs = _sha256sums(paths, timeout=60)
+    for p in paths:
+        assert got[p] == want[os.path.basename(p)], p
+    print("\n%d readers of %d files x 6 MiB, cache_size=%s: %.1f s" % (
+        readers, files, cache, secs))
