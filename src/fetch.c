@@ -491,7 +491,13 @@ static int start_part(struct cp_fetch *engine, struct cp_part *part)
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, part);
 	curl_easy_setopt(easy, CURLOPT_RANGE, range);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, part->headers);
+	/* CURLOPT_PROTOCOLS_STR came with 7.85; meson accepts 7.68. */
+#if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS,
+			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_SHARE, engine->share);
