@@ -462,8 +462,9 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 			engine->running = part->run_next;
 		if (part->run_next)
 			part->run_next->run_prev = part->run_prev;
+		/* Only a part that was started counted as in flight. */
+		cp_stats_dec(engine->stats, transfers_in_flight);
 	}
-	cp_stats_dec(engine->stats, transfers_in_flight);
 	if (part->done)
 		part->done(part, err, part->done_arg);
 	part_free(part);
@@ -475,10 +476,11 @@ static int start_part(struct cp_fetch *engine, struct cp_part *part)
 	CURL *easy = easy_get(engine);
 	char range[64];
 
-	cp_stats_inc(engine->stats, transfers_in_flight);
 	if (!easy)
 		return -ENOMEM;
+	/* From here on finish_part() undoes both. */
 	part->easy = easy;
+	cp_stats_inc(engine->stats, transfers_in_flight);
 	snprintf(range, sizeof(range), "%lld-%lld", (long long)part->start,
 		 (long long)part->end);
 	if (part->if_match[0]) {
@@ -662,7 +664,6 @@ void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part)
 		/* Shutting down: fail it here, the I/O thread may be gone. */
 		pthread_mutex_unlock(&engine->lock);
 		part->err = ECANCELED;
-		cp_stats_inc(engine->stats, transfers_in_flight);
 		finish_part(engine, part, CURLE_OK);
 		return;
 	}
