@@ -320,38 +320,70 @@ static int wait_block(struct attempt *a, struct cp_block *b, int *waited)
 
 /*
  * The outcome of one part that a FUSE worker waits for as a whole (a
- * probe, a direct read), handed over by the I/O thread.
+ * probe, a direct read), handed over by the I/O thread.  Shared by the
+ * waiter and the engine, each holding a reference while it may touch it
+ * (sshfs's struct read_chunk and chunk_put()): a waiter that gives up at
+ * its deadline drops its reference and the engine frees the struct, and
+ * the buffer a direct part writes into, when the part ends.
  */
 struct part_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
-	int done;
-	int err;
+	unsigned refs;        /* protected by lock */
+	int done;             /* protected by lock */
+	int err;              /* protected by lock */
+	/* Written by the engine before it sets done; read by the waiter
+	 * only after it saw done under the lock: */
 	int64_t pos;          /* where the part stopped */
 	struct cp_object_info info;
+	char *buf;            /* direct parts write here; freed with the
+			       * last reference unless taken */
 };
 
-static struct part_wait *part_wait_new(void)
+/* A wait with one reference (the caller's) and a buffer of @buflen
+ * bytes (none when 0).  NULL on ENOMEM. */
+static struct part_wait *part_wait_new(size_t buflen)
 {
 	struct part_wait *p = calloc(1, sizeof(*p));
 
-	if (p) {
-		pthread_mutex_init(&p->lock, NULL);
-		pthread_cond_init(&p->done_cond, NULL);
-		p->done = 1; /* no part outstanding */
+	if (!p)
+		return NULL;
+	if (buflen && !(p->buf = malloc(buflen))) {
+		free(p);
+		return NULL;
 	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->done_cond, NULL);
+	p->refs = 1;
+	p->done = 1; /* no part outstanding */
 	return p;
 }
 
-static void part_wait_free(struct part_wait *p)
+/* Drops a reference; the last one frees.  Called with p->lock held;
+ * returns with it released (and @p maybe gone). */
+static void part_wait_put_locked(struct part_wait *p)
 {
-	if (!p)
+	int last = --p->refs == 0;
+
+	pthread_mutex_unlock(&p->lock);
+	if (!last)
 		return;
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->done_cond);
+	free(p->buf);
 	free(p);
 }
 
+static void part_wait_put(struct part_wait *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	part_wait_put_locked(p);
+}
+
+/* The engine's end of a part (I/O thread): results, wake-up, its
+ * reference dropped. */
 static void part_wait_done(struct cp_part *part, int err, void *arg)
 {
 	struct part_wait *p = arg;
@@ -362,14 +394,15 @@ static void part_wait_done(struct cp_part *part, int err, void *arg)
 	p->pos = part->pos;
 	p->done = 1;
 	pthread_cond_signal(&p->done_cond);
-	pthread_mutex_unlock(&p->lock);
+	part_wait_put_locked(p);
 }
 
 /*
- * Submits @part and waits for it to end.  Returns 0 or the part's
- * positive errno; ETIMEDOUT when the engine did not finish it in time
- * (the part then still owns @p and its buffer: the caller leaks them
- * rather than free memory a transfer may write).
+ * Submits @part (which writes where @p says) and waits for it to end.
+ * Returns 0 or the part's positive errno, and then p->pos and p->info
+ * are the part's; or ETIMEDOUT when the engine did not finish it in time:
+ * the part still holds its reference to @p then (and so to p->buf), and
+ * the caller may only drop its own.
  */
 static int run_part(struct attempt *a, struct cp_part *part,
 		    struct part_wait *p)
@@ -380,7 +413,10 @@ static int run_part(struct attempt *a, struct cp_part *part,
 	part->lease_gen = a->url_gen;
 	part->done = part_wait_done;
 	part->done_arg = p;
+	pthread_mutex_lock(&p->lock);
 	p->done = 0;
+	p->refs++; /* the engine's, dropped in part_wait_done() */
+	pthread_mutex_unlock(&p->lock);
 	cp_fetch_submit(a->reader->fetch, part);
 	cp_deadline_timespec(a->deadline + 1, &ts);
 	pthread_mutex_lock(&p->lock);
@@ -393,17 +429,30 @@ static int run_part(struct attempt *a, struct cp_part *part,
 	return err;
 }
 
-/* Asks for the first block once; 0 or the positive errno of the part. */
-static int probe_once(struct attempt *a, struct cp_block *b,
-		      struct part_wait *p)
+/*
+ * Asks for the first block once; 0 or the positive errno of the part
+ * (ETIMEDOUT when not even memory for the block came in time).  The
+ * block is pinned only while its transfer runs: never while the URL is
+ * asked for or a retry waits.
+ */
+static int probe_once(struct attempt *a, struct part_wait *p)
 {
+	struct cp_reader *r = a->reader;
+	struct cp_block *b;
 	struct cp_part *part;
+	int err;
 
-	if (!cp_cache_begin_fetch(a->reader->cache, b))
+	if (cp_cache_get_run(r->cache, a->file->ino, 0, 1, -1, &b,
+			     a->deadline) < 0)
+		return ETIMEDOUT;
+	if (!cp_cache_begin_fetch(r->cache, b)) {
+		cp_cache_unpin(r->cache, b);
 		return EIO;
-	part = cp_part_new(a->reader->fetch, a->file->ino, a->url, NULL, -1,
-			   &b, 1);
-	return part ? run_part(a, part, p) : ENOMEM;
+	}
+	part = cp_part_new(r->fetch, a->file->ino, a->url, NULL, -1, &b, 1);
+	err = part ? run_part(a, part, p) : ENOMEM;
+	cp_cache_unpin(r->cache, b);
+	return err;
 }
 
 /*
@@ -414,16 +463,12 @@ static int probe_once(struct attempt *a, struct cp_block *b,
 static int read_direct(struct attempt *a, int64_t off, int64_t end,
 		       char **out)
 {
-	struct part_wait *p = part_wait_new();
-	char *buf = malloc((size_t)(end - off));
+	struct part_wait *p = part_wait_new((size_t)(end - off));
 	int64_t pos = off;
 	int ret = 0;
 
-	if (!p || !buf) {
-		part_wait_free(p);
-		free(buf);
+	if (!p)
 		return -ENOMEM;
-	}
 	while (pos < end) {
 		struct cp_part *part;
 		int err;
@@ -433,15 +478,20 @@ static int read_direct(struct attempt *a, int64_t off, int64_t end,
 			break;
 		part = cp_part_new_direct(a->reader->fetch, a->file->ino,
 					  a->url, a->view->etag,
-					  a->view->size, pos, buf + (pos - off),
+					  a->view->size, pos,
+					  p->buf + (pos - off),
 					  (size_t)(end - pos));
 		if (!part) {
 			ret = -ENOMEM;
 			break;
 		}
 		err = run_part(a, part, p);
-		if (err == ETIMEDOUT)
-			return -EIO; /* p and buf stay with the engine */
+		if (err == ETIMEDOUT) {
+			cp_warn("%s: no data within %u s; giving up",
+				a->file->id, a->reader->cfg->deadline);
+			ret = -EIO;
+			break;
+		}
 		if (p->pos > pos)
 			pos = p->pos;
 		if (err == 0)
@@ -450,20 +500,18 @@ static int read_direct(struct attempt *a, int64_t off, int64_t end,
 		if (ret < 0)
 			break;
 	}
-	part_wait_free(p);
-	if (ret < 0) {
-		free(buf);
-		return ret == -ENOENT ? -EIO : ret;
+	if (ret == 0) {
+		*out = p->buf; /* the engine is done with it */
+		p->buf = NULL;
 	}
-	*out = buf;
-	return 0;
+	part_wait_put(p);
+	return ret == -ENOENT ? -EIO : ret;
 }
 
 int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 		      int need_probe)
 {
 	struct cp_file_view view = { .size = -1 };
-	struct cp_block *b = NULL;
 	struct part_wait *p;
 	struct attempt a;
 	int ret;
@@ -474,25 +522,20 @@ int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 		return ret;
 	cp_files_view(r->files, file, &view);
 	attempt_init(&a, r, file, &view);
-	p = part_wait_new();
+	p = part_wait_new(0);
 	if (!p) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	/* Blocks cached under an older view of the object are stale. */
 	cp_cache_drop_key(r->cache, file->ino);
-	ret = cp_cache_get_run(r->cache, file->ino, 0, 1, -1, &b, a.deadline);
-	if (ret < 0) {
-		b = NULL;
-		ret = -EIO;
-	}
-	while (ret == 0) {
+	while (ret == 1) {
 		int err;
 
 		ret = attempt_lease(&a, 0);
 		if (ret < 0)
 			break;
-		err = probe_once(&a, b, p);
+		err = probe_once(&a, p);
 		if (err == 0 || err == ETIMEDOUT) {
 			ret = err ? -EIO : 0;
 			break;
@@ -500,17 +543,15 @@ int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 		if (err == CP_FETCH_ECHANGED)
 			err = CP_FETCH_ERETRY; /* nothing known to change */
 		ret = after_failure(&a, err, a.url_gen);
+		if (ret == 0)
+			ret = 1; /* try again */
 	}
 	if (ret == -ESTALE)
 		ret = -EIO;
 out:
 	cp_files_end_resolve(r->files, file, ret == 0 ? &p->info : NULL,
 			     ret);
-	if (b)
-		cp_cache_unpin(r->cache, b);
-	/* A timed-out probe may still be running: it owns p then. */
-	if (p && p->done)
-		part_wait_free(p);
+	part_wait_put(p);
 	attempt_done(&a);
 	return ret;
 }
