@@ -39,12 +39,21 @@ struct cp_block;
 struct cp_stats;
 struct cp_fetch;
 
-/* How a failed transfer should be handled by whoever retries. */
+/*
+ * How a failed transfer should be handled by whoever retries.  None of
+ * them is ENOENT: only the API says that a file does not exist (SPEC 3),
+ * so an errno of its own per data-host answer keeps a server's error
+ * from reaching a program as "no such file".
+ */
 #define CP_FETCH_ERETRY EAGAIN     /* transient: back off and resume */
 #define CP_FETCH_EEXPIRED EKEYEXPIRED /* data host 403: renew the URL */
 #define CP_FETCH_ECHANGED ESTALE   /* ETag/size changed, or 412 */
 #define CP_FETCH_EPROTO EPROTO     /* response refused: not retried */
-#define CP_FETCH_EGONE ENOENT      /* data host 404/410 */
+/* Data host 404/410: nothing behind this URL.  Asking for a fresh URL
+ * once tells whether the file is gone (the API answers 404: ENOENT) or
+ * the data host lost it (a fresh URL is refused the same way: EIO); a
+ * URL that cannot be renewed (a public one) ends in EIO. */
+#define CP_FETCH_EGONE ENXIO
 
 #define CP_PART_MAX_BLOCKS 8
 #define CP_ETAG_MAX 128

@@ -68,6 +68,8 @@ struct attempt {
 	int part_blocks;      /* blocks per transfer: 1, 2, 4 or 8 */
 	uint64_t url_gen;
 	int renewed;          /* the one free 403 renewal is spent */
+	int gone_asked;       /* a 404 from the data host made us ask the
+			       * API for a fresh URL once */
 	struct cp_retry retry;
 	double deadline;
 };
@@ -270,6 +272,16 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 		}
 		cp_stats_inc(r->stats, retries);
 		break;
+	case CP_FETCH_EGONE:
+		if (a->gone_asked) {
+			cp_warn("%s: the data host has no object at its URL",
+				a->file->id);
+			return -EIO;
+		}
+		/* Is the file gone?  The API knows; a fresh URL, once. */
+		a->gone_asked = 1;
+		delay = 0;
+		break;
 	case ENOENT:
 	case EACCES:
 		/* The API refused a URL (no transfer was made). */
@@ -280,7 +292,7 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 	cp_sleep(delay);
 	if (cp_shutting_down())
 		return -EIO;
-	if (err == CP_FETCH_EEXPIRED) {
+	if (err == CP_FETCH_EEXPIRED || err == CP_FETCH_EGONE) {
 		int e = attempt_lease(a, tag ? tag : a->url_gen);
 
 		if (e < 0)

@@ -112,3 +112,78 @@ def test_direct_read_past_deadline_gives_up_and_frees(servers, cpfs):
     finally:
         os.close(fd)
     assert sha256(read_file(m.path(oid))) == sha256(src)
+
+
+# ============================================ the data host's 404 / 410
+
+NOSUCHKEY = standin.s3_error("NoSuchKey", "The specified key does not "
+                             "exist.", "/")
+XML = {"Content-Type": "application/xml"}
+
+
+def _probe(req):
+    return req.range == "bytes=0-%d" % (MiB - 1)
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_data_404_asks_the_api_once_then_eio(servers, cpfs, status):
+    """The API hands out URLs, the data host has nothing behind them: a
+    fresh URL is asked for once, then the read fails with EIO (not
+    ENOENT: the API never said the file is gone), in bounded time."""
+    size = 3 * MiB + 12345
+    src = standin.make_bytes(size, seed=1260)
+    oid = servers.add(src)
+    m = cpfs(manifest=None)
+    os.stat(m.path(oid))
+    servers.clear_logs()
+    servers.data.inject("status", oid, times=None, when=not_probe,
+                        status=status, headers=XML, body=NOSUCHKEY)
+    fd = os.open(m.path(oid), os.O_RDONLY | os.O_DIRECT)
+    try:
+        with Timed() as t:
+            e = errno_of(os.pread, fd, 4096, 3 * MiB)
+    finally:
+        os.close(fd)
+    assert e == errno.EIO, errname(e)
+    assert t.elapsed < 5, t.elapsed
+    gets = servers.data.log.find(method="GET", id=oid, pred=not_probe)
+    assert len(gets) == 2, gets
+    assert servers.api_calls(oid) == 1
+    servers.data.clear_faults()
+    with open(m.path(oid), "rb") as fh:
+        assert fh.read() == src
+
+
+def test_data_404_then_fresh_url_serves(servers, cpfs):
+    """One 404 on the size probe: the fresh URL the API hands out works,
+    and the open succeeds."""
+    src = standin.make_bytes(2 * MiB, seed=1261)
+    oid = servers.add(src)
+    m = cpfs(manifest=None)
+    servers.data.inject("status", oid, when=_probe, status=404,
+                        headers=XML, body=NOSUCHKEY)
+    assert sha256(read_file(m.path(oid))) == sha256(src)
+    assert servers.api_calls(oid) == 2
+    assert servers.data.log.count(id=oid, status=404) == 1
+
+
+def test_data_404_and_api_404_is_enoent(servers, cpfs):
+    """The object disappears between the API's answer and the probe: the
+    data host's 404 alone is no proof, the API's 404 to a fresh URL is,
+    so stat() says ENOENT."""
+    src = standin.make_bytes(MiB, seed=1262)
+    oid = servers.add(src)
+    m = cpfs(manifest=None)
+
+    def delete_now(req):
+        servers.data.delete(oid)
+        return True
+
+    servers.data.inject("status", oid, when=delete_now, status=404,
+                        headers=XML, body=NOSUCHKEY)
+    with Timed() as t:
+        e = errno_of(os.stat, m.path(oid))
+    assert e == errno.ENOENT, errname(e)
+    assert t.elapsed < 5
+    assert servers.api_calls(oid) == 2
+    assert servers.data_gets(oid) == 1
