@@ -49,6 +49,9 @@ struct cp_fetch;
 #define CP_FETCH_EEXPIRED EKEYEXPIRED /* data host 403: renew the URL */
 #define CP_FETCH_ECHANGED ESTALE   /* ETag/size changed, or 412 */
 #define CP_FETCH_EPROTO EPROTO     /* response refused: not retried */
+/* A 206 that started where asked but ended earlier, all of it received:
+ * the bytes are kept; ask for the rest (no fault, no wait). */
+#define CP_FETCH_EPARTIAL EINPROGRESS
 /* Data host 404/410: nothing behind this URL.  Asking for a fresh URL
  * once tells whether the file is gone (the API answers 404: ENOENT) or
  * the data host lost it (a fresh URL is refused the same way: EIO); a
@@ -91,6 +94,7 @@ struct cp_part {
 	void *easy;
 	struct curl_slist *headers;
 	int64_t start, end;       /* asked range, inclusive */
+	int64_t last;             /* last byte this answer may give */
 	int64_t pos;              /* absolute offset of the next byte */
 	int64_t skip;             /* bytes to discard (200 answers) */
 	int cur;                  /* block being filled */

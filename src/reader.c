@@ -30,6 +30,8 @@
 /* Bytes read in order after which a handle leaves random mode. */
 #define SEQ_RUN ((int64_t)4 << 20)
 #define RANDOM_AFTER_SEEKS 2
+/* Shorter 206 answers one request follows up at once, for free. */
+#define PARTIAL_FREE 64
 
 struct cp_reader {
 	const struct cp_config *cfg;
@@ -70,6 +72,7 @@ struct attempt {
 	int renewed;          /* the one free 403 renewal is spent */
 	int gone_asked;       /* a 404 from the data host made us ask the
 			       * API for a fresh URL once */
+	int partials;         /* shorter 206s followed up free of charge */
 	struct cp_retry retry;
 	double deadline;
 };
@@ -226,14 +229,35 @@ static void want_block(struct attempt *a, struct cp_block **run, int *n,
 		send_run(a, run, n);
 		return;
 	}
-	/* An earlier transfer failed; a URL renewal is free of charge. */
-	if (started < 0 && started != -CP_FETCH_EEXPIRED)
+	/* An earlier transfer failed; a URL renewal, or the rest of a
+	 * shorter answer, is no retry. */
+	if (started < 0 && started != -CP_FETCH_EEXPIRED &&
+	    started != -CP_FETCH_EPARTIAL)
 		cp_stats_inc(r->stats, retries);
 	if (load_block(r, a->view, a->file, b)) {
 		send_run(a, run, n);
 		return;
 	}
 	add_to_run(a, run, n, b);
+}
+
+/*
+ * What may be tried again without spending the retry budget or waiting:
+ * renewing a URL the data host called expired (once), and asking for
+ * the rest of a shorter 206 (a server that keeps answering short pays
+ * with retries after PARTIAL_FREE times).  Marks the allowance used.
+ */
+static int free_of_charge(struct attempt *a, int err)
+{
+	if (err == CP_FETCH_EEXPIRED && !a->renewed) {
+		a->renewed = 1;
+		return 1;
+	}
+	if (err == CP_FETCH_EPARTIAL && a->partials < PARTIAL_FREE) {
+		a->partials++;
+		return 1;
+	}
+	return 0;
 }
 
 /*
@@ -244,7 +268,7 @@ static void want_block(struct attempt *a, struct cp_block **run, int *n,
 static int after_failure(struct attempt *a, int err, uint64_t tag)
 {
 	struct cp_reader *r = a->reader;
-	double delay;
+	double delay = 0;
 
 	if (cp_shutting_down())
 		return -EIO;
@@ -254,16 +278,12 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 			cp_cache_drop_key(r->cache, a->file->ino);
 		return -ESTALE;
 	case CP_FETCH_EEXPIRED:
-		if (!a->renewed) {
-			/* Free of charge, once: the URL expired. */
-			a->renewed = 1;
-			delay = 0;
-			break;
-		}
-		/* fall through - a second 403 costs a retry */
+	case CP_FETCH_EPARTIAL:
 	case CP_FETCH_ERETRY:
 	case ECANCELED:
 	case ENOMEM:
+		if (free_of_charge(a, err))
+			break;
 		delay = cp_retry_next(&a->retry, -1, cp_now());
 		if (delay < 0) {
 			cp_warn("%s: giving up after %u attempts",
@@ -280,7 +300,6 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 		}
 		/* Is the file gone?  The API knows; a fresh URL, once. */
 		a->gone_asked = 1;
-		delay = 0;
 		break;
 	case ENOENT:
 	case EACCES:

@@ -9,13 +9,15 @@ against the stand-in's content by its SHA-256.
 
 import errno
 import os
+import re
 import subprocess
 import time
 
 import pytest
 
 from conftest import MiB, read_file, sha256, standin
-from faultlib import Timed, errname, errno_of, not_probe
+from faultlib import (Timed, errname, errno_of, not_probe, pread_direct,
+                      rng_of, stats)
 
 SIX = 6 * MiB
 
@@ -187,3 +189,118 @@ def test_data_404_and_api_404_is_enoent(servers, cpfs):
     assert t.elapsed < 5
     assert servers.api_calls(oid) == 2
     assert servers.data_gets(oid) == 1
+
+
+# ================================================= a shorter 206 answer
+
+def _short_206(servers, oid, limit, when=None, past=0, content_length=None):
+    """Wraps the DataHost (its instance's handle, not its source): range
+    GETs on @oid for which @when holds answer 206 with at most @limit
+    bytes from where they asked, and a Content-Range that says so; or,
+    with @past, @past bytes more than asked; with @content_length, a
+    Content-Length that lies.  Returns the list of (asked start,
+    answered end, asked end) it served."""
+    data = servers.data
+    orig = data.handle
+    served = []
+
+    def handle(h):
+        req = h.req
+        m = re.fullmatch(r"bytes=(\d+)-(\d+)", req.range or "")
+        obj = data.get(oid)
+        if req.method != "GET" or data._path_id(req.path) != oid or \
+                not m or obj is None or (when and not when(req)):
+            return orig(h)
+        total = len(obj.data)
+        a, b = int(m.group(1)), min(int(m.group(2)), total - 1)
+        e = b + past if past else min(b, a + limit - 1)
+        if e == b and content_length is None:
+            return orig(h)
+        req.id = oid
+        req.fault = "short_206"
+        served.append((a, e, b))
+        body = obj.data[a:e + 1]
+        headers = {"Content-Range": "bytes %d-%d/%d" % (a, e, total),
+                   "ETag": obj.etag,
+                   "Last-Modified": standin.http_date(obj.last_modified),
+                   "Content-Type": obj.content_type}
+        if content_length is not None:
+            headers["Content-Length"] = str(content_length)
+        return h._send_simple(206, headers, body)
+
+    data.handle = handle
+    return served
+
+
+def test_short_206_sequential_read_takes_the_bytes(servers, cpfs):
+    """Every range GET is answered with at most 300 000 bytes: the daemon
+    keeps them and asks for the rest from the next byte, with no retry
+    spent and no wait; the file reads whole and right."""
+    size = 6 * MiB + 4321
+    src = standin.make_bytes(size, seed=1270)
+    oid = servers.add(src)
+    served = _short_206(servers, oid, 300000)
+    m = cpfs(manifest=None)
+    with Timed() as t:
+        got = read_file(m.path(oid))
+    assert sha256(got) == sha256(src)
+    assert t.elapsed < 10, t.elapsed
+    assert len(served) >= size // MiB
+    starts = {rng_of(r)[0] for r in servers.data.log.find(
+        method="GET", id=oid)}
+    for _, e, b in served:
+        assert e + 1 in starts, "the rest after %d was not asked for" % e
+    st = stats(m)
+    assert st["retries"] == 0, st
+    assert st["data_errors"] == 0, st
+
+
+def test_short_206_probe_and_direct_reads(servers, cpfs):
+    """The size probe answered short (100 000 bytes at a time), then the
+    reads of a handle in random mode (direct, into a buffer of their
+    own): stat is right, the bytes are right, no retry spent."""
+    size = 64 * MiB + 777
+    src = standin.make_bytes(size, seed=1271)
+    oid = servers.add(src)
+    served = _short_206(servers, oid, 100000)
+    m = cpfs(manifest=None)
+    assert os.stat(m.path(oid)).st_size == size
+    assert served and served[0][:2] == (0, 99999)
+    fd = _random_handle(m.path(oid), size, src)
+    try:
+        del served[:]
+        for off in (5 * MiB - 100, 30 * MiB + 5, size - 300000):
+            assert os.pread(fd, 300000, off) == src[off:off + 300000], off
+    finally:
+        os.close(fd)
+    assert len(served) >= 6, served
+    assert stats(m)["retries"] == 0
+
+
+@pytest.mark.parametrize("how", ["ends_past", "length_lies"])
+def test_206_running_past_the_request_refused(servers, cpfs, how):
+    """A 206 whose Content-Range ends after what was asked, or whose
+    Content-Length does not match its Content-Range, stays refused:
+    EIO, not retried, nothing cached."""
+    size = 64 * MiB
+    src = standin.make_bytes(size, seed=1272)
+    oid = servers.add(src)
+    m = cpfs(manifest=None)
+    fd = _random_handle(m.path(oid), size, src)
+    try:
+        if how == "ends_past":
+            _short_206(servers, oid, 0, past=2000)
+        else:
+            _short_206(servers, oid, 1000, content_length=999)
+        servers.clear_logs()
+        off = 40 * MiB + 100
+        with Timed() as t:
+            e = errno_of(os.pread, fd, 4096, off)
+        assert e == errno.EIO, errname(e)
+        assert t.elapsed < 5
+        assert servers.data.log.count(method="GET", id=oid) == 1
+        servers.data.handle = type(servers.data).handle.__get__(
+            servers.data)
+        assert os.pread(fd, 4096, off) == src[off:off + 4096]
+    finally:
+        os.close(fd)
