@@ -260,11 +260,65 @@ static void check_response(struct cp_part *part, CURL *easy)
 		check_416(part);
 }
 
+/* ---- response headers (I/O thread) ---- */
+
+static void take_content_range(struct cp_object_info *info, const char *v)
+{
+	if (cp_http_parse_content_range(v, &info->range_start,
+					&info->range_end, &info->total) < 0)
+		info->total = -1;
+}
+
+static void take_content_length(struct cp_object_info *info, const char *v)
+{
+	if (cp_http_parse_content_length(v, &info->content_length) < 0)
+		info->content_length = -1;
+}
+
+static void take_etag(struct cp_object_info *info, const char *v)
+{
+	if (cp_http_parse_etag(v, info->etag, sizeof(info->etag)) < 0)
+		info->etag[0] = '\0';
+}
+
+static void take_last_modified(struct cp_object_info *info, const char *v)
+{
+	time_t t;
+
+	if (cp_http_parse_date(v, &t) == 0)
+		info->last_modified = t;
+}
+
+static void take_content_type(struct cp_object_info *info, const char *v)
+{
+	snprintf(info->content_type, sizeof(info->content_type), "%s", v);
+}
+
+static void take_filename(struct cp_object_info *info, const char *v)
+{
+	if (cp_http_parse_filename(v, info->filename,
+				   sizeof(info->filename)) < 0)
+		info->filename[0] = '\0';
+}
+
+/* The response headers the engine reads, and what each one sets. */
+static const struct {
+	const char *name;
+	void (*take)(struct cp_object_info *info, const char *value);
+} response_headers[] = {
+	{ "Content-Range", take_content_range },
+	{ "Content-Length", take_content_length },
+	{ "ETag", take_etag },
+	{ "Last-Modified", take_last_modified },
+	{ "Content-Type", take_content_type },
+	{ "Content-Disposition", take_filename },
+};
+
 static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 {
 	struct cp_part *part = arg;
 	struct cp_object_info *info = &part->info;
-	size_t len = size * n;
+	size_t len = size * n, i;
 	char val[512];
 
 	if (len > MAX_HEADER_LINE || ++part->nheaders > MAX_HEADERS) {
@@ -283,45 +337,11 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 		check_response(part, part->easy);
 		return len;
 	}
-	if (cp_http_header_value(line, len, "Content-Range", val,
-				 sizeof(val)) >= 0) {
-		if (cp_http_parse_content_range(val, &info->range_start,
-						&info->range_end,
-						&info->total) < 0)
-			info->total = -1;
-	} else if (cp_http_header_value(line, len, "Content-Length", val,
-					sizeof(val)) >= 0) {
-		char *e;
-		long long v = strtoll(val, &e, 10);
-
-		if (*e == '\0' && v >= 0)
-			info->content_length = v;
-	} else if (cp_http_header_value(line, len, "ETag", val,
-					sizeof(val)) >= 0) {
-		if (cp_http_parse_etag(val, info->etag, sizeof(info->etag)) <
-		    0)
-			info->etag[0] = '\0';
-	} else if (cp_http_header_value(line, len, "Last-Modified", val,
-					sizeof(val)) >= 0) {
-		time_t t;
-
-		if (cp_http_parse_date(val, &t) == 0)
-			info->last_modified = t;
-	} else if (cp_http_header_value(line, len, "Content-Type", val,
-					sizeof(val)) >= 0) {
-		snprintf(info->content_type, sizeof(info->content_type),
-			 "%.127s", val);
-	} else if (cp_http_header_value(line, len, "Content-Disposition", val,
-					sizeof(val)) >= 0) {
-		const char *p = strstr(val, "filename=");
-
-		if (p) {
-			p += 9;
-			if (*p == '"')
-				p++;
-			snprintf(info->filename, sizeof(info->filename),
-				 "%.255s", p);
-			info->filename[strcspn(info->filename, "\"")] = '\0';
+	for (i = 0; i < CP_ARRAY_SIZE(response_headers); i++) {
+		if (cp_http_header_value(line, len, response_headers[i].name,
+					 val, sizeof(val)) >= 0) {
+			response_headers[i].take(info, val);
+			break;
 		}
 	}
 	return len;
