@@ -19,6 +19,7 @@
 #include "files.h"
 #include "log.h"
 #include "opts.h"
+#include "reader_prefetch.h"
 #include "retry.h"
 #include "stats.h"
 #include "util.h"
@@ -30,6 +31,9 @@
 /* Bytes read in order after which a handle leaves random mode. */
 #define SEQ_RUN ((int64_t)4 << 20)
 #define RANDOM_AFTER_SEEKS 2
+_Static_assert(CP_PART_BLOCKS <= CP_PART_MAX_BLOCKS,
+	       "a transfer of CP_PART_BLOCKS must fit in struct cp_part");
+
 /* Shorter 206 answers one request follows up at once, for free. */
 #define PARTIAL_FREE 64
 
@@ -51,13 +55,7 @@ struct cp_handle {
 	struct cp_file *file;
 	struct cp_file_view view; /* size, ETag, generation at open */
 	pthread_mutex_t lock;
-	/* protected by lock: */
-	int64_t next_off;     /* where the last read ended */
-	uint64_t ahead;       /* blocks below this were already asked for */
-	unsigned window;      /* blocks to keep in flight ahead */
-	unsigned seeks;
-	int64_t run;          /* bytes read in order since the last seek */
-	int random;
+	struct cp_prefetch pf; /* protected by lock */
 	struct cp_handle *prev, *next; /* reader->handles; reader->lock */
 };
 
@@ -597,7 +595,7 @@ struct cp_handle *cp_handle_new(struct cp_reader *r, struct cp_file *file)
 	h->file = file;
 	cp_files_view(r->files, file, &h->view);
 	pthread_mutex_init(&h->lock, NULL);
-	h->window = CP_WINDOW_MIN;
+	cp_prefetch_init(&h->pf);
 	pthread_mutex_lock(&r->lock);
 	h->next = r->handles;
 	if (r->handles)
@@ -626,11 +624,18 @@ void cp_handle_free(struct cp_handle *h)
 	free(h);
 }
 
-/* Blocks per transfer for a window: about a quarter of it, a power of
- * two up to CP_PART_BLOCKS, so that a young window is already spread
- * over several connections (which hides latency) and a grown one costs
- * few requests. */
-static int window_part(unsigned window)
+/* ---- the prefetch planner (reader_prefetch.h) ---- */
+
+void cp_prefetch_init(struct cp_prefetch *pf)
+{
+	memset(pf, 0, sizeof(*pf));
+	pf->window = CP_WINDOW_MIN;
+}
+
+/* A quarter of the window, so that a young window is already spread over
+ * several connections (which hides latency) and a grown one costs few
+ * requests. */
+int cp_prefetch_part_blocks(unsigned window)
 {
 	int part = CP_PART_BLOCKS;
 
@@ -639,53 +644,76 @@ static int window_part(unsigned window)
 	return part;
 }
 
-/*
- * Updates the access pattern with a read of [@off, @end) and returns the
- * blocks to prefetch, [*from, *to).  Called with h->lock held.
- */
-static void plan(struct cp_handle *h, int64_t off, int64_t end,
-		 uint64_t *from, uint64_t *to)
+/* Is a read at [@off, ...) sequential: near where the last one ended,
+ * or inside (or just past) what was asked for ahead?  The kernel sends
+ * readahead concurrently, out of order, and far ahead. */
+static int sequential(const struct cp_prefetch *pf, int64_t off)
+{
+	int64_t reach = CP_MAX(pf->next_off,
+			       (int64_t)(pf->ahead << CP_BLOCK_SHIFT));
+
+	return off <= reach + SEQ_SLACK && off + SEQ_SLACK >= pf->next_off;
+}
+
+void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
+		      int64_t end, uint64_t *from, uint64_t *to)
 {
 	uint64_t last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
-	uint64_t nblocks = ((uint64_t)h->view.size + CP_BLOCK_SIZE - 1) >>
+	uint64_t nblocks = ((uint64_t)size + CP_BLOCK_SIZE - 1) >>
 			   CP_BLOCK_SHIFT;
-	int64_t reach = CP_MAX(h->next_off,
-			       (int64_t)(h->ahead << CP_BLOCK_SHIFT));
-	int seq = off <= reach + SEQ_SLACK && off + SEQ_SLACK >= h->next_off;
 
-	if (seq) {
-		h->run += end - off;
-		if (h->run >= SEQ_RUN) {
-			h->random = 0;
-			h->seeks = 0;
+	if (sequential(pf, off)) {
+		pf->run += end - off;
+		if (pf->run >= SEQ_RUN) {
+			pf->random = 0;
+			pf->seeks = 0;
 		}
-		if (end > h->next_off)
-			h->next_off = end;
+		if (end > pf->next_off)
+			pf->next_off = end;
 	} else {
-		if (h->run < SEQ_RUN && ++h->seeks >= RANDOM_AFTER_SEEKS)
-			h->random = 1;
-		h->run = end - off;
-		h->next_off = end;
-		h->window = CP_WINDOW_MIN;
-		h->ahead = 0;
+		if (pf->run < SEQ_RUN && ++pf->seeks >= RANDOM_AFTER_SEEKS)
+			pf->random = 1;
+		pf->run = end - off;
+		pf->next_off = end;
+		pf->window = CP_WINDOW_MIN;
+		pf->ahead = 0;
 	}
 	*from = *to = last + 1;
-	if (h->random)
+	if (pf->random)
 		return;
-	if (h->ahead > *from)
-		*from = h->ahead;
-	*to = last + 1 + h->window;
+	if (pf->ahead > *from)
+		*from = pf->ahead;
+	*to = last + 1 + pf->window;
 	if (*to > nblocks)
 		*to = nblocks;
 	/* Top the window up a whole part at a time (not a block per read),
 	 * so transfers stay large. */
-	if (*to < nblocks && *to < *from + window_part(h->window)) {
+	if (*to < nblocks &&
+	    *to < *from + (uint64_t)cp_prefetch_part_blocks(pf->window)) {
 		*to = *from;
 		return;
 	}
-	if (*to > h->ahead)
-		h->ahead = *to;
+	if (*to > pf->ahead)
+		pf->ahead = *to;
 }
+
+void cp_prefetch_cut(struct cp_prefetch *pf, uint64_t index,
+		     int memory_short)
+{
+	if (memory_short)
+		pf->window = CP_MAX(pf->window / 2, CP_WINDOW_MIN);
+	if (pf->ahead > index)
+		pf->ahead = index;
+}
+
+void cp_prefetch_waited(struct cp_prefetch *pf, unsigned max)
+{
+	if (pf->random || pf->window >= max)
+		return;
+	pf->window = CP_MIN(pf->window * 2, max);
+}
+
+/* ---- reads ---- */
 
 /* Starts transfers for the missing blocks of the read and the prefetch
  * window, within the memory and in-flight budgets. */
@@ -709,8 +737,7 @@ static void issue(struct attempt *a, struct cp_handle *h,
 			    r->fetching_max) {
 			/* Out of budget: the rest is for a later read. */
 			pthread_mutex_lock(&h->lock);
-			if (h->ahead > idx)
-				h->ahead = idx;
+			cp_prefetch_cut(&h->pf, idx, 0);
 			pthread_mutex_unlock(&h->lock);
 			break;
 		}
@@ -720,10 +747,7 @@ static void issue(struct attempt *a, struct cp_handle *h,
 		if (!b) {
 			/* Memory is short: prefetch less from now on. */
 			pthread_mutex_lock(&h->lock);
-			if (h->window > CP_WINDOW_MIN)
-				h->window /= 2;
-			if (h->ahead > idx)
-				h->ahead = idx;
+			cp_prefetch_cut(&h->pf, idx, 1);
 			pthread_mutex_unlock(&h->lock);
 			break;
 		}
@@ -753,6 +777,62 @@ static int pin_if_cached(struct cp_handle *h, uint64_t first, int n,
 	return 1;
 }
 
+/*
+ * The sequential path: pins the read's blocks (all at once), starts what
+ * is missing and the window [@from, @to) ahead, then waits for the read's
+ * blocks.  With @pinned the blocks are in @blocks already (a random
+ * reader found them cached) and nothing is started.  0, or -errno with
+ * nothing pinned.
+ */
+static int read_pinned(struct attempt *a, struct cp_handle *h,
+		       uint64_t first, int n, uint64_t from, uint64_t to,
+		       int pinned, struct cp_block **blocks, int *waited)
+{
+	struct cp_reader *r = a->reader;
+	struct cp_file_view now;
+	int i, ret = 0;
+
+	if (!pinned) {
+		ret = cp_cache_get_run(r->cache, h->file->ino, first, n,
+				       h->view.size, blocks, a->deadline);
+		if (ret < 0) {
+			cp_warn("%s: no cache memory free within %u s",
+				h->file->id, r->cfg->deadline);
+			return -EIO;
+		}
+		issue(a, h, blocks, n, from, to);
+	}
+	for (i = 0; i < n && ret == 0; i++)
+		ret = wait_block(a, blocks[i], waited);
+	cp_files_view(r->files, h->file, &now);
+	if (ret == 0 && now.gen != h->view.gen)
+		ret = -ESTALE; /* never bytes of two objects */
+	if (ret < 0) {
+		cp_reader_unpin(r, blocks, n);
+		return ret;
+	}
+	for (i = 0; i < n; i++)
+		save_block(r, &h->view, h->file, blocks[i]);
+	return 0;
+}
+
+/* After a read from cache blocks: a window that made the reader wait
+ * grows, and a block read to its end by a sequential reader goes to the
+ * cold end of the cache (drop-behind: the kernel's page cache has it). */
+static void after_read(struct cp_handle *h, int waited, int random,
+		       int64_t end, struct cp_block *last)
+{
+	struct cp_reader *r = h->reader;
+
+	if (waited) {
+		pthread_mutex_lock(&h->lock);
+		cp_prefetch_waited(&h->pf, r->window_max);
+		pthread_mutex_unlock(&h->lock);
+	}
+	if (!random && (end & (CP_BLOCK_SIZE - 1)) == 0)
+		cp_cache_demote(r->cache, last);
+}
+
 ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 		       struct cp_block **blocks, int max, int *nblocks,
 		       char **direct)
@@ -762,7 +842,7 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	struct attempt a;
 	uint64_t first, last, from, to;
 	int64_t end;
-	int i, n, random, waited = 0, ret = 0;
+	int n, random, waited = 0, ret;
 
 	*nblocks = 0;
 	*direct = NULL;
@@ -773,9 +853,7 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 		return -EINVAL;
 	if (off >= h->view.size || size == 0)
 		return 0;
-	end = off + (int64_t)size;
-	if (end > h->view.size)
-		end = h->view.size;
+	end = CP_MIN(off + (int64_t)size, h->view.size);
 	first = (uint64_t)off >> CP_BLOCK_SHIFT;
 	last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
 	n = (int)(last - first + 1);
@@ -783,9 +861,9 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 		return -EINVAL;
 	attempt_init(&a, r, h->file, &h->view);
 	pthread_mutex_lock(&h->lock);
-	plan(h, off, end, &from, &to);
-	random = h->random;
-	a.part_blocks = window_part(h->window);
+	cp_prefetch_plan(&h->pf, h->view.size, off, end, &from, &to);
+	random = h->pf.random;
+	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);
 	/* A read larger than the whole cache cannot be pinned: it goes
 	 * direct, like a random one. */
@@ -796,42 +874,11 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 		attempt_done(&a);
 		return ret < 0 ? ret : end - off;
 	}
-	if (!random) {
-		ret = cp_cache_get_run(r->cache, h->file->ino, first, n,
-				       h->view.size, blocks, a.deadline);
-		if (ret < 0) {
-			cp_warn("%s: no cache memory free within %u s",
-				h->file->id, r->cfg->deadline);
-			attempt_done(&a);
-			return -EIO;
-		}
-		issue(&a, h, blocks, n, from, to);
-	}
-	for (i = 0; i < n && ret == 0; i++)
-		ret = wait_block(&a, blocks[i], &waited);
+	ret = read_pinned(&a, h, first, n, from, to, random, blocks, &waited);
 	attempt_done(&a);
-	if (ret < 0) {
-		cp_reader_unpin(r, blocks, n);
+	if (ret < 0)
 		return ret;
-	}
-	cp_files_view(r->files, h->file, &now);
-	if (now.gen != h->view.gen) {
-		cp_reader_unpin(h->reader, blocks, n);
-		return -ESTALE;
-	}
-	for (i = 0; i < n; i++)
-		save_block(r, &h->view, h->file, blocks[i]);
-	pthread_mutex_lock(&h->lock);
-	if (waited && !h->random && h->window < r->window_max) {
-		h->window *= 2;
-		if (h->window > r->window_max)
-			h->window = r->window_max;
-	}
-	pthread_mutex_unlock(&h->lock);
-	/* Drop-behind: a block read to its end by a sequential reader is
-	 * in the kernel's page cache now; let it go first. */
-	if (!random && (end & (CP_BLOCK_SIZE - 1)) == 0)
-		cp_cache_demote(r->cache, blocks[n - 1]);
+	after_read(h, waited, random, end, blocks[n - 1]);
 	*nblocks = n;
 	return end - off;
 }
