@@ -48,14 +48,26 @@ struct cp_reader {
 	size_t fetching_max;   /* all handles, blocks */
 	pthread_mutex_t lock;
 	struct cp_handle *handles; /* open handles; protected by lock */
+	struct served *served;     /* hash set, see served_add(); lock */
+	size_t served_cap, served_n;
+	int served_lost;           /* out of memory: assume all served */
+};
+
+/* Bytes of generation @gen of file @key reached the kernel, whose page
+ * cache may keep them: that file may not switch objects under a handle
+ * (never a mix of two objects).  key 0 = empty slot. */
+struct served {
+	uint64_t key, gen;
 };
 
 struct cp_handle {
 	struct cp_reader *reader;
 	struct cp_file *file;
-	struct cp_file_view view; /* size, ETag, generation at open */
 	pthread_mutex_t lock;
-	struct cp_prefetch pf; /* protected by lock */
+	/* protected by lock: */
+	struct cp_file_view view; /* the object served: size, ETag, gen */
+	struct cp_prefetch pf;
+	int served;               /* bytes went to the kernel */
 	struct cp_handle *prev, *next; /* reader->handles; reader->lock */
 };
 
@@ -111,6 +123,7 @@ void cp_reader_free(struct cp_reader *reader)
 	/* At unmount the kernel does not release what is still open. */
 	while (reader->handles)
 		cp_handle_free(reader->handles);
+	free(reader->served);
 	pthread_mutex_destroy(&reader->lock);
 	free(reader);
 }
@@ -742,7 +755,7 @@ static void issue(struct attempt *a, struct cp_handle *h,
 			break;
 		}
 		b = cp_cache_get(r->cache, h->file->ino, idx,
-				 block_want(h->view.size, idx),
+				 block_want(a->view->size, idx),
 				 CP_GET_PREFETCH);
 		if (!b) {
 			/* Memory is short: prefetch less from now on. */
@@ -777,6 +790,150 @@ static int pin_if_cached(struct cp_handle *h, uint64_t first, int n,
 	return 1;
 }
 
+/* ---- objects that changed ---- */
+
+static size_t served_slot(const struct served *set, size_t cap, uint64_t key)
+{
+	size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL) & (cap - 1);
+
+	while (set[i].key && set[i].key != key)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* Records that bytes of (@key, @gen) are going to the kernel.  Called
+ * with r->lock held. */
+static void served_add(struct cp_reader *r, uint64_t key, uint64_t gen)
+{
+	size_t i;
+
+	if (r->served_n * 2 >= r->served_cap) {
+		size_t cap = r->served_cap ? r->served_cap * 2 : 64;
+		struct served *set = calloc(cap, sizeof(*set));
+
+		if (!set) {
+			r->served_lost = 1;
+			return;
+		}
+		for (i = 0; i < r->served_cap; i++)
+			if (r->served[i].key)
+				set[served_slot(set, cap, r->served[i].key)] =
+					r->served[i];
+		free(r->served);
+		r->served = set;
+		r->served_cap = cap;
+	}
+	i = served_slot(r->served, r->served_cap, key);
+	if (!r->served[i].key)
+		r->served_n++;
+	r->served[i].key = key;
+	r->served[i].gen = gen;
+}
+
+/* Whether bytes of (@key, @gen) may be in the kernel's page cache. */
+static int served_under(struct cp_reader *r, uint64_t key, uint64_t gen)
+{
+	int served;
+	size_t i;
+
+	pthread_mutex_lock(&r->lock);
+	served = r->served_lost;
+	if (!served && r->served_cap) {
+		i = served_slot(r->served, r->served_cap, key);
+		served = r->served[i].key == key && r->served[i].gen == gen;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return served;
+}
+
+/* Bytes of @v are about to be returned through @h.  Marked before the
+ * last check that the object did not change (see switch_object()). */
+static void note_served(struct cp_handle *h, const struct cp_file_view *v)
+{
+	struct cp_reader *r = h->reader;
+	int first;
+
+	pthread_mutex_lock(&h->lock);
+	first = !h->served;
+	h->served = 1;
+	pthread_mutex_unlock(&h->lock);
+	if (first) {
+		pthread_mutex_lock(&r->lock);
+		served_add(r, h->file->ino, v->gen);
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+/* Marks the bytes of a read as served, then checks that @v is still the
+ * object behind the id: -ESTALE if not (never bytes of two objects). */
+static int still_current(struct cp_handle *h, const struct cp_file_view *v)
+{
+	struct cp_file_view now;
+
+	note_served(h, v);
+	cp_files_view(h->reader->files, h->file, &now);
+	return now.gen == v->gen ? 0 : -ESTALE;
+}
+
+/*
+ * The object behind @h's id changed (a 412, a new ETag or size) from
+ * what @seen describes.  A handle that has not served a byte, of a file
+ * whose bytes under @seen no handle served (the kernel's page cache may
+ * keep those: a program must never see a mix of two objects), probes the
+ * object again (the file table keeps and persists what it learns) and,
+ * when the new object has the size the kernel was told, switches to it
+ * and the read goes on.  1 if it did (or a concurrent read on @h did),
+ * 0 if the read must fail.
+ *
+ * Why this is safe: a read marks its bytes served before its last look
+ * at the generation (still_current()); a switch looks for that mark
+ * after the generation moved on.  So either the read saw the change, or
+ * the switch sees the mark.
+ */
+static int switch_object(struct cp_handle *h, const struct cp_file_view *seen)
+{
+	struct cp_reader *r = h->reader;
+	struct cp_file_view fresh;
+	int served, moved;
+
+	pthread_mutex_lock(&h->lock);
+	served = h->served;
+	moved = h->view.gen != seen->gen;
+	pthread_mutex_unlock(&h->lock);
+	if (served)
+		return 0;
+	if (moved)
+		return 1; /* a concurrent read switched already */
+	if (served_under(r, h->file->ino, seen->gen))
+		return 0;
+	/* Forget the old object (a no-op when the read that saw the change
+	 * did so), then learn the new one. */
+	if (cp_files_changed(r->files, h->file, seen->gen))
+		cp_cache_drop_key(r->cache, h->file->ino);
+	if (cp_reader_resolve(r, h->file, 1) < 0)
+		return 0;
+	cp_files_view(r->files, h->file, &fresh);
+	/* The kernel was told the old size and reads up to it: a new size
+	 * is EIO now (the caller drops the kernel's attributes), and the
+	 * next open reads the new object, known and persisted already. */
+	if (fresh.gen == seen->gen || fresh.size != seen->size)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	served = h->served;
+	if (!served && h->view.gen == seen->gen) {
+		h->view = fresh;
+		cp_prefetch_init(&h->pf);
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (!served)
+		cp_info("%s: the object changed before this open read from "
+			"it; reading the new one",
+			h->file->id);
+	return !served;
+}
+
+/* ---- the read paths ---- */
+
 /*
  * The sequential path: pins the read's blocks (all at once), starts what
  * is missing and the window [@from, @to) ahead, then waits for the read's
@@ -789,12 +946,11 @@ static int read_pinned(struct attempt *a, struct cp_handle *h,
 		       int pinned, struct cp_block **blocks, int *waited)
 {
 	struct cp_reader *r = a->reader;
-	struct cp_file_view now;
 	int i, ret = 0;
 
 	if (!pinned) {
 		ret = cp_cache_get_run(r->cache, h->file->ino, first, n,
-				       h->view.size, blocks, a->deadline);
+				       a->view->size, blocks, a->deadline);
 		if (ret < 0) {
 			cp_warn("%s: no cache memory free within %u s",
 				h->file->id, r->cfg->deadline);
@@ -804,15 +960,14 @@ static int read_pinned(struct attempt *a, struct cp_handle *h,
 	}
 	for (i = 0; i < n && ret == 0; i++)
 		ret = wait_block(a, blocks[i], waited);
-	cp_files_view(r->files, h->file, &now);
-	if (ret == 0 && now.gen != h->view.gen)
-		ret = -ESTALE; /* never bytes of two objects */
+	if (ret == 0)
+		ret = still_current(h, a->view);
 	if (ret < 0) {
 		cp_reader_unpin(r, blocks, n);
 		return ret;
 	}
 	for (i = 0; i < n; i++)
-		save_block(r, &h->view, h->file, blocks[i]);
+		save_block(r, a->view, h->file, blocks[i]);
 	return 0;
 }
 
@@ -833,9 +988,10 @@ static void after_read(struct cp_handle *h, int waited, int random,
 		cp_cache_demote(r->cache, last);
 }
 
-ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
-		       struct cp_block **blocks, int max, int *nblocks,
-		       char **direct)
+/* One try at a read of the object @v describes (cp_reader_read()). */
+static ssize_t read_once(struct cp_handle *h, const struct cp_file_view *v,
+			 off_t off, size_t size, struct cp_block **blocks,
+			 int max, int *nblocks, char **direct)
 {
 	struct cp_reader *r = h->reader;
 	struct cp_file_view now;
@@ -844,24 +1000,22 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	int64_t end;
 	int n, random, waited = 0, ret;
 
-	*nblocks = 0;
-	*direct = NULL;
 	cp_files_view(r->files, h->file, &now);
-	if (now.gen != h->view.gen)
+	if (now.gen != v->gen)
 		return -ESTALE; /* the object changed since open */
 	if (off < 0)
 		return -EINVAL;
-	if (off >= h->view.size || size == 0)
+	if (off >= v->size || size == 0)
 		return 0;
-	end = CP_MIN(off + (int64_t)size, h->view.size);
+	end = CP_MIN(off + (int64_t)size, v->size);
 	first = (uint64_t)off >> CP_BLOCK_SHIFT;
 	last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
 	n = (int)(last - first + 1);
 	if (n > max)
 		return -EINVAL;
-	attempt_init(&a, r, h->file, &h->view);
+	attempt_init(&a, r, h->file, v);
 	pthread_mutex_lock(&h->lock);
-	cp_prefetch_plan(&h->pf, h->view.size, off, end, &from, &to);
+	cp_prefetch_plan(&h->pf, v->size, off, end, &from, &to);
 	random = h->pf.random;
 	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);
@@ -872,6 +1026,10 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	if (random && !pin_if_cached(h, first, n, blocks)) {
 		ret = read_direct(&a, off, end, direct);
 		attempt_done(&a);
+		if (ret == 0 && (ret = still_current(h, v)) < 0) {
+			free(*direct);
+			*direct = NULL;
+		}
 		return ret < 0 ? ret : end - off;
 	}
 	ret = read_pinned(&a, h, first, n, from, to, random, blocks, &waited);
@@ -881,6 +1039,29 @@ ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
 	after_read(h, waited, random, end, blocks[n - 1]);
 	*nblocks = n;
 	return end - off;
+}
+
+ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
+		       struct cp_block **blocks, int max, int *nblocks,
+		       char **direct)
+{
+	struct cp_file_view v;
+	ssize_t got;
+	int tries = 0;
+
+	*nblocks = 0;
+	*direct = NULL;
+	for (;;) {
+		pthread_mutex_lock(&h->lock);
+		v = h->view;
+		pthread_mutex_unlock(&h->lock);
+		got = read_once(h, &v, off, size, blocks, max, nblocks,
+				direct);
+		/* One switch to a new object per read; a second change in
+		 * the meantime is EIO like any other. */
+		if (got != -ESTALE || tries++ || !switch_object(h, &v))
+			return got;
+	}
 }
 
 void cp_reader_unpin(struct cp_reader *r, struct cp_block **blocks,

@@ -77,7 +77,11 @@ void cp_handle_free(struct cp_handle *handle);
  * Reads [@off, @off + @size) of the object.  Returns the number of bytes
  * available (short only at the end of the object; 0 past it), or -errno:
  * -ESTALE when the object changed since the handle was opened (the
- * caller answers EIO and drops what the kernel caches).
+ * caller answers EIO and drops what the kernel caches).  A handle that
+ * has not served a byte yet, of a file none of whose old bytes went to
+ * the kernel, probes the new object then (the file table persists it)
+ * and, when its size is the one the kernel was told, reads on from it
+ * instead of failing.
  * The bytes are either in cache blocks, pinned into @blocks (room for
  * @max; at most @size / CP_BLOCK_SIZE + 2 are needed; *@nblocks set),
  * starting at offset @off % CP_BLOCK_SIZE of blocks[0] -- the caller

@@ -304,3 +304,93 @@ def test_206_running_past_the_request_refused(servers, cpfs, how):
         assert os.pread(fd, 4096, off) == src[off:off + 4096]
     finally:
         os.close(fd)
+
+
+# ============== an object replaced before a handle served a byte (#11.3)
+
+def _replaced_between_mounts(servers, cpfs, tmp_path, new_size=None,
+                             seed=1280):
+    """Reads a file in one mount (its ETag is persisted in cache_dir),
+    replaces the object, and mounts again with the same cache_dir.
+    Returns (mount, id, new bytes)."""
+    size = 3 * MiB + 4321
+    old = standin.make_bytes(size, seed=seed)
+    oid = servers.add(old)
+    cache_dir = tmp_path / "persist"
+    cache_dir.mkdir()
+    m = cpfs(cache_dir=str(cache_dir), manifest=None)
+    assert sha256(read_file(m.path(oid))) == sha256(old)
+    assert m.unmount() == 0
+    new = standin.make_bytes(new_size or size, seed=seed + 1)
+    servers.replace(oid, new)
+    m = cpfs(cache_dir=str(cache_dir), manifest=None)
+    return m, oid, new, cache_dir
+
+
+@pytest.mark.parametrize("how", ["412", "new_etag"])
+def test_replaced_object_served_on_first_open_after_remount(
+        servers, cpfs, tmp_path, how):
+    """The persisted ETag is the old object's: the first read of the
+    first open after the remount meets a 412 (or, from a server that
+    ignores If-Match, the new ETag).  That handle has served nothing, so
+    it probes again and serves the new object instead of failing; the
+    new ETag is persisted, so the next mount reads without a 412."""
+    if how == "new_etag":
+        from faultlib import ignore_if_match
+        ignore_if_match(servers.data)
+    m, oid, new, cache_dir = _replaced_between_mounts(servers, cpfs,
+                                                      tmp_path)
+    new_etag = servers.data.get(oid).etag
+    assert sha256(read_file(m.path(oid))) == sha256(new)
+    gets = servers.data.log.find(method="GET", id=oid)
+    if how == "412":
+        assert any(r.status == 412 for r in gets), gets
+    # the probe that learnt the new object asked without If-Match
+    assert any("if-match" not in r.headers for r in gets), gets
+    assert servers.api_calls(oid) == 1
+    assert m.unmount() == 0
+    m = cpfs(cache_dir=str(cache_dir), manifest=None)
+    assert sha256(read_file(m.path(oid))) == sha256(new)
+    gets = servers.data.log.find(method="GET", id=oid)
+    assert gets and all(r.status == 206 for r in gets), gets
+    if how == "412":  # (the other server drops If-Match before its log)
+        assert all(r.headers.get("if-match") == new_etag for r in gets), \
+            gets
+
+
+@pytest.mark.parametrize("new_size", [2 * MiB + 99, 5 * MiB + 99],
+                         ids=["smaller", "larger"])
+def test_replaced_object_of_another_size_eio_once(servers, cpfs, tmp_path,
+                                                  new_size):
+    """A new size: the kernel was told the old one and would read up to
+    it, so that read fails (EIO) - but the new object is learnt and
+    persisted by it: the next open reads it whole, and so does the next
+    mount, without a 412."""
+    m, oid, new, cache_dir = _replaced_between_mounts(
+        servers, cpfs, tmp_path, new_size=new_size, seed=1282)
+    assert errno_of(read_file, m.path(oid)) == errno.EIO
+    assert sha256(read_file(m.path(oid))) == sha256(new)
+    assert m.unmount() == 0
+    m = cpfs(cache_dir=str(cache_dir), manifest=None)
+    assert sha256(read_file(m.path(oid))) == sha256(new)
+    assert servers.data.log.count(id=oid, status=412) == 0
+
+
+def test_replaced_object_after_bytes_were_served_still_eio(servers, cpfs):
+    """Bytes of the old object went to the kernel (an earlier handle
+    read them and they may sit in its page cache): a new handle must not
+    switch to the new object, or a program could read a mix; EIO."""
+    size = 16 * MiB
+    old = standin.make_bytes(size, seed=1286)
+    oid = servers.add(old)
+    m = cpfs(manifest=None)
+    with open(m.path(oid), "rb") as fh:
+        assert fh.read(MiB) == old[:MiB]
+    servers.data.log.quiet(0.5)
+    servers.replace(oid, standin.make_bytes(size, seed=1287))
+    fd = os.open(m.path(oid), os.O_RDONLY | os.O_DIRECT)
+    try:
+        e = errno_of(os.pread, fd, 4096, 12 * MiB)
+    finally:
+        os.close(fd)
+    assert e == errno.EIO, errname(e)
