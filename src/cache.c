@@ -31,6 +31,12 @@ struct cp_cache {
 	size_t arena_size;
 	size_t *free_slots;       /* stack of free slot numbers */
 	size_t nfree;
+	struct mem_waiter *waiters, *waiters_tail; /* FIFO; lock */
+};
+
+/* A read waiting for memory (cp_cache_get_run()); lives on its stack. */
+struct mem_waiter {
+	struct mem_waiter *next;
 };
 
 static size_t bucket_of(const struct cp_cache *cache, uint64_t key,
@@ -234,6 +240,9 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 	}
 	if (!create)
 		return NULL;
+	/* Reads waiting for memory come before a prefetch. */
+	if (create == CP_GET_PREFETCH && cache->waiters)
+		return NULL;
 	b = recyclable(cache);
 	if (b) {
 		/* A block a sequential reader has finished with lives on in
@@ -292,26 +301,132 @@ struct cp_block *cp_cache_get(struct cp_cache *cache, uint64_t key,
 	return b;
 }
 
-struct cp_block *cp_cache_get_wait(struct cp_cache *cache, uint64_t key,
-				   uint64_t index, size_t want,
-				   double deadline)
+/* Blocks of the run [@first, @first + @n) that are not in the index. */
+static int run_missing(struct cp_cache *cache, uint64_t key, uint64_t first,
+		       int n)
 {
-	struct timespec ts;
+	int i, missing = 0;
+
+	for (i = 0; i < n; i++)
+		missing += !find(cache, key, first + (uint64_t)i);
+	return missing;
+}
+
+/*
+ * 1 if @need new blocks can be made at once: free slots, plus blocks
+ * nobody holds and nothing is being written into (not counting the run's
+ * own blocks, which the caller pins rather than evicts).
+ */
+static int run_room(struct cp_cache *cache, uint64_t key, uint64_t first,
+		    int n, int need)
+{
+	size_t room = cache->nfree;
 	struct cp_block *b;
 
+	for (b = cache->lru_tail; b && room < (size_t)need; b = b->lru_prev) {
+		if (b->pins || b->state == CP_BLOCK_FETCHING)
+			continue;
+		if (b->key == key && b->index - first < (uint64_t)n)
+			continue;
+		room++;
+	}
+	return room >= (size_t)need;
+}
+
+/* Pins the whole run; only called when run_room() said it fits. */
+static void run_take(struct cp_cache *cache, uint64_t key, uint64_t first,
+		     int n, int64_t size, struct cp_block **blocks)
+{
+	int i;
+
+	/* Pin the blocks already there first, so that making the missing
+	 * ones cannot evict them. */
+	for (i = 0; i < n; i++)
+		blocks[i] = find(cache, key, first + (uint64_t)i)
+				    ? get_locked(cache, key,
+						 first + (uint64_t)i, 0,
+						 CP_GET_FIND)
+				    : NULL;
+	for (i = 0; i < n; i++) {
+		uint64_t index = first + (uint64_t)i;
+		int64_t left = size - (int64_t)(index * CP_BLOCK_SIZE);
+		size_t want = size < 0 || left >= (int64_t)CP_BLOCK_SIZE
+				      ? CP_BLOCK_SIZE
+				      : (size_t)left;
+
+		if (!blocks[i])
+			blocks[i] = get_locked(cache, key, index, want,
+					       CP_GET_CREATE);
+	}
+}
+
+static void waiter_remove(struct cp_cache *cache, struct mem_waiter *w)
+{
+	struct mem_waiter **p = &cache->waiters, *prev = NULL;
+
+	while (*p != w) {
+		prev = *p;
+		p = &(*p)->next;
+	}
+	*p = w->next;
+	if (cache->waiters_tail == w)
+		cache->waiters_tail = prev;
+	/* The next in line may fit now. */
+	pthread_cond_broadcast(&cache->changed);
+}
+
+int cp_cache_get_run(struct cp_cache *cache, uint64_t key, uint64_t first,
+		     int n, int64_t size, struct cp_block **blocks,
+		     double deadline)
+{
+	struct mem_waiter me = { NULL };
+	struct timespec ts;
+	int queued = 0, timed_out = 0, ret;
+
+	if (n < 1 || (size_t)n > cache->capacity)
+		return -E2BIG;
 	cp_deadline_timespec(deadline, &ts);
 	pthread_mutex_lock(&cache->lock);
-	while (!(b = get_locked(cache, key, index, want, 1))) {
-		if (cache->stopping)
-			break;
-		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
-					   &ts) == ETIMEDOUT) {
-			b = get_locked(cache, key, index, want, 1);
+	for (;;) {
+		int missing = run_missing(cache, key, first, n);
+
+		/* First come, first served: a read that needs memory does not
+		 * overtake one that waits for it (a two-block read would
+		 * starve behind a stream of one-block reads otherwise). */
+		if (missing == 0 ||
+		    ((!cache->waiters || cache->waiters == &me) &&
+		     run_room(cache, key, first, n, missing))) {
+			run_take(cache, key, first, n, size, blocks);
+			ret = 0;
 			break;
 		}
+		if (cache->stopping) {
+			ret = -ECANCELED;
+			break;
+		}
+		if (timed_out) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		if (!queued) {
+			queued = 1;
+			if (cache->waiters_tail)
+				cache->waiters_tail->next = &me;
+			else
+				cache->waiters = &me;
+			cache->waiters_tail = &me;
+		}
+		/* Nothing is pinned while this thread sleeps: a read that
+		 * held one slot while waiting for another could deadlock
+		 * with reads holding the rest. */
+		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
+					   &ts) == ETIMEDOUT)
+			timed_out = 1; /* one last look, then give up */
 	}
+	if (queued)
+		waiter_remove(cache, &me);
 	pthread_mutex_unlock(&cache->lock);
-	return b;
+	return ret;
 }
 
 int cp_cache_begin_fetch(struct cp_cache *cache, struct cp_block *block)
@@ -355,6 +470,8 @@ static void finish(struct cp_cache *cache, struct cp_block *b,
 		   enum cp_block_state state, int err)
 {
 	pthread_mutex_lock(&cache->lock);
+	if (state == CP_BLOCK_READY)
+		b->unsaved = 1;
 	b->state = state;
 	b->err = err;
 	cache->nfetching--;
@@ -365,7 +482,6 @@ static void finish(struct cp_cache *cache, struct cp_block *b,
 
 void cp_cache_complete(struct cp_cache *cache, struct cp_block *block)
 {
-	block->unsaved = 1;
 	finish(cache, block, CP_BLOCK_READY, 0);
 }
 

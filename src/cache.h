@@ -17,9 +17,12 @@
  * the blocks it fills.  Whoever got a pin drops it with cp_cache_unpin().
  *
  * Thread safety: one mutex (cache->lock) protects the index, the LRU,
- * states and pins.  The data of a FETCHING block is written without the
- * lock by the I/O thread that owns the transfer; it becomes visible to
- * others when the state changes under the lock.
+ * states and pins; it is a leaf (no other lock is taken under it) and is
+ * never held across I/O.  The data (and `filled`) of a FETCHING block
+ * are written without the lock by whoever made it FETCHING with
+ * cp_cache_begin_fetch(): the I/O thread running its transfer, or a FUSE
+ * worker filling it from the disk cache.  They become visible to others
+ * when the state changes under the lock (cp_cache_complete/fail).
  */
 #ifndef CP_CACHE_H
 #define CP_CACHE_H
@@ -76,7 +79,8 @@ size_t cp_cache_capacity(const struct cp_cache *cache);
 #define CP_GET_CREATE 1   /* for a read: may evict any unpinned block */
 #define CP_GET_PREFETCH 2 /* for a prefetch: never evicts a block that
 			   * another prefetch brought in recently and no
-			   * reader has asked for yet */
+			   * reader has asked for yet, and makes nothing
+			   * while reads wait for memory */
 
 /*
  * Finds block (@key, @index), pinned.  When absent and @create is set,
@@ -88,10 +92,20 @@ size_t cp_cache_capacity(const struct cp_cache *cache);
 struct cp_block *cp_cache_get(struct cp_cache *cache, uint64_t key,
 			      uint64_t index, size_t want, int create);
 
-/* Like cp_cache_get(create) but waits up to @deadline for memory. */
-struct cp_block *cp_cache_get_wait(struct cp_cache *cache, uint64_t key,
-				   uint64_t index, size_t want,
-				   double deadline);
+/*
+ * For a read: pins the @n consecutive blocks [@first, @first + @n) of
+ * @key into @blocks, all at once, creating the missing ones EMPTY (want:
+ * CP_BLOCK_SIZE, the last block of an object of @size shorter; @size -1
+ * when not known yet).  Waits up to @deadline for memory, holding no pin
+ * while it waits (a read that held one slot while waiting for another
+ * could deadlock with reads holding the rest), in first-come order
+ * behind other reads waiting for memory.  So any number of readers
+ * makes progress with any cache of at least @n blocks.  0, -E2BIG (@n
+ * exceeds the capacity), -ETIMEDOUT or -ECANCELED (cp_cache_stop()).
+ */
+int cp_cache_get_run(struct cp_cache *cache, uint64_t key, uint64_t first,
+		     int n, int64_t size, struct cp_block **blocks,
+		     double deadline);
 
 /*
  * If @block is EMPTY or FAILED, marks it FETCHING, takes a pin for the

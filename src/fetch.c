@@ -171,90 +171,154 @@ static void learn_size(struct cp_part *part, int64_t total)
 	}
 }
 
+/* 206: the range must start where asked and end no later than asked.
+ * Ending earlier is allowed (HTTP lets a server send less): the bytes
+ * are taken and the part ends with CP_FETCH_EPARTIAL. */
+static void check_206(struct cp_part *part)
+{
+	struct cp_object_info *info = &part->info;
+	int64_t end;
+
+	if (info->total < 0) {
+		part_error(part, CP_FETCH_EPROTO,
+			   "206 without a valid Content-Range");
+		return;
+	}
+	if (part->size < 0)
+		learn_size(part, info->total);
+	end = CP_MIN(part->end, info->total - 1);
+	if (info->range_start != part->pos || info->range_end > end) {
+		part_error(part, CP_FETCH_EPROTO,
+			   "Content-Range does not match the request");
+		return;
+	}
+	if (info->content_length >= 0 &&
+	    info->content_length != info->range_end - info->range_start + 1) {
+		part_error(part, CP_FETCH_EPROTO,
+			   "Content-Length does not match Content-Range");
+		return;
+	}
+	part->last = info->range_end;
+}
+
+/* 200: Range ignored; skip to our bytes, stop when we have them. */
+static void check_200(struct cp_part *part)
+{
+	if (part->info.total < 0 && part->size < 0) {
+		part_error(part, CP_FETCH_EPROTO,
+			   "200 without a length for a probe");
+		return;
+	}
+	if (part->size < 0)
+		learn_size(part, part->info.total);
+	part->skip = part->pos;
+	part->last = part->end;
+}
+
+/* 416: only an empty object may answer a probe so. */
+static void check_416(struct cp_part *part)
+{
+	if (part->info.total == 0 && part->size < 0) {
+		learn_size(part, 0);
+		return;
+	}
+	part_error(part, CP_FETCH_EPROTO, "416 for a range inside the object");
+}
+
 /* Called once all response headers are in: decide whether to trust the
  * body that follows. */
 static void check_response(struct cp_part *part, CURL *easy)
 {
 	struct cp_object_info *info = &part->info;
-	int64_t start = -1, end = -1, total = -1;
+	long status;
 
 	part->checked = 1;
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &info->status);
-	if (part->if_match[0] && info->etag[0] &&
-	    strcmp(part->if_match, info->etag) != 0 &&
-	    (info->status == 200 || info->status == 206)) {
+	status = info->status;
+	if (status != 200 && status != 206 && status != 416) {
+		part_error(part, status_errno(status),
+			   status == 403 ? "access denied (URL expired?)"
+					 : "data host refused the range");
+		return;
+	}
+	if (status == 200)
+		info->total = info->content_length; /* the whole object */
+	if (status != 416 && part->if_match[0] && info->etag[0] &&
+	    strcmp(part->if_match, info->etag) != 0) {
 		part_error(part, CP_FETCH_ECHANGED, "object changed (ETag)");
 		return;
 	}
-	if (info->status == 206) {
-		if (info->total < 0) {
-			part_error(part, CP_FETCH_EPROTO,
-				   "206 without a valid Content-Range");
-			return;
-		}
-		start = part->pos;
-		total = info->total;
-		if (part->size >= 0 && total != part->size) {
-			part_error(part, CP_FETCH_ECHANGED,
-				   "object size changed");
-			return;
-		}
-		if (part->size < 0)
-			learn_size(part, total);
-		end = part->end < total - 1 ? part->end : total - 1;
-		if (info->range_start != start || info->range_end != end) {
-			part_error(part, CP_FETCH_EPROTO,
-				   "Content-Range does not match the request");
-			return;
-		}
-		if (info->content_length >= 0 &&
-		    info->content_length != end - start + 1) {
-			part_error(part, CP_FETCH_EPROTO,
-				   "body longer than the range");
-			return;
-		}
-	} else if (info->status == 200) {
-		/* Range ignored: skip to our bytes, stop when we have them. */
-		info->total = info->content_length;
-		if (info->total < 0 && part->size < 0) {
-			part_error(part, CP_FETCH_EPROTO,
-				   "200 without a length for a probe");
-			return;
-		}
-		if (info->total >= 0 && part->size >= 0 &&
-		    info->total != part->size) {
-			part_error(part, CP_FETCH_ECHANGED,
-				   "object size changed");
-			return;
-		}
-		if (part->size < 0)
-			learn_size(part, info->total);
-		part->skip = part->pos;
-	} else if (info->status == 416) {
-		if (info->total == 0 && part->size < 0) {
-			learn_size(part, 0);
-			return;
-		}
-		if (info->total >= 0 && part->size >= 0 &&
-		    info->total != part->size) {
-			part_error(part, CP_FETCH_ECHANGED,
-				   "object size changed");
-			return;
-		}
-		part_error(part, CP_FETCH_EPROTO,
-			   "416 for a range inside the object");
-	} else {
-		part_error(part, status_errno(info->status),
-			   info->status == 403 ? "access denied (URL expired?)"
-					       : "data host refused the range");
+	if (part->size >= 0 && info->total >= 0 && info->total != part->size) {
+		part_error(part, CP_FETCH_ECHANGED, "object size changed");
+		return;
 	}
+	if (status == 206)
+		check_206(part);
+	else if (status == 200)
+		check_200(part);
+	else
+		check_416(part);
 }
+
+/* ---- response headers (I/O thread) ---- */
+
+static void take_content_range(struct cp_object_info *info, const char *v)
+{
+	if (cp_http_parse_content_range(v, &info->range_start,
+					&info->range_end, &info->total) < 0)
+		info->total = -1;
+}
+
+static void take_content_length(struct cp_object_info *info, const char *v)
+{
+	if (cp_http_parse_content_length(v, &info->content_length) < 0)
+		info->content_length = -1;
+}
+
+static void take_etag(struct cp_object_info *info, const char *v)
+{
+	if (cp_http_parse_etag(v, info->etag, sizeof(info->etag)) < 0)
+		info->etag[0] = '\0';
+}
+
+static void take_last_modified(struct cp_object_info *info, const char *v)
+{
+	time_t t;
+
+	if (cp_http_parse_date(v, &t) == 0)
+		info->last_modified = t;
+}
+
+static void take_content_type(struct cp_object_info *info, const char *v)
+{
+	snprintf(info->content_type, sizeof(info->content_type), "%s", v);
+}
+
+static void take_filename(struct cp_object_info *info, const char *v)
+{
+	if (cp_http_parse_filename(v, info->filename,
+				   sizeof(info->filename)) < 0)
+		info->filename[0] = '\0';
+}
+
+/* The response headers the engine reads, and what each one sets. */
+static const struct {
+	const char *name;
+	void (*take)(struct cp_object_info *info, const char *value);
+} response_headers[] = {
+	{ "Content-Range", take_content_range },
+	{ "Content-Length", take_content_length },
+	{ "ETag", take_etag },
+	{ "Last-Modified", take_last_modified },
+	{ "Content-Type", take_content_type },
+	{ "Content-Disposition", take_filename },
+};
 
 static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 {
 	struct cp_part *part = arg;
 	struct cp_object_info *info = &part->info;
-	size_t len = size * n;
+	size_t len = size * n, i;
 	char val[512];
 
 	if (len > MAX_HEADER_LINE || ++part->nheaders > MAX_HEADERS) {
@@ -273,54 +337,48 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 		check_response(part, part->easy);
 		return len;
 	}
-	if (cp_http_header_value(line, len, "Content-Range", val,
-				 sizeof(val)) >= 0) {
-		if (cp_http_parse_content_range(val, &info->range_start,
-						&info->range_end,
-						&info->total) < 0)
-			info->total = -1;
-	} else if (cp_http_header_value(line, len, "Content-Length", val,
-					sizeof(val)) >= 0) {
-		char *e;
-		long long v = strtoll(val, &e, 10);
-
-		if (*e == '\0' && v >= 0)
-			info->content_length = v;
-	} else if (cp_http_header_value(line, len, "ETag", val,
-					sizeof(val)) >= 0) {
-		if (cp_http_parse_etag(val, info->etag, sizeof(info->etag)) <
-		    0)
-			info->etag[0] = '\0';
-	} else if (cp_http_header_value(line, len, "Last-Modified", val,
-					sizeof(val)) >= 0) {
-		time_t t;
-
-		if (cp_http_parse_date(val, &t) == 0)
-			info->last_modified = t;
-	} else if (cp_http_header_value(line, len, "Content-Type", val,
-					sizeof(val)) >= 0) {
-		snprintf(info->content_type, sizeof(info->content_type),
-			 "%.127s", val);
-	} else if (cp_http_header_value(line, len, "Content-Disposition", val,
-					sizeof(val)) >= 0) {
-		const char *p = strstr(val, "filename=");
-
-		if (p) {
-			p += 9;
-			if (*p == '"')
-				p++;
-			snprintf(info->filename, sizeof(info->filename),
-				 "%.255s", p);
-			info->filename[strcspn(info->filename, "\"")] = '\0';
+	for (i = 0; i < CP_ARRAY_SIZE(response_headers); i++) {
+		if (cp_http_header_value(line, len, response_headers[i].name,
+					 val, sizeof(val)) >= 0) {
+			response_headers[i].take(info, val);
+			break;
 		}
 	}
 	return len;
 }
 
+/* Copies up to @len body bytes to where they belong (the caller's buffer
+ * of a direct part, or the block being filled, which is completed when
+ * full).  Returns how many it took. */
+static size_t deliver(struct cp_part *part, const char *ptr, size_t len)
+{
+	struct cp_block *b;
+	size_t c;
+
+	if (part->dest) {
+		c = CP_MIN(len, (size_t)(part->end + 1 - part->pos));
+		memcpy(part->dest + (part->pos - part->start), ptr, c);
+		part->pos += c;
+		if (part->pos == part->end + 1)
+			part->satisfied = 1;
+		return c;
+	}
+	b = part->blocks[part->cur];
+	c = CP_MIN(len, b->want - b->filled);
+	memcpy(b->data + b->filled, ptr, c);
+	b->filled += c;
+	part->pos += c;
+	if (b->filled == b->want) {
+		cp_cache_complete(part->engine->cache, b);
+		if (++part->cur == part->nblocks)
+			part->satisfied = 1;
+	}
+	return c;
+}
+
 static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 {
 	struct cp_part *part = arg;
-	struct cp_fetch *engine = part->engine;
 	size_t len = size * n, left = len;
 
 	if (!part->checked)
@@ -330,20 +388,18 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 		part->skip += len;
 		return part->skip > MAX_ERROR_BODY ? 0 : len;
 	}
-	cp_stats_add(engine->stats, bytes_fetched, len);
+	cp_stats_add(part->engine->stats, bytes_fetched, len);
 	while (left) {
-		struct cp_block *b;
 		size_t c;
 
 		if (part->skip) {
-			c = part->skip < (int64_t)left ? (size_t)part->skip
-						       : left;
+			c = CP_MIN(left, (size_t)part->skip);
 			part->skip -= c;
 			ptr += c;
 			left -= c;
 			continue;
 		}
-		if (part->satisfied) {
+		if (part->satisfied || part->pos > part->last) {
 			if (part->info.status == 206) {
 				part_error(part, CP_FETCH_EPROTO,
 					   "body longer than the range");
@@ -351,32 +407,10 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 			}
 			return 0; /* 200: we have our bytes; stop here */
 		}
-		if (part->dest) {
-			c = (size_t)(part->end + 1 - part->pos);
-			if (c > left)
-				c = left;
-			memcpy(part->dest + (part->pos - part->start), ptr, c);
-			part->pos += c;
-			ptr += c;
-			left -= c;
-			if (part->pos == part->end + 1)
-				part->satisfied = 1;
-			continue;
-		}
-		b = part->blocks[part->cur];
-		c = b->want - b->filled;
-		if (c > left)
-			c = left;
-		memcpy(b->data + b->filled, ptr, c);
-		b->filled += c;
-		part->pos += c;
+		c = deliver(part, ptr,
+			    CP_MIN(left, (size_t)(part->last + 1 - part->pos)));
 		ptr += c;
 		left -= c;
-		if (b->filled == b->want) {
-			cp_cache_complete(engine->cache, b);
-			if (++part->cur == part->nblocks)
-				part->satisfied = 1;
-		}
 	}
 	return len;
 }
@@ -427,6 +461,11 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 
 	if (part->satisfied) {
 		err = 0;
+	} else if (!err && result == CURLE_OK && part->checked &&
+		   part->pos == part->last + 1) {
+		/* A shorter 206, all of it here: the reader asks for the
+		 * rest. */
+		err = CP_FETCH_EPARTIAL;
 	} else if (!err && refused(result)) {
 		/* curl itself refused the answer (e.g. a giant header). */
 		err = CP_FETCH_EPROTO;
@@ -442,12 +481,13 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 			result == CURLE_OK ? "body ended early"
 					   : curl_easy_strerror(result));
 	}
-	if (err)
+	if (err && err != CP_FETCH_EPARTIAL)
 		cp_stats_inc(engine->stats, data_errors);
 	for (i = part->cur; i < part->nblocks; i++) {
-		/* Bytes of a probe, or of a refused answer, are not kept. */
+		/* Bytes of a refused answer, or of a probe that learnt no
+		 * size, are not kept. */
 		int keep = part->size >= 0 && part->checked &&
-			   (err == CP_FETCH_ERETRY ||
+			   (err == CP_FETCH_ERETRY || err == CP_FETCH_EPARTIAL ||
 			    err == CP_FETCH_EEXPIRED || err == ECANCELED);
 
 		cp_cache_fail(engine->cache, part->blocks[i], err, keep,
@@ -462,8 +502,9 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 			engine->running = part->run_next;
 		if (part->run_next)
 			part->run_next->run_prev = part->run_prev;
+		/* Only a part that was started counted as in flight. */
+		cp_stats_dec(engine->stats, transfers_in_flight);
 	}
-	cp_stats_dec(engine->stats, transfers_in_flight);
 	if (part->done)
 		part->done(part, err, part->done_arg);
 	part_free(part);
@@ -475,10 +516,11 @@ static int start_part(struct cp_fetch *engine, struct cp_part *part)
 	CURL *easy = easy_get(engine);
 	char range[64];
 
-	cp_stats_inc(engine->stats, transfers_in_flight);
 	if (!easy)
 		return -ENOMEM;
+	/* From here on finish_part() undoes both. */
 	part->easy = easy;
+	cp_stats_inc(engine->stats, transfers_in_flight);
 	snprintf(range, sizeof(range), "%lld-%lld", (long long)part->start,
 		 (long long)part->end);
 	if (part->if_match[0]) {
@@ -491,7 +533,13 @@ static int start_part(struct cp_fetch *engine, struct cp_part *part)
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, part);
 	curl_easy_setopt(easy, CURLOPT_RANGE, range);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, part->headers);
+	/* CURLOPT_PROTOCOLS_STR came with 7.85; meson accepts 7.68. */
+#if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS,
+			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_SHARE, engine->share);
@@ -656,7 +704,6 @@ void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part)
 		/* Shutting down: fail it here, the I/O thread may be gone. */
 		pthread_mutex_unlock(&engine->lock);
 		part->err = ECANCELED;
-		cp_stats_inc(engine->stats, transfers_in_flight);
 		finish_part(engine, part, CURLE_OK);
 		return;
 	}

@@ -11,21 +11,29 @@
  * reused across parts and files; connections per host are capped.
  *
  * The engine checks what the data host sends before trusting it:
- * 206 with a Content-Range matching the request (and the known size),
- * no more bytes than asked for, the expected ETag.  A 200 (Range ignored)
- * is read only as far as needed, the bytes before START skipped, then the
- * transfer is stopped: an object is never buffered.  A transfer making no
- * progress for `timeout` seconds is aborted.
+ * a 206 whose Content-Range starts where asked, ends no later than asked
+ * and agrees with the known size and the Content-Length; no more bytes
+ * than it announced; the expected ETag.  A 206 that ends earlier is a
+ * valid shorter answer: its bytes are kept and the part ends with
+ * CP_FETCH_EPARTIAL.  A 200 (Range ignored) is read only as far as
+ * needed, the bytes before START skipped, then the transfer is stopped:
+ * an object is never buffered.  A transfer making no progress for
+ * `timeout` seconds is aborted.
  *
  * Failures end the part: its blocks not yet complete are failed with an
- * errno that tells the reader what to do (see enum below); the bytes
+ * errno that tells the reader what to do (see below); the bytes
  * received stay in place so a retry resumes after them.  The engine never
  * retries by itself: retry policy lives with the thread that waits.
  *
- * Thread safety: cp_part_new() and cp_fetch_submit() may be called
- * from any thread; everything else in a part belongs to the I/O thread
- * once submitted.  Completion callbacks run on the I/O thread and must not
- * block.
+ * Thread safety: cp_part_new(), cp_part_new_direct() and
+ * cp_fetch_submit() may be called from any thread; everything else in a
+ * part belongs to the engine once submitted.  A part's done callback
+ * runs once, on the I/O thread as a rule, but on the thread calling
+ * cp_fetch_submit() or cp_fetch_free() for a part the stopping engine
+ * refuses; it must not block and must not take a lock that the
+ * submitter may hold.  cp_part_new() fails its blocks on the calling
+ * thread when it cannot allocate.  The engine's lock is a leaf, held
+ * only to hand parts over.
  */
 #ifndef CP_FETCH_H
 #define CP_FETCH_H
@@ -39,12 +47,24 @@ struct cp_block;
 struct cp_stats;
 struct cp_fetch;
 
-/* How a failed transfer should be handled by whoever retries. */
+/*
+ * How a failed transfer should be handled by whoever retries.  None of
+ * them is ENOENT: only the API says that a file does not exist (SPEC 3),
+ * so an errno of its own per data-host answer keeps a server's error
+ * from reaching a program as "no such file".
+ */
 #define CP_FETCH_ERETRY EAGAIN     /* transient: back off and resume */
 #define CP_FETCH_EEXPIRED EKEYEXPIRED /* data host 403: renew the URL */
 #define CP_FETCH_ECHANGED ESTALE   /* ETag/size changed, or 412 */
 #define CP_FETCH_EPROTO EPROTO     /* response refused: not retried */
-#define CP_FETCH_EGONE ENOENT      /* data host 404/410 */
+/* A 206 that started where asked but ended earlier, all of it received:
+ * the bytes are kept; ask for the rest (no fault, no wait). */
+#define CP_FETCH_EPARTIAL EINPROGRESS
+/* Data host 404/410: nothing behind this URL.  Asking for a fresh URL
+ * once tells whether the file is gone (the API answers 404: ENOENT) or
+ * the data host lost it (a fresh URL is refused the same way: EIO); a
+ * URL that cannot be renewed (a public one) ends in EIO. */
+#define CP_FETCH_EGONE ENXIO
 
 #define CP_PART_MAX_BLOCKS 8
 #define CP_ETAG_MAX 128
@@ -74,7 +94,8 @@ struct cp_part {
 				   * with a FETCHING pin taken by the caller */
 	char *dest;               /* direct part: caller's buffer, or NULL */
 	uint64_t lease_gen;       /* which URL lease @url came from */
-	cp_part_done_fn done;     /* may be NULL; runs on the I/O thread */
+	cp_part_done_fn done;     /* may be NULL; runs once, when the part
+				   * ends (see Thread safety above) */
 	void *done_arg;
 	struct cp_object_info info;
 	/* engine-private state below */
@@ -82,6 +103,7 @@ struct cp_part {
 	void *easy;
 	struct curl_slist *headers;
 	int64_t start, end;       /* asked range, inclusive */
+	int64_t last;             /* last byte this answer may give */
 	int64_t pos;              /* absolute offset of the next byte */
 	int64_t skip;             /* bytes to discard (200 answers) */
 	int cur;                  /* block being filled */

@@ -1,6 +1,7 @@
 /*
  * http.c - parsers for the header values cpfs acts on (Content-Range,
- * Retry-After, dates, ETag) and the splitting of raw header lines.
+ * Content-Length, Content-Disposition, Retry-After, dates, ETag) and the
+ * splitting of raw header lines.
  *
  * Input comes straight from the network and is fuzzed: every function
  * reads only within the bounds it is given, never allocates, and checks
@@ -106,6 +107,111 @@ int cp_http_parse_content_range(const char *value, int64_t *start, int64_t *end,
 	*end = e;
 	*total = t;
 	return 0;
+}
+
+int cp_http_parse_content_length(const char *value, int64_t *length)
+{
+	const char *p = value;
+	int64_t v;
+
+	if (!value)
+		return -EINVAL;
+	while (is_space(*p))
+		p++;
+	if (parse_int64(&p, &v))
+		return -EINVAL;
+	while (is_space(*p))
+		p++;
+	if (*p)
+		return -EINVAL;
+	*length = v;
+	return 0;
+}
+
+/* RFC 9110 tchar: what a parameter name or a token value is made of. */
+static int is_tchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       is_digit(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Appends @c to @out (room @len, @n used); -E2BIG when full, -EINVAL
+ * for a control character (a file name must not carry one). */
+static int put_char(char *out, size_t len, size_t *n, char c)
+{
+	if ((unsigned char)c < 0x20 || c == 0x7f)
+		return -EINVAL;
+	if (*n + 1 >= len)
+		return -E2BIG;
+	out[(*n)++] = c;
+	return 0;
+}
+
+/* A parameter value at *p: a quoted string (backslash escapes the next
+ * character) or a token.  Copied unquoted into @out when @out is set;
+ * *p advanced past it.  Its length, or -EINVAL / -E2BIG. */
+static int param_value(const char **p, char *out, size_t len)
+{
+	const char *s = *p;
+	size_t n = 0;
+	int ret;
+
+	if (*s == '"') {
+		for (s++; *s != '"'; s++) {
+			if (*s == '\\' && s[1])
+				s++;
+			if (!*s)
+				return -EINVAL; /* unterminated */
+			if (out && (ret = put_char(out, len, &n, *s)) < 0)
+				return ret;
+		}
+		s++;
+	} else {
+		for (; is_tchar(*s); s++)
+			if (out && (ret = put_char(out, len, &n, *s)) < 0)
+				return ret;
+	}
+	if (out)
+		out[n] = '\0';
+	*p = s;
+	return (int)n;
+}
+
+int cp_http_parse_filename(const char *value, char *out, size_t len)
+{
+	const char *p = value;
+
+	if (!value || len == 0)
+		return -EINVAL;
+	while (is_tchar(*p) || is_space(*p)) /* the disposition type */
+		p++;
+	while (*p == ';') {
+		const char *name;
+		size_t nlen;
+		int want, ret;
+
+		p++;
+		while (is_space(*p))
+			p++;
+		for (name = p; is_tchar(*p); p++)
+			;
+		nlen = (size_t)(p - name);
+		while (is_space(*p))
+			p++;
+		if (nlen == 0 || *p++ != '=')
+			return -EINVAL;
+		while (is_space(*p))
+			p++;
+		want = nlen == 8 && strncasecmp(name, "filename", 8) == 0;
+		ret = param_value(&p, want ? out : NULL, len);
+		if (ret < 0)
+			return ret;
+		if (want)
+			return ret > 0 ? 0 : -EINVAL;
+		while (is_space(*p))
+			p++;
+	}
+	return *p ? -EINVAL : -ENOENT;
 }
 
 #define RETRY_AFTER_MAX 3600.0

@@ -33,6 +33,20 @@ int cp_http_header_value(const char *line, size_t len, const char *name,
 int cp_http_parse_content_range(const char *value, int64_t *start,
 				int64_t *end, int64_t *total);
 
+/* Content-Length: decimal digits (surrounding white space allowed), no
+ * sign, no overflow.  0 or -EINVAL. */
+int cp_http_parse_content_length(const char *value, int64_t *length);
+
+/*
+ * Content-Disposition ("attachment; filename=\"a b.txt\"" or
+ * filename=a.txt): copies the filename parameter, unquoted (a backslash
+ * escapes the next character of a quoted string), NUL-terminated, into
+ * @out.  The extended filename* form is not decoded.  0; -ENOENT when
+ * there is no filename parameter; -EINVAL when the value is malformed,
+ * empty or holds a control character; -E2BIG when it does not fit @len.
+ */
+int cp_http_parse_filename(const char *value, char *out, size_t len);
+
 /*
  * Retry-After: delta-seconds ("120") or an HTTP date.  Stores the wait
  * in seconds from @now (wall clock, seconds since the Epoch) into

@@ -19,6 +19,7 @@
 #include "files.h"
 #include "log.h"
 #include "opts.h"
+#include "reader_prefetch.h"
 #include "retry.h"
 #include "stats.h"
 #include "util.h"
@@ -30,6 +31,11 @@
 /* Bytes read in order after which a handle leaves random mode. */
 #define SEQ_RUN ((int64_t)4 << 20)
 #define RANDOM_AFTER_SEEKS 2
+_Static_assert(CP_PART_BLOCKS <= CP_PART_MAX_BLOCKS,
+	       "a transfer of CP_PART_BLOCKS must fit in struct cp_part");
+
+/* Shorter 206 answers one request follows up at once, for free. */
+#define PARTIAL_FREE 64
 
 struct cp_reader {
 	const struct cp_config *cfg;
@@ -42,20 +48,26 @@ struct cp_reader {
 	size_t fetching_max;   /* all handles, blocks */
 	pthread_mutex_t lock;
 	struct cp_handle *handles; /* open handles; protected by lock */
+	struct served *served;     /* hash set, see served_add(); lock */
+	size_t served_cap, served_n;
+	int served_lost;           /* out of memory: assume all served */
+};
+
+/* Bytes of generation @gen of file @key reached the kernel, whose page
+ * cache may keep them: that file may not switch objects under a handle
+ * (never a mix of two objects).  key 0 = empty slot. */
+struct served {
+	uint64_t key, gen;
 };
 
 struct cp_handle {
 	struct cp_reader *reader;
 	struct cp_file *file;
-	struct cp_file_view view; /* size, ETag, generation at open */
 	pthread_mutex_t lock;
 	/* protected by lock: */
-	int64_t next_off;     /* where the last read ended */
-	uint64_t ahead;       /* blocks below this were already asked for */
-	unsigned window;      /* blocks to keep in flight ahead */
-	unsigned seeks;
-	int64_t run;          /* bytes read in order since the last seek */
-	int random;
+	struct cp_file_view view; /* the object served: size, ETag, gen */
+	struct cp_prefetch pf;
+	int served;               /* bytes went to the kernel */
 	struct cp_handle *prev, *next; /* reader->handles; reader->lock */
 };
 
@@ -68,6 +80,9 @@ struct attempt {
 	int part_blocks;      /* blocks per transfer: 1, 2, 4 or 8 */
 	uint64_t url_gen;
 	int renewed;          /* the one free 403 renewal is spent */
+	int gone_asked;       /* a 404 from the data host made us ask the
+			       * API for a fresh URL once */
+	int partials;         /* shorter 206s followed up free of charge */
 	struct cp_retry retry;
 	double deadline;
 };
@@ -108,6 +123,7 @@ void cp_reader_free(struct cp_reader *reader)
 	/* At unmount the kernel does not release what is still open. */
 	while (reader->handles)
 		cp_handle_free(reader->handles);
+	free(reader->served);
 	pthread_mutex_destroy(&reader->lock);
 	free(reader);
 }
@@ -224,14 +240,35 @@ static void want_block(struct attempt *a, struct cp_block **run, int *n,
 		send_run(a, run, n);
 		return;
 	}
-	/* An earlier transfer failed; a URL renewal is free of charge. */
-	if (started < 0 && started != -CP_FETCH_EEXPIRED)
+	/* An earlier transfer failed; a URL renewal, or the rest of a
+	 * shorter answer, is no retry. */
+	if (started < 0 && started != -CP_FETCH_EEXPIRED &&
+	    started != -CP_FETCH_EPARTIAL)
 		cp_stats_inc(r->stats, retries);
 	if (load_block(r, a->view, a->file, b)) {
 		send_run(a, run, n);
 		return;
 	}
 	add_to_run(a, run, n, b);
+}
+
+/*
+ * What may be tried again without spending the retry budget or waiting:
+ * renewing a URL the data host called expired (once), and asking for
+ * the rest of a shorter 206 (a server that keeps answering short pays
+ * with retries after PARTIAL_FREE times).  Marks the allowance used.
+ */
+static int free_of_charge(struct attempt *a, int err)
+{
+	if (err == CP_FETCH_EEXPIRED && !a->renewed) {
+		a->renewed = 1;
+		return 1;
+	}
+	if (err == CP_FETCH_EPARTIAL && a->partials < PARTIAL_FREE) {
+		a->partials++;
+		return 1;
+	}
+	return 0;
 }
 
 /*
@@ -242,7 +279,7 @@ static void want_block(struct attempt *a, struct cp_block **run, int *n,
 static int after_failure(struct attempt *a, int err, uint64_t tag)
 {
 	struct cp_reader *r = a->reader;
-	double delay;
+	double delay = 0;
 
 	if (cp_shutting_down())
 		return -EIO;
@@ -252,16 +289,12 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 			cp_cache_drop_key(r->cache, a->file->ino);
 		return -ESTALE;
 	case CP_FETCH_EEXPIRED:
-		if (!a->renewed) {
-			/* Free of charge, once: the URL expired. */
-			a->renewed = 1;
-			delay = 0;
-			break;
-		}
-		/* fall through - a second 403 costs a retry */
+	case CP_FETCH_EPARTIAL:
 	case CP_FETCH_ERETRY:
 	case ECANCELED:
 	case ENOMEM:
+		if (free_of_charge(a, err))
+			break;
 		delay = cp_retry_next(&a->retry, -1, cp_now());
 		if (delay < 0) {
 			cp_warn("%s: giving up after %u attempts",
@@ -269,6 +302,15 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 			return -EIO;
 		}
 		cp_stats_inc(r->stats, retries);
+		break;
+	case CP_FETCH_EGONE:
+		if (a->gone_asked) {
+			cp_warn("%s: the data host has no object at its URL",
+				a->file->id);
+			return -EIO;
+		}
+		/* Is the file gone?  The API knows; a fresh URL, once. */
+		a->gone_asked = 1;
 		break;
 	case ENOENT:
 	case EACCES:
@@ -280,7 +322,7 @@ static int after_failure(struct attempt *a, int err, uint64_t tag)
 	cp_sleep(delay);
 	if (cp_shutting_down())
 		return -EIO;
-	if (err == CP_FETCH_EEXPIRED) {
+	if (err == CP_FETCH_EEXPIRED || err == CP_FETCH_EGONE) {
 		int e = attempt_lease(a, tag ? tag : a->url_gen);
 
 		if (e < 0)
@@ -320,38 +362,70 @@ static int wait_block(struct attempt *a, struct cp_block *b, int *waited)
 
 /*
  * The outcome of one part that a FUSE worker waits for as a whole (a
- * probe, a direct read), handed over by the I/O thread.
+ * probe, a direct read), handed over by the I/O thread.  Shared by the
+ * waiter and the engine, each holding a reference while it may touch it
+ * (sshfs's struct read_chunk and chunk_put()): a waiter that gives up at
+ * its deadline drops its reference and the engine frees the struct, and
+ * the buffer a direct part writes into, when the part ends.
  */
 struct part_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
-	int done;
-	int err;
+	unsigned refs;        /* protected by lock */
+	int done;             /* protected by lock */
+	int err;              /* protected by lock */
+	/* Written by the engine before it sets done; read by the waiter
+	 * only after it saw done under the lock: */
 	int64_t pos;          /* where the part stopped */
 	struct cp_object_info info;
+	char *buf;            /* direct parts write here; freed with the
+			       * last reference unless taken */
 };
 
-static struct part_wait *part_wait_new(void)
+/* A wait with one reference (the caller's) and a buffer of @buflen
+ * bytes (none when 0).  NULL on ENOMEM. */
+static struct part_wait *part_wait_new(size_t buflen)
 {
 	struct part_wait *p = calloc(1, sizeof(*p));
 
-	if (p) {
-		pthread_mutex_init(&p->lock, NULL);
-		pthread_cond_init(&p->done_cond, NULL);
-		p->done = 1; /* no part outstanding */
+	if (!p)
+		return NULL;
+	if (buflen && !(p->buf = malloc(buflen))) {
+		free(p);
+		return NULL;
 	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->done_cond, NULL);
+	p->refs = 1;
+	p->done = 1; /* no part outstanding */
 	return p;
 }
 
-static void part_wait_free(struct part_wait *p)
+/* Drops a reference; the last one frees.  Called with p->lock held;
+ * returns with it released (and @p maybe gone). */
+static void part_wait_put_locked(struct part_wait *p)
 {
-	if (!p)
+	int last = --p->refs == 0;
+
+	pthread_mutex_unlock(&p->lock);
+	if (!last)
 		return;
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->done_cond);
+	free(p->buf);
 	free(p);
 }
 
+static void part_wait_put(struct part_wait *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	part_wait_put_locked(p);
+}
+
+/* The engine's end of a part (I/O thread): results, wake-up, its
+ * reference dropped. */
 static void part_wait_done(struct cp_part *part, int err, void *arg)
 {
 	struct part_wait *p = arg;
@@ -362,14 +436,15 @@ static void part_wait_done(struct cp_part *part, int err, void *arg)
 	p->pos = part->pos;
 	p->done = 1;
 	pthread_cond_signal(&p->done_cond);
-	pthread_mutex_unlock(&p->lock);
+	part_wait_put_locked(p);
 }
 
 /*
- * Submits @part and waits for it to end.  Returns 0 or the part's
- * positive errno; ETIMEDOUT when the engine did not finish it in time
- * (the part then still owns @p and its buffer: the caller leaks them
- * rather than free memory a transfer may write).
+ * Submits @part (which writes where @p says) and waits for it to end.
+ * Returns 0 or the part's positive errno, and then p->pos and p->info
+ * are the part's; or ETIMEDOUT when the engine did not finish it in time:
+ * the part still holds its reference to @p then (and so to p->buf), and
+ * the caller may only drop its own.
  */
 static int run_part(struct attempt *a, struct cp_part *part,
 		    struct part_wait *p)
@@ -380,7 +455,10 @@ static int run_part(struct attempt *a, struct cp_part *part,
 	part->lease_gen = a->url_gen;
 	part->done = part_wait_done;
 	part->done_arg = p;
+	pthread_mutex_lock(&p->lock);
 	p->done = 0;
+	p->refs++; /* the engine's, dropped in part_wait_done() */
+	pthread_mutex_unlock(&p->lock);
 	cp_fetch_submit(a->reader->fetch, part);
 	cp_deadline_timespec(a->deadline + 1, &ts);
 	pthread_mutex_lock(&p->lock);
@@ -393,17 +471,30 @@ static int run_part(struct attempt *a, struct cp_part *part,
 	return err;
 }
 
-/* Asks for the first block once; 0 or the positive errno of the part. */
-static int probe_once(struct attempt *a, struct cp_block *b,
-		      struct part_wait *p)
+/*
+ * Asks for the first block once; 0 or the positive errno of the part
+ * (ETIMEDOUT when not even memory for the block came in time).  The
+ * block is pinned only while its transfer runs: never while the URL is
+ * asked for or a retry waits.
+ */
+static int probe_once(struct attempt *a, struct part_wait *p)
 {
+	struct cp_reader *r = a->reader;
+	struct cp_block *b;
 	struct cp_part *part;
+	int err;
 
-	if (!cp_cache_begin_fetch(a->reader->cache, b))
+	if (cp_cache_get_run(r->cache, a->file->ino, 0, 1, -1, &b,
+			     a->deadline) < 0)
+		return ETIMEDOUT;
+	if (!cp_cache_begin_fetch(r->cache, b)) {
+		cp_cache_unpin(r->cache, b);
 		return EIO;
-	part = cp_part_new(a->reader->fetch, a->file->ino, a->url, NULL, -1,
-			   &b, 1);
-	return part ? run_part(a, part, p) : ENOMEM;
+	}
+	part = cp_part_new(r->fetch, a->file->ino, a->url, NULL, -1, &b, 1);
+	err = part ? run_part(a, part, p) : ENOMEM;
+	cp_cache_unpin(r->cache, b);
+	return err;
 }
 
 /*
@@ -414,16 +505,12 @@ static int probe_once(struct attempt *a, struct cp_block *b,
 static int read_direct(struct attempt *a, int64_t off, int64_t end,
 		       char **out)
 {
-	struct part_wait *p = part_wait_new();
-	char *buf = malloc((size_t)(end - off));
+	struct part_wait *p = part_wait_new((size_t)(end - off));
 	int64_t pos = off;
 	int ret = 0;
 
-	if (!p || !buf) {
-		part_wait_free(p);
-		free(buf);
+	if (!p)
 		return -ENOMEM;
-	}
 	while (pos < end) {
 		struct cp_part *part;
 		int err;
@@ -433,15 +520,20 @@ static int read_direct(struct attempt *a, int64_t off, int64_t end,
 			break;
 		part = cp_part_new_direct(a->reader->fetch, a->file->ino,
 					  a->url, a->view->etag,
-					  a->view->size, pos, buf + (pos - off),
+					  a->view->size, pos,
+					  p->buf + (pos - off),
 					  (size_t)(end - pos));
 		if (!part) {
 			ret = -ENOMEM;
 			break;
 		}
 		err = run_part(a, part, p);
-		if (err == ETIMEDOUT)
-			return -EIO; /* p and buf stay with the engine */
+		if (err == ETIMEDOUT) {
+			cp_warn("%s: no data within %u s; giving up",
+				a->file->id, a->reader->cfg->deadline);
+			ret = -EIO;
+			break;
+		}
 		if (p->pos > pos)
 			pos = p->pos;
 		if (err == 0)
@@ -450,20 +542,18 @@ static int read_direct(struct attempt *a, int64_t off, int64_t end,
 		if (ret < 0)
 			break;
 	}
-	part_wait_free(p);
-	if (ret < 0) {
-		free(buf);
-		return ret == -ENOENT ? -EIO : ret;
+	if (ret == 0) {
+		*out = p->buf; /* the engine is done with it */
+		p->buf = NULL;
 	}
-	*out = buf;
-	return 0;
+	part_wait_put(p);
+	return ret == -ENOENT ? -EIO : ret;
 }
 
 int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 		      int need_probe)
 {
 	struct cp_file_view view = { .size = -1 };
-	struct cp_block *b = NULL;
 	struct part_wait *p;
 	struct attempt a;
 	int ret;
@@ -474,23 +564,20 @@ int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 		return ret;
 	cp_files_view(r->files, file, &view);
 	attempt_init(&a, r, file, &view);
-	p = part_wait_new();
+	p = part_wait_new(0);
 	if (!p) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	/* Blocks cached under an older view of the object are stale. */
 	cp_cache_drop_key(r->cache, file->ino);
-	b = cp_cache_get_wait(r->cache, file->ino, 0, CP_BLOCK_SIZE,
-			      a.deadline);
-	ret = b ? 0 : -EIO;
-	while (ret == 0) {
+	while (ret == 1) {
 		int err;
 
 		ret = attempt_lease(&a, 0);
 		if (ret < 0)
 			break;
-		err = probe_once(&a, b, p);
+		err = probe_once(&a, p);
 		if (err == 0 || err == ETIMEDOUT) {
 			ret = err ? -EIO : 0;
 			break;
@@ -498,17 +585,15 @@ int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 		if (err == CP_FETCH_ECHANGED)
 			err = CP_FETCH_ERETRY; /* nothing known to change */
 		ret = after_failure(&a, err, a.url_gen);
+		if (ret == 0)
+			ret = 1; /* try again */
 	}
 	if (ret == -ESTALE)
 		ret = -EIO;
 out:
 	cp_files_end_resolve(r->files, file, ret == 0 ? &p->info : NULL,
 			     ret);
-	if (b)
-		cp_cache_unpin(r->cache, b);
-	/* A timed-out probe may still be running: it owns p then. */
-	if (p && p->done)
-		part_wait_free(p);
+	part_wait_put(p);
 	attempt_done(&a);
 	return ret;
 }
@@ -523,7 +608,7 @@ struct cp_handle *cp_handle_new(struct cp_reader *r, struct cp_file *file)
 	h->file = file;
 	cp_files_view(r->files, file, &h->view);
 	pthread_mutex_init(&h->lock, NULL);
-	h->window = CP_WINDOW_MIN;
+	cp_prefetch_init(&h->pf);
 	pthread_mutex_lock(&r->lock);
 	h->next = r->handles;
 	if (r->handles)
@@ -552,11 +637,18 @@ void cp_handle_free(struct cp_handle *h)
 	free(h);
 }
 
-/* Blocks per transfer for a window: about a quarter of it, a power of
- * two up to CP_PART_BLOCKS, so that a young window is already spread
- * over several connections (which hides latency) and a grown one costs
- * few requests. */
-static int window_part(unsigned window)
+/* ---- the prefetch planner (reader_prefetch.h) ---- */
+
+void cp_prefetch_init(struct cp_prefetch *pf)
+{
+	memset(pf, 0, sizeof(*pf));
+	pf->window = CP_WINDOW_MIN;
+}
+
+/* A quarter of the window, so that a young window is already spread over
+ * several connections (which hides latency) and a grown one costs few
+ * requests. */
+int cp_prefetch_part_blocks(unsigned window)
 {
 	int part = CP_PART_BLOCKS;
 
@@ -565,53 +657,76 @@ static int window_part(unsigned window)
 	return part;
 }
 
-/*
- * Updates the access pattern with a read of [@off, @end) and returns the
- * blocks to prefetch, [*from, *to).  Called with h->lock held.
- */
-static void plan(struct cp_handle *h, int64_t off, int64_t end,
-		 uint64_t *from, uint64_t *to)
+/* Is a read at [@off, ...) sequential: near where the last one ended,
+ * or inside (or just past) what was asked for ahead?  The kernel sends
+ * readahead concurrently, out of order, and far ahead. */
+static int sequential(const struct cp_prefetch *pf, int64_t off)
+{
+	int64_t reach = CP_MAX(pf->next_off,
+			       (int64_t)(pf->ahead << CP_BLOCK_SHIFT));
+
+	return off <= reach + SEQ_SLACK && off + SEQ_SLACK >= pf->next_off;
+}
+
+void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
+		      int64_t end, uint64_t *from, uint64_t *to)
 {
 	uint64_t last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
-	uint64_t nblocks = ((uint64_t)h->view.size + CP_BLOCK_SIZE - 1) >>
+	uint64_t nblocks = ((uint64_t)size + CP_BLOCK_SIZE - 1) >>
 			   CP_BLOCK_SHIFT;
-	int64_t reach = CP_MAX(h->next_off,
-			       (int64_t)(h->ahead << CP_BLOCK_SHIFT));
-	int seq = off <= reach + SEQ_SLACK && off + SEQ_SLACK >= h->next_off;
 
-	if (seq) {
-		h->run += end - off;
-		if (h->run >= SEQ_RUN) {
-			h->random = 0;
-			h->seeks = 0;
+	if (sequential(pf, off)) {
+		pf->run += end - off;
+		if (pf->run >= SEQ_RUN) {
+			pf->random = 0;
+			pf->seeks = 0;
 		}
-		if (end > h->next_off)
-			h->next_off = end;
+		if (end > pf->next_off)
+			pf->next_off = end;
 	} else {
-		if (h->run < SEQ_RUN && ++h->seeks >= RANDOM_AFTER_SEEKS)
-			h->random = 1;
-		h->run = end - off;
-		h->next_off = end;
-		h->window = CP_WINDOW_MIN;
-		h->ahead = 0;
+		if (pf->run < SEQ_RUN && ++pf->seeks >= RANDOM_AFTER_SEEKS)
+			pf->random = 1;
+		pf->run = end - off;
+		pf->next_off = end;
+		pf->window = CP_WINDOW_MIN;
+		pf->ahead = 0;
 	}
 	*from = *to = last + 1;
-	if (h->random)
+	if (pf->random)
 		return;
-	if (h->ahead > *from)
-		*from = h->ahead;
-	*to = last + 1 + h->window;
+	if (pf->ahead > *from)
+		*from = pf->ahead;
+	*to = last + 1 + pf->window;
 	if (*to > nblocks)
 		*to = nblocks;
 	/* Top the window up a whole part at a time (not a block per read),
 	 * so transfers stay large. */
-	if (*to < nblocks && *to < *from + window_part(h->window)) {
+	if (*to < nblocks &&
+	    *to < *from + (uint64_t)cp_prefetch_part_blocks(pf->window)) {
 		*to = *from;
 		return;
 	}
-	if (*to > h->ahead)
-		h->ahead = *to;
+	if (*to > pf->ahead)
+		pf->ahead = *to;
 }
+
+void cp_prefetch_cut(struct cp_prefetch *pf, uint64_t index,
+		     int memory_short)
+{
+	if (memory_short)
+		pf->window = CP_MAX(pf->window / 2, CP_WINDOW_MIN);
+	if (pf->ahead > index)
+		pf->ahead = index;
+}
+
+void cp_prefetch_waited(struct cp_prefetch *pf, unsigned max)
+{
+	if (pf->random || pf->window >= max)
+		return;
+	pf->window = CP_MIN(pf->window * 2, max);
+}
+
+/* ---- reads ---- */
 
 /* Starts transfers for the missing blocks of the read and the prefetch
  * window, within the memory and in-flight budgets. */
@@ -635,21 +750,17 @@ static void issue(struct attempt *a, struct cp_handle *h,
 			    r->fetching_max) {
 			/* Out of budget: the rest is for a later read. */
 			pthread_mutex_lock(&h->lock);
-			if (h->ahead > idx)
-				h->ahead = idx;
+			cp_prefetch_cut(&h->pf, idx, 0);
 			pthread_mutex_unlock(&h->lock);
 			break;
 		}
 		b = cp_cache_get(r->cache, h->file->ino, idx,
-				 block_want(h->view.size, idx),
+				 block_want(a->view->size, idx),
 				 CP_GET_PREFETCH);
 		if (!b) {
 			/* Memory is short: prefetch less from now on. */
 			pthread_mutex_lock(&h->lock);
-			if (h->window > CP_WINDOW_MIN)
-				h->window /= 2;
-			if (h->ahead > idx)
-				h->ahead = idx;
+			cp_prefetch_cut(&h->pf, idx, 1);
 			pthread_mutex_unlock(&h->lock);
 			break;
 		}
@@ -679,88 +790,278 @@ static int pin_if_cached(struct cp_handle *h, uint64_t first, int n,
 	return 1;
 }
 
-ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
-		       struct cp_block **blocks, int max, int *nblocks,
-		       char **direct)
+/* ---- objects that changed ---- */
+
+static size_t served_slot(const struct served *set, size_t cap, uint64_t key)
+{
+	size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL) & (cap - 1);
+
+	while (set[i].key && set[i].key != key)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* Records that bytes of (@key, @gen) are going to the kernel.  Called
+ * with r->lock held. */
+static void served_add(struct cp_reader *r, uint64_t key, uint64_t gen)
+{
+	size_t i;
+
+	if (r->served_n * 2 >= r->served_cap) {
+		size_t cap = r->served_cap ? r->served_cap * 2 : 64;
+		struct served *set = calloc(cap, sizeof(*set));
+
+		if (!set) {
+			r->served_lost = 1;
+			return;
+		}
+		for (i = 0; i < r->served_cap; i++)
+			if (r->served[i].key)
+				set[served_slot(set, cap, r->served[i].key)] =
+					r->served[i];
+		free(r->served);
+		r->served = set;
+		r->served_cap = cap;
+	}
+	i = served_slot(r->served, r->served_cap, key);
+	if (!r->served[i].key)
+		r->served_n++;
+	r->served[i].key = key;
+	r->served[i].gen = gen;
+}
+
+/* Whether bytes of (@key, @gen) may be in the kernel's page cache. */
+static int served_under(struct cp_reader *r, uint64_t key, uint64_t gen)
+{
+	int served;
+	size_t i;
+
+	pthread_mutex_lock(&r->lock);
+	served = r->served_lost;
+	if (!served && r->served_cap) {
+		i = served_slot(r->served, r->served_cap, key);
+		served = r->served[i].key == key && r->served[i].gen == gen;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return served;
+}
+
+/* Bytes of @v are about to be returned through @h.  Marked before the
+ * last check that the object did not change (see switch_object()). */
+static void note_served(struct cp_handle *h, const struct cp_file_view *v)
+{
+	struct cp_reader *r = h->reader;
+	int first;
+
+	pthread_mutex_lock(&h->lock);
+	first = !h->served;
+	h->served = 1;
+	pthread_mutex_unlock(&h->lock);
+	if (first) {
+		pthread_mutex_lock(&r->lock);
+		served_add(r, h->file->ino, v->gen);
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+/* Marks the bytes of a read as served, then checks that @v is still the
+ * object behind the id: -ESTALE if not (never bytes of two objects). */
+static int still_current(struct cp_handle *h, const struct cp_file_view *v)
+{
+	struct cp_file_view now;
+
+	note_served(h, v);
+	cp_files_view(h->reader->files, h->file, &now);
+	return now.gen == v->gen ? 0 : -ESTALE;
+}
+
+/*
+ * The object behind @h's id changed (a 412, a new ETag or size) from
+ * what @seen describes.  A handle that has not served a byte, of a file
+ * whose bytes under @seen no handle served (the kernel's page cache may
+ * keep those: a program must never see a mix of two objects), probes the
+ * object again (the file table keeps and persists what it learns) and,
+ * when the new object has the size the kernel was told, switches to it
+ * and the read goes on.  1 if it did (or a concurrent read on @h did),
+ * 0 if the read must fail.
+ *
+ * Why this is safe: a read marks its bytes served before its last look
+ * at the generation (still_current()); a switch looks for that mark
+ * after the generation moved on.  So either the read saw the change, or
+ * the switch sees the mark.
+ */
+static int switch_object(struct cp_handle *h, const struct cp_file_view *seen)
+{
+	struct cp_reader *r = h->reader;
+	struct cp_file_view fresh;
+	int served, moved;
+
+	pthread_mutex_lock(&h->lock);
+	served = h->served;
+	moved = h->view.gen != seen->gen;
+	pthread_mutex_unlock(&h->lock);
+	if (served)
+		return 0;
+	if (moved)
+		return 1; /* a concurrent read switched already */
+	if (served_under(r, h->file->ino, seen->gen))
+		return 0;
+	/* Forget the old object (a no-op when the read that saw the change
+	 * did so), then learn the new one. */
+	if (cp_files_changed(r->files, h->file, seen->gen))
+		cp_cache_drop_key(r->cache, h->file->ino);
+	if (cp_reader_resolve(r, h->file, 1) < 0)
+		return 0;
+	cp_files_view(r->files, h->file, &fresh);
+	/* The kernel was told the old size and reads up to it: a new size
+	 * is EIO now (the caller drops the kernel's attributes), and the
+	 * next open reads the new object, known and persisted already. */
+	if (fresh.gen == seen->gen || fresh.size != seen->size)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	served = h->served;
+	if (!served && h->view.gen == seen->gen) {
+		h->view = fresh;
+		cp_prefetch_init(&h->pf);
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (!served)
+		cp_info("%s: the object changed before this open read from "
+			"it; reading the new one",
+			h->file->id);
+	return !served;
+}
+
+/* ---- the read paths ---- */
+
+/*
+ * The sequential path: pins the read's blocks (all at once), starts what
+ * is missing and the window [@from, @to) ahead, then waits for the read's
+ * blocks.  With @pinned the blocks are in @blocks already (a random
+ * reader found them cached) and nothing is started.  0, or -errno with
+ * nothing pinned.
+ */
+static int read_pinned(struct attempt *a, struct cp_handle *h,
+		       uint64_t first, int n, uint64_t from, uint64_t to,
+		       int pinned, struct cp_block **blocks, int *waited)
+{
+	struct cp_reader *r = a->reader;
+	int i, ret = 0;
+
+	if (!pinned) {
+		ret = cp_cache_get_run(r->cache, h->file->ino, first, n,
+				       a->view->size, blocks, a->deadline);
+		if (ret < 0) {
+			cp_warn("%s: no cache memory free within %u s",
+				h->file->id, r->cfg->deadline);
+			return -EIO;
+		}
+		issue(a, h, blocks, n, from, to);
+	}
+	for (i = 0; i < n && ret == 0; i++)
+		ret = wait_block(a, blocks[i], waited);
+	if (ret == 0)
+		ret = still_current(h, a->view);
+	if (ret < 0) {
+		cp_reader_unpin(r, blocks, n);
+		return ret;
+	}
+	for (i = 0; i < n; i++)
+		save_block(r, a->view, h->file, blocks[i]);
+	return 0;
+}
+
+/* After a read from cache blocks: a window that made the reader wait
+ * grows, and a block read to its end by a sequential reader goes to the
+ * cold end of the cache (drop-behind: the kernel's page cache has it). */
+static void after_read(struct cp_handle *h, int waited, int random,
+		       int64_t end, struct cp_block *last)
+{
+	struct cp_reader *r = h->reader;
+
+	if (waited) {
+		pthread_mutex_lock(&h->lock);
+		cp_prefetch_waited(&h->pf, r->window_max);
+		pthread_mutex_unlock(&h->lock);
+	}
+	if (!random && (end & (CP_BLOCK_SIZE - 1)) == 0)
+		cp_cache_demote(r->cache, last);
+}
+
+/* One try at a read of the object @v describes (cp_reader_read()). */
+static ssize_t read_once(struct cp_handle *h, const struct cp_file_view *v,
+			 off_t off, size_t size, struct cp_block **blocks,
+			 int max, int *nblocks, char **direct)
 {
 	struct cp_reader *r = h->reader;
 	struct cp_file_view now;
 	struct attempt a;
 	uint64_t first, last, from, to;
 	int64_t end;
-	int i, n, random, waited = 0, ret = 0;
+	int n, random, waited = 0, ret;
 
-	*nblocks = 0;
-	*direct = NULL;
 	cp_files_view(r->files, h->file, &now);
-	if (now.gen != h->view.gen)
+	if (now.gen != v->gen)
 		return -ESTALE; /* the object changed since open */
 	if (off < 0)
 		return -EINVAL;
-	if (off >= h->view.size || size == 0)
+	if (off >= v->size || size == 0)
 		return 0;
-	end = off + (int64_t)size;
-	if (end > h->view.size)
-		end = h->view.size;
+	end = CP_MIN(off + (int64_t)size, v->size);
 	first = (uint64_t)off >> CP_BLOCK_SHIFT;
 	last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
 	n = (int)(last - first + 1);
 	if (n > max)
 		return -EINVAL;
-	attempt_init(&a, r, h->file, &h->view);
+	attempt_init(&a, r, h->file, v);
 	pthread_mutex_lock(&h->lock);
-	plan(h, off, end, &from, &to);
-	random = h->random;
-	a.part_blocks = window_part(h->window);
+	cp_prefetch_plan(&h->pf, v->size, off, end, &from, &to);
+	random = h->pf.random;
+	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);
+	/* A read larger than the whole cache cannot be pinned: it goes
+	 * direct, like a random one. */
+	if ((size_t)n > cp_cache_capacity(r->cache))
+		random = 1;
 	if (random && !pin_if_cached(h, first, n, blocks)) {
 		ret = read_direct(&a, off, end, direct);
 		attempt_done(&a);
+		if (ret == 0 && (ret = still_current(h, v)) < 0) {
+			free(*direct);
+			*direct = NULL;
+		}
 		return ret < 0 ? ret : end - off;
 	}
-	if (!random) {
-		for (i = 0; i < n; i++) {
-			blocks[i] = cp_cache_get_wait(
-				r->cache, h->file->ino, first + i,
-				block_want(h->view.size, first + i),
-				a.deadline);
-			if (!blocks[i]) {
-				cp_warn("%s: no cache memory free within %u s",
-					h->file->id, r->cfg->deadline);
-				cp_reader_unpin(h->reader, blocks, i);
-				attempt_done(&a);
-				return -EIO;
-			}
-		}
-		issue(&a, h, blocks, n, from, to);
-	}
-	for (i = 0; i < n && ret == 0; i++)
-		ret = wait_block(&a, blocks[i], &waited);
+	ret = read_pinned(&a, h, first, n, from, to, random, blocks, &waited);
 	attempt_done(&a);
-	if (ret < 0) {
-		cp_reader_unpin(r, blocks, n);
+	if (ret < 0)
 		return ret;
-	}
-	cp_files_view(r->files, h->file, &now);
-	if (now.gen != h->view.gen) {
-		cp_reader_unpin(h->reader, blocks, n);
-		return -ESTALE;
-	}
-	for (i = 0; i < n; i++)
-		save_block(r, &h->view, h->file, blocks[i]);
-	pthread_mutex_lock(&h->lock);
-	if (waited && !h->random && h->window < r->window_max) {
-		h->window *= 2;
-		if (h->window > r->window_max)
-			h->window = r->window_max;
-	}
-	pthread_mutex_unlock(&h->lock);
-	/* Drop-behind: a block read to its end by a sequential reader is
-	 * in the kernel's page cache now; let it go first. */
-	if (!random && (end & (CP_BLOCK_SIZE - 1)) == 0)
-		cp_cache_demote(r->cache, blocks[n - 1]);
+	after_read(h, waited, random, end, blocks[n - 1]);
 	*nblocks = n;
 	return end - off;
+}
+
+ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
+		       struct cp_block **blocks, int max, int *nblocks,
+		       char **direct)
+{
+	struct cp_file_view v;
+	ssize_t got;
+	int tries = 0;
+
+	*nblocks = 0;
+	*direct = NULL;
+	for (;;) {
+		pthread_mutex_lock(&h->lock);
+		v = h->view;
+		pthread_mutex_unlock(&h->lock);
+		got = read_once(h, &v, off, size, blocks, max, nblocks,
+				direct);
+		/* One switch to a new object per read; a second change in
+		 * the meantime is EIO like any other. */
+		if (got != -ESTALE || tries++ || !switch_object(h, &v))
+			return got;
+	}
 }
 
 void cp_reader_unpin(struct cp_reader *r, struct cp_block **blocks,

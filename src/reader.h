@@ -2,12 +2,16 @@
  * reader.h - getting an object's bytes into the cache: size probes, reads
  * with retries, and per-handle prefetch.
  *
- * A read pins the cache blocks it covers, starts transfers for those that
+ * A read pins the cache blocks it covers, all at once (it never holds one
+ * while waiting for memory for another), starts transfers for those that
  * are missing (plus, for a sequential reader, a window of blocks ahead),
  * and waits for them with a deadline, applying the retry policy to
  * failures: a data-host 403 renews the URL once without spending the
- * retry budget, transient faults back off and resume after the bytes
- * already received, a changed object fails with EIO.
+ * retry budget, the rest of a shorter 206 is asked for at once,
+ * transient faults back off and resume after the bytes already
+ * received, a data-host 404/410 asks the API once for a fresh URL (its
+ * 404 means ENOENT, another refusal EIO), a changed object fails with
+ * EIO.
  *
  * Prefetch, per open handle (after mountpoint-s3 and sshfs): a read that
  * continues where the previous ones ended is sequential; the window of
@@ -19,7 +23,9 @@
  *
  * Thread safety: the reader is shared by all FUSE workers.  A handle may
  * be used by several threads at once (the kernel sends concurrent reads
- * on one file); its prefetch state has its own lock.
+ * on one file); its prefetch state has its own lock.  Both locks (the
+ * handle's, and the reader's over its list of handles) are leaves, never
+ * held while waiting for the network, the API or cache memory.
  */
 #ifndef CP_READER_H
 #define CP_READER_H
@@ -71,12 +77,17 @@ void cp_handle_free(struct cp_handle *handle);
  * Reads [@off, @off + @size) of the object.  Returns the number of bytes
  * available (short only at the end of the object; 0 past it), or -errno:
  * -ESTALE when the object changed since the handle was opened (the
- * caller answers EIO and drops what the kernel caches).
+ * caller answers EIO and drops what the kernel caches).  A handle that
+ * has not served a byte yet, of a file none of whose old bytes went to
+ * the kernel, probes the new object then (the file table persists it)
+ * and, when its size is the one the kernel was told, reads on from it
+ * instead of failing.
  * The bytes are either in cache blocks, pinned into @blocks (room for
  * @max; at most @size / CP_BLOCK_SIZE + 2 are needed; *@nblocks set),
  * starting at offset @off % CP_BLOCK_SIZE of blocks[0] -- the caller
  * replies from them, then calls cp_reader_unpin() -- or, for a random
- * reader, in a malloc'd buffer *@direct that the caller frees.
+ * reader (or a read larger than the whole cache), in a malloc'd buffer
+ * *@direct that the caller frees.
  */
 ssize_t cp_reader_read(struct cp_handle *handle, off_t off, size_t size,
 		       struct cp_block **blocks, int max, int *nblocks,

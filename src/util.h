@@ -1,6 +1,8 @@
 /*
- * util.h - small helpers every module uses: monotonic time, sleeping,
- * allocation that cannot silently fail.
+ * util.h - small helpers every module uses: clocks and deadlines,
+ * sleeping that ends at shutdown, random numbers, directories, signal
+ * masks, and min/max/array-size macros.  (Allocation has no wrapper:
+ * every caller checks malloc's NULL and answers ENOMEM.)
  *
  * Thread safety: all functions are thread safe.
  */

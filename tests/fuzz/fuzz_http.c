@@ -5,6 +5,7 @@
  * split at '\n' into fields that go, in turn, to
  *   cp_http_header_value, cp_http_parse_content_range,
  *   cp_http_parse_retry_after, cp_http_parse_etag, cp_http_parse_date,
+ *   cp_http_parse_content_length, cp_http_parse_filename,
  * and then around again.  The whole rest is also given to every parser
  * once, so values with embedded newlines and NULs are tried too.
  *
@@ -24,7 +25,8 @@
 #define FUZZ_NOW 1700000000 /* Tue, 14 Nov 2023 22:13:20 GMT */
 
 struct knobs {
-	size_t vallen;  /* cp_http_header_value's buffer */
+	size_t vallen;  /* cp_http_header_value's and
+			 * cp_http_parse_filename's buffer */
 	size_t etaglen; /* cp_http_parse_etag's buffer */
 	time_t now;     /* wall clock for Retry-After dates */
 };
@@ -133,13 +135,44 @@ static void fuzz_date(const char *v)
 	(void)cp_http_parse_date(v, &t);
 }
 
+static void fuzz_content_length(const char *v)
+{
+	int64_t n = -7;
+
+	if (cp_http_parse_content_length(v, &n) != 0) {
+		FUZZ_CHECK(n == -7);
+		return;
+	}
+	FUZZ_CHECK(n >= 0);
+}
+
+static void fuzz_filename(const char *v, size_t len)
+{
+	char *out = fuzz_alloc(len);
+	size_t n, i;
+	int ret;
+
+	ret = cp_http_parse_filename(v, out, len);
+	FUZZ_CHECK(ret == 0 || ret == -ENOENT || ret == -EINVAL ||
+		   ret == -E2BIG);
+	if (ret == 0) {
+		n = strnlen(out, len);
+		FUZZ_CHECK(n > 0 && n < len);
+		/* No control character reaches a file name. */
+		for (i = 0; i < n; i++)
+			FUZZ_CHECK((unsigned char)out[i] >= 0x20 &&
+				   out[i] != 0x7f);
+	}
+	free(out);
+}
+
 static void fuzz_value(unsigned which, const char *v, size_t len,
 		       const struct knobs *k)
 {
 	char *s = fuzz_strndup(v, len);
 	char *line;
 
-	switch (which % 5) {
+	switch (which % 7) {
 	case 0:
 		/* Unterminated, exactly @len bytes, as curl hands it over. */
 		line = fuzz_alloc(len);
@@ -158,6 +191,12 @@ static void fuzz_value(unsigned which, const char *v, size_t len,
 		break;
 	case 4:
 		fuzz_date(s);
+		break;
+	case 5:
+		fuzz_content_length(s);
+		break;
+	case 6:
+		fuzz_filename(s, k->vallen);
 		break;
 	}
 	free(s);
@@ -187,7 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while ((field = fuzz_next_field(data, size, &pos, '\n', &len)))
 		fuzz_value(which++, field, len, &k);
 
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 7; i++)
 		fuzz_value(i, (const char *)data + 1, size - 1, &k);
 	return 0;
 }

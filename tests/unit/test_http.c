@@ -260,36 +260,169 @@ static void test_etag(void **state)
 	assert_int_equal(cp_http_parse_etag(NULL, out, sizeof(out)), -EINVAL);
 }
 
+static void test_content_length(void **state)
+{
+	int64_t v = -7;
+
+	(void)state;
+	assert_int_equal(cp_http_parse_content_length("0", &v), 0);
+	assert_true(v == 0);
+	assert_int_equal(cp_http_parse_content_length(" 1048576 ", &v), 0);
+	assert_true(v == 1048576);
+	assert_int_equal(
+		cp_http_parse_content_length("9223372036854775807", &v), 0);
+	assert_true(v == INT64_MAX);
+	v = -7;
+	assert_int_equal(
+		cp_http_parse_content_length("9223372036854775808", &v),
+		-EINVAL);
+	assert_int_equal(cp_http_parse_content_length("-1", &v), -EINVAL);
+	assert_int_equal(cp_http_parse_content_length("+1", &v), -EINVAL);
+	assert_int_equal(cp_http_parse_content_length("1 2", &v), -EINVAL);
+	assert_int_equal(cp_http_parse_content_length("12a", &v), -EINVAL);
+	assert_int_equal(cp_http_parse_content_length("0x10", &v), -EINVAL);
+	assert_int_equal(cp_http_parse_content_length("", &v), -EINVAL);
+	assert_int_equal(cp_http_parse_content_length(NULL, &v), -EINVAL);
+	assert_true(v == -7); /* untouched on failure */
+}
+
+static void test_filename(void **state)
+{
+	char out[16];
+
+	(void)state;
+	assert_int_equal(cp_http_parse_filename(
+				 "attachment; filename=\"a b.txt\"", out,
+				 sizeof(out)),
+			 0);
+	assert_string_equal(out, "a b.txt");
+	assert_int_equal(cp_http_parse_filename("inline;filename=a.txt", out,
+						sizeof(out)),
+			 0);
+	assert_string_equal(out, "a.txt");
+	/* other parameters first, any case, escapes in quoted strings */
+	assert_int_equal(cp_http_parse_filename(
+				 "attachment; size=3; FileName=\"q\\\"x\"",
+				 out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "q\"x");
+	/* UTF-8 bytes pass; filename* is not decoded, so not taken */
+	assert_int_equal(cp_http_parse_filename(
+				 "attachment; filename=\"\xc3\xa9.txt\"", out,
+				 sizeof(out)),
+			 0);
+	assert_string_equal(out, "\xc3\xa9.txt");
+	assert_int_equal(cp_http_parse_filename(
+				 "attachment; filename*=UTF-8''a.txt", out,
+				 sizeof(out)),
+			 -ENOENT);
+	assert_int_equal(cp_http_parse_filename("attachment", out,
+						sizeof(out)),
+			 -ENOENT);
+	/* exactly fits: 15 bytes; one more does not */
+	assert_int_equal(cp_http_parse_filename(
+				 "a; filename=\"0123456789abcde\"", out,
+				 sizeof(out)),
+			 0);
+	assert_int_equal(cp_http_parse_filename(
+				 "a; filename=\"0123456789abcdef\"", out,
+				 sizeof(out)),
+			 -E2BIG);
+	assert_int_equal(cp_http_parse_filename("a; filename=\"x", out,
+						sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_filename("a; filename=\"\"", out,
+						sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_filename("a; filename=\"a\nb\"", out,
+						sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_filename("a; filename", out,
+						sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_filename("a; =x", out, sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_filename("a; filename=x y", out,
+						sizeof(out)),
+			 0); /* the token ends at the space */
+	assert_string_equal(out, "x");
+	assert_int_equal(cp_http_parse_filename(NULL, out, sizeof(out)),
+			 -EINVAL);
+	assert_int_equal(cp_http_parse_filename("a; filename=x", out, 0),
+			 -EINVAL);
+}
+
+enum parser { P_RANGE, P_RETRY, P_DATE, P_ETAG, P_LENGTH, P_NAME, P_LINE };
+
+/* Runs parser @which on @p (@n bytes, NUL-terminated); 1 if it
+ * accepted the input, 0 if it refused it. */
+static int parse_ok(enum parser which, const char *p, size_t n)
+{
+	int64_t s, e, t;
+	double d;
+	time_t tt;
+	char out[64];
+
+	switch (which) {
+	case P_RANGE:
+		return cp_http_parse_content_range(p, &s, &e, &t) == 0;
+	case P_RETRY:
+		return cp_http_parse_retry_after(p, 0, &d) == 0;
+	case P_DATE:
+		return cp_http_parse_date(p, &tt) == 0;
+	case P_ETAG:
+		return cp_http_parse_etag(p, out, sizeof(out)) == 0;
+	case P_LENGTH:
+		return cp_http_parse_content_length(p, &s) == 0;
+	case P_NAME:
+		return cp_http_parse_filename(p, out, sizeof(out)) == 0;
+	case P_LINE:
+		return cp_http_header_value(p, n, "ETag", out, sizeof(out)) >=
+		       0;
+	}
+	return 0;
+}
+
 /* Every prefix of good input, copied to its own exact-size buffer so
- * ASan catches any read past the end. */
+ * ASan catches any read past the end: the whole input is accepted, a
+ * prefix only when it is still valid on its own (from @valid_from
+ * bytes; 0 = only the whole). */
 static void test_truncations(void **state)
 {
-	static const char *const samples[] = {
-		"bytes 0-1023/4096",
-		"Sun, 06 Nov 1994 08:49:37 GMT",
-		"Sunday, 06-Nov-94 08:49:37 GMT",
-		"Sun Nov  6 08:49:37 1994",
-		"W/\"abc\"",
-		"120",
+	static const struct {
+		enum parser which;
+		const char *text;
+		size_t valid_from;
+	} samples[] = {
+		{ P_RANGE, "bytes 0-1023/4096", 0 },
+		{ P_DATE, "Sun, 06 Nov 1994 08:49:37 GMT", 0 },
+		{ P_DATE, "Sunday, 06-Nov-94 08:49:37 GMT", 0 },
+		{ P_DATE, "Sun Nov  6 08:49:37 1994", 0 },
+		{ P_RETRY, "Sun, 06 Nov 1994 08:49:37 GMT", 0 },
+		{ P_ETAG, "W/\"abc\"", 0 },
+		{ P_RETRY, "120", 1 },
+		{ P_LENGTH, "4096", 1 },
+		{ P_NAME, "attachment; filename=\"a b.txt\"", 0 },
+		{ P_NAME, "attachment; filename=ab.txt", 22 },
+		{ P_LINE, "ETag: \"abc\"\r\n", 5 },
 	};
 	size_t i, n;
 
 	(void)state;
 	for (i = 0; i < N(samples); i++) {
-		for (n = 0; n <= strlen(samples[i]); n++) {
-			char *p = malloc(n + 1);
-			int64_t s, e, t;
-			double d;
-			time_t tt;
-			char out[64];
+		size_t len = strlen(samples[i].text);
 
-			memcpy(p, samples[i], n);
+		for (n = 0; n <= len; n++) {
+			char *p = malloc(n + 1);
+			int want = n == len || (samples[i].valid_from &&
+						n >= samples[i].valid_from);
+
+			memcpy(p, samples[i].text, n);
 			p[n] = '\0';
-			cp_http_parse_content_range(p, &s, &e, &t);
-			cp_http_parse_retry_after(p, 0, &d);
-			cp_http_parse_date(p, &tt);
-			cp_http_parse_etag(p, out, sizeof(out));
-			cp_http_header_value(p, n, "x", out, sizeof(out));
+			if (parse_ok(samples[i].which, p, n) != want)
+				fail_msg("\"%s\" cut to %zu bytes: %s",
+					 samples[i].text, n,
+					 want ? "refused" : "accepted");
 			free(p);
 		}
 	}
@@ -304,6 +437,8 @@ int main(void)
 		cmocka_unit_test(test_retry_after),
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_etag),
+		cmocka_unit_test(test_content_length),
+		cmocka_unit_test(test_filename),
 		cmocka_unit_test(test_truncations),
 	};
 
