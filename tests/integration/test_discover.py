@@ -190,16 +190,40 @@ def test_damaged_listing_heals(servers, cpfs, tmp_path):
     json.loads(state[0].read_text())  # rewritten whole
 
 
-def test_refresh_finds_new_page(servers, cpfs):
+def test_refresh_finds_new_page_concurrently_with_reads(servers, cpfs):
     img = servers.store.add_image(servers.images, b"a" * 5000, name="a.jpg")
     servers.store.add_page(name="First", images=[img])
     m = cpfs(FAST, "names", "refresh=1", manifest=None, discover=True)
     wait_walks(m)
     assert os.listdir(os.path.join(m.mnt, "by-page")) == ["First"]
+    # readers and listers run while the walks replace the views
+    stop, errors = threading.Event(), []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                assert read_file(m.path(img["fileId"])) == b"a" * 5000
+                for d in os.listdir(os.path.join(m.mnt, "by-page")):
+                    for f in os.listdir(os.path.join(m.mnt, "by-page", d)):
+                        os.stat(os.path.join(m.mnt, "by-page", d, f))
+            except FileNotFoundError:
+                pass  # a page that went away between listdir and stat
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+                return
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
     new = servers.store.add_image(servers.images, b"b" * 7000,
                                   name="new.jpg")
     page = servers.store.add_page(name="Second", images=[new])
-    wait_walks(m, 3)
+    try:
+        wait_walks(m, 3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
     assert new["fileId"] in os.listdir(m.mnt)
     assert sorted(os.listdir(os.path.join(m.mnt, "by-page"))) == \
         ["First", "Second"]
@@ -362,7 +386,7 @@ def test_wrong_types_skipped_and_counted(servers, cpfs):
     assert read_file(m.path(priv)) == servers.content[priv]
 
 
-def test_opens_wait_for_at_most_one_discovery_call(servers, cpfs, store):
+def test_concurrent_opens_wait_for_at_most_one_discovery_call(servers, cpfs, store):
     ids = [servers.add(standin.make_bytes(1000 + i, seed=i))
            for i in range(20)]
     servers.api.inject(delay=0.3, times=None,
