@@ -453,6 +453,22 @@ static int refused(CURLcode result)
 	}
 }
 
+/* Whether an answer curl could not read as HTTP at all came on a
+ * connection an earlier transfer used: then it may begin with the tail
+ * of an earlier answer that lied about its length. */
+static int leftover(struct cp_part *part, CURLcode result)
+{
+	long fresh = 0;
+
+	if (result != CURLE_UNSUPPORTED_PROTOCOL &&
+	    result != CURLE_WEIRD_SERVER_REPLY)
+		return 0;
+	return part->easy &&
+	       curl_easy_getinfo(part->easy, CURLINFO_NUM_CONNECTS, &fresh) ==
+		       CURLE_OK &&
+	       fresh == 0;
+}
+
 static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 			CURLcode result)
 {
@@ -466,8 +482,11 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 		/* A shorter 206, all of it here: the reader asks for the
 		 * rest. */
 		err = CP_FETCH_EPARTIAL;
-	} else if (!err && refused(result)) {
-		/* curl itself refused the answer (e.g. a giant header). */
+	} else if (!err && refused(result) && !leftover(part, result)) {
+		/* curl itself refused the answer (e.g. a giant header).  On a
+		 * reused connection it may be the tail of an earlier answer
+		 * that lied about its length: that one is retried below, and
+		 * curl drops the connection. */
 		err = CP_FETCH_EPROTO;
 		cp_warn("%s: response refused: %s",
 			cp_log_url(part->url, u, sizeof(u)),

@@ -287,6 +287,8 @@ def test_206_running_past_the_request_refused(servers, cpfs, how):
     oid = servers.add(src)
     m = cpfs(manifest=None)
     fd = _random_handle(m.path(oid), size, src)
+    # the first reads' prefetch must be over before the server lies
+    servers.data.log.quiet(0.5)
     try:
         if how == "ends_past":
             _short_206(servers, oid, 0, past=2000)
@@ -298,7 +300,12 @@ def test_206_running_past_the_request_refused(servers, cpfs, how):
             e = errno_of(os.pread, fd, 4096, off)
         assert e == errno.EIO, errname(e)
         assert t.elapsed < 5
-        assert servers.data.log.count(method="GET", id=oid) == 1
+        gets = servers.data.log.count(method="GET", id=oid)
+        # A lying Content-Length leaves a byte on a kept-alive
+        # connection; libcurl itself may send the request once more on
+        # a fresh one.  cpfs never retries a refused answer.
+        assert gets == 1 or (how == "length_lies" and gets == 2), gets
+        assert stats(m)["retries"] == 0
         servers.data.handle = type(servers.data).handle.__get__(
             servers.data)
         assert os.pread(fd, 4096, off) == src[off:off + 4096]
