@@ -11,15 +11,16 @@
  */
 #include "api.h"
 
+#include "cfg.h"
 #include "config.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
-#include "opts.h"
 #include "ratelimit.h"
 #include "retry.h"
 #include "stats.h"
 #include "util.h"
+#include "valid.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -29,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define RATE_WINDOW 60.5 /* seconds: a minute plus clock skew */
@@ -330,37 +330,6 @@ static int curl_transient(CURLcode cc)
 	}
 }
 
-/* 1 when @url has the same scheme, host and port as @base. */
-static int same_origin(const char *base, const char *url)
-{
-	static const CURLUPart parts[] = { CURLUPART_SCHEME, CURLUPART_HOST,
-					   CURLUPART_PORT };
-	CURLU *a = curl_url(), *b = curl_url();
-	int same = 0;
-	size_t i;
-
-	if (!a || !b || curl_url_set(a, CURLUPART_URL, base, 0) ||
-	    curl_url_set(b, CURLUPART_URL, url, 0))
-		goto out;
-	for (i = 0; i < CP_ARRAY_SIZE(parts); i++) {
-		char *x = NULL, *y = NULL;
-		int eq;
-
-		curl_url_get(a, parts[i], &x, CURLU_DEFAULT_PORT);
-		curl_url_get(b, parts[i], &y, CURLU_DEFAULT_PORT);
-		eq = x && y && strcasecmp(x, y) == 0;
-		curl_free(x);
-		curl_free(y);
-		if (!eq)
-			goto out;
-	}
-	same = 1;
-out:
-	curl_url_cleanup(a);
-	curl_url_cleanup(b);
-	return same;
-}
-
 static int abort_on_shutdown(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 			     curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -618,7 +587,7 @@ static int api_call(struct cp_api *api, const struct call *c,
 				cp_warn("API: %s", why);
 				goto out;
 			}
-			if (!same_origin(api->cfg->api_url, loc)) {
+			if (!cp_url_same_origin(api->cfg->api_url, loc)) {
 				cp_stats_inc(api->stats, api_errors);
 				snprintf(why, whylen,
 					 "API redirected to another host; not "

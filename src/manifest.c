@@ -10,7 +10,7 @@
 
 #include "json.h"
 #include "log.h"
-#include "opts.h"
+#include "valid.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

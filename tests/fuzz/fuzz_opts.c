@@ -1,12 +1,16 @@
 /*
- * fuzz_opts.c - libFuzzer target for the command line's validators
- * (opts.h): cp_parse_size, cp_objectid_valid, cp_url_is_loopback and
- * cp_url_check on the whole input and on each '\n'-separated piece,
- * and cp_opts_parse on an argv made of those pieces.
+ * fuzz_opts.c - libFuzzer target for the validators the command line
+ * uses (valid.h): cp_parse_size, cp_objectid_valid, the URL parser
+ * (cp_url_split, cp_url_parse, cp_url_is_loopback, cp_url_check,
+ * cp_url_same_origin) and cp_log_url, its loggable form, on the whole
+ * input and on each '\n'-separated piece; and cp_opts_parse (opts.h) on
+ * an argv made of those pieces.
  *
  * cp_objectid_valid is checked against a one-line reference; a URL that
- * cp_url_check accepts must be https, or http to a loopback host; a plain
- * decimal size must parse to its own value.
+ * cp_url_check accepts must be https, or http to a loopback host, and
+ * its loggable form is itself up to the query; a plain decimal size must
+ * parse to its own value; a URL that parses is its own origin, and the
+ * same-origin test is symmetric.
  *
  * cp_opts_parse reads the environment and checks the mountpoint, so
  * LLVMFuzzerInitialize gives it a key, an empty directory to mount on
@@ -24,8 +28,10 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "log.h"
 #include "opts.h"
 #include "util.h"
+#include "valid.h"
 
 #define FUZZ_MAX_ARGS 24
 
@@ -76,6 +82,39 @@ static bool all_digits(const char *s)
 	return true;
 }
 
+/* The one URL parser: its layers agree, and what the log shows of an
+ * accepted URL is that URL without its query and fragment. */
+static void fuzz_url(const char *s)
+{
+	static const char base[] = "https://api.checkoutpage.com";
+	char why[128], shown[256];
+	struct cp_url u, split;
+	size_t n, i;
+
+	cp_log_url(s, shown, sizeof(shown));
+	FUZZ_CHECK(memchr(shown, '\0', sizeof(shown)) != NULL);
+	for (i = 0; shown[i]; i++)
+		FUZZ_CHECK((unsigned char)shown[i] > 0x20 &&
+			   (unsigned char)shown[i] < 0x7f);
+	FUZZ_CHECK(cp_url_same_origin(s, base) ==
+		   cp_url_same_origin(base, s));
+	if (cp_url_parse(s, &u, why, sizeof(why)) != 0) {
+		FUZZ_CHECK(cp_url_same_origin(s, s) == 0);
+		fuzz_check_line(why, sizeof(why));
+		return;
+	}
+	FUZZ_CHECK(cp_url_same_origin(s, s) == 1);
+	FUZZ_CHECK(cp_url_split(s, &split) == 0);
+	FUZZ_CHECK(split.authority == u.authority &&
+		   split.authority_len == u.authority_len &&
+		   split.path == u.path && split.path_len == u.path_len);
+	FUZZ_CHECK(u.host >= u.authority &&
+		   u.host + u.host_len <= u.authority + u.authority_len);
+	n = strcspn(s, "?#");
+	if (n < sizeof(shown))
+		FUZZ_CHECK(strlen(shown) == n && memcmp(shown, s, n) == 0);
+}
+
 static void fuzz_validators(const char *s)
 {
 	char why[128];
@@ -101,6 +140,8 @@ static void fuzz_validators(const char *s)
 			    cp_url_is_loopback(s) == 1));
 	else
 		fuzz_check_line(why, sizeof(why));
+
+	fuzz_url(s);
 
 	/* Tiny reason buffers must still be terminated. */
 	why[0] = 'x';

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "api.h"
-#include "opts.h"
+#include "cfg.h"
 #include "stats.h"
 #include "util.h"
 
