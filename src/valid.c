@@ -1,5 +1,5 @@
 /*
- * valid.c - the shared checks: ObjectIds, sizes, URLs.
+ * valid.c - the shared checks: ObjectIds, sizes, calendar dates, URLs.
  *
  * The URL code is one parser in two layers: cp_url_split() finds the
  * parts of any "scheme://authority/path?query#fragment", and
@@ -93,6 +93,42 @@ int cp_parse_size(const char *s, uint64_t *out)
 		v += add;
 	}
 	*out = v;
+	return 0;
+}
+
+static int is_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (valid input). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+int cp_utc_time(int year, int month, int day, int hour, int min, int sec,
+		int64_t *out)
+{
+	static const int mdays[12] = { 31, 28, 31, 30, 31, 30,
+				       31, 31, 30, 31, 30, 31 };
+
+	if (year < 1 || year > 9999 || month < 1 || month > 12)
+		return -EINVAL;
+	if (day < 1 || day > mdays[month - 1] + (month == 2 && is_leap(year)))
+		return -EINVAL;
+	if (hour < 0 || hour > 23 || min < 0 || min > 59 || sec < 0 ||
+	    sec > 60)
+		return -EINVAL;
+	*out = days_from_civil(year, month, day) * 86400 + hour * 3600 +
+	       min * 60 + sec;
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 /*
  * valid.h - the checks every module shares on untrusted text: ObjectIds,
- * sizes, and URLs, with the only URL parser in cpfs.
+ * sizes, calendar dates, and URLs, with the only URL parser in cpfs.
  *
  * A URL is split once, here (cp_url_split), leniently: scheme, userinfo,
  * authority, path.  On top of it, cp_url_parse() is the strict reading
@@ -30,6 +30,16 @@ int cp_objectid_valid(const char *name);
 
 /* "123", "64K", "64M", "1G", "1.5G" (K = 1024).  0 or -EINVAL. */
 int cp_parse_size(const char *s, uint64_t *out);
+
+/*
+ * A date and time of day in UTC, by fields (@month 1-12, @day 1-31,
+ * @sec up to 60 for a leap second), as seconds since the Epoch in
+ * *@out.  Checks each field's range and the day against the month's
+ * length (leap years included), for years 1 to 9999; a format with a
+ * narrower range of years checks that itself.  0 or -EINVAL.
+ */
+int cp_utc_time(int year, int month, int day, int hour, int min, int sec,
+		int64_t *out);
 
 /* Where the parts of a URL are; pointers into it, not NUL-terminated. */
 struct cp_url {

@@ -1,5 +1,5 @@
 /*
- * test_valid.c - the shared checks (valid.h): sizes, ObjectIds,
+ * test_valid.c - the shared checks (valid.h): sizes, ObjectIds, dates,
  * and the one URL parser in its three uses: what may be fetched, what
  * is loopback, what is the same origin.
  */
@@ -259,6 +259,32 @@ static void test_same_origin(void **state)
 				 other[i][1] ? other[i][1] : "(null)");
 }
 
+static void test_utc_time(void **state)
+{
+	int64_t t;
+
+	(void)state;
+	assert_int_equal(cp_utc_time(1970, 1, 1, 0, 0, 0, &t), 0);
+	assert_int_equal(t, 0);
+	assert_int_equal(cp_utc_time(1994, 11, 6, 8, 49, 37, &t), 0);
+	assert_int_equal(t, 784111777);
+	assert_int_equal(cp_utc_time(2000, 2, 29, 23, 59, 60, &t), 0);
+	assert_int_equal(t, 951868800);
+	assert_int_equal(cp_utc_time(1601, 1, 1, 0, 0, 0, &t), 0);
+	assert_int_equal(t, -11644473600LL);
+	assert_int_equal(cp_utc_time(2100, 2, 29, 0, 0, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(2023, 4, 31, 0, 0, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(2023, 0, 1, 0, 0, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(2023, 13, 1, 0, 0, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(2023, 1, 0, 0, 0, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(2023, 1, 1, 24, 0, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(2023, 1, 1, 0, 60, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(2023, 1, 1, 0, 0, 61, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(2023, 1, 1, -1, 0, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(0, 1, 1, 0, 0, 0, &t), -EINVAL);
+	assert_int_equal(cp_utc_time(10000, 1, 1, 0, 0, 0, &t), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_url_split),
 		cmocka_unit_test(test_url_parse),
 		cmocka_unit_test(test_same_origin),
+		cmocka_unit_test(test_utc_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
