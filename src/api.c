@@ -347,7 +347,8 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 {
 	const struct cp_config *cfg = api->cfg;
 	double left = deadline - cp_now();
-	long left_ms, timeout_ms;
+	long timeout = cfg->timeout ? cfg->timeout : CP_DEFAULT_TIMEOUT;
+	long left_ms;
 	char *loc = NULL;
 	CURLcode cc;
 	CURL *curl;
@@ -359,7 +360,6 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 	if (!curl)
 		return CURLE_OUT_OF_MEMORY;
 	left_ms = left > 0.001 ? (long)(left * 1000) : 1;
-	timeout_ms = (long)(cfg->timeout ? cfg->timeout : 30) * 1000;
 
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_SHARE, api->share);
@@ -379,11 +379,10 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 	if (cfg->cafile)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->cafile);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-			 CP_MIN(timeout_ms, left_ms));
+			 CP_MIN(timeout * 1000, left_ms));
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, left_ms);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-			 (long)(cfg->timeout ? cfg->timeout : 30));
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, timeout);
 	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "cpfs/" CP_VERSION);

@@ -134,7 +134,7 @@ static int parse_json(const char *text, size_t len, struct cp_manifest_entry *e,
 		fail(why, whylen, "\"id\" is missing or not an ObjectId");
 		goto out;
 	}
-	memcpy(e->id, item->valuestring, 25);
+	memcpy(e->id, item->valuestring, CP_ID_BUF);
 
 	item = cJSON_GetObjectItemCaseSensitive(obj, "size");
 	if (item && !cJSON_IsNull(item)) {
@@ -221,9 +221,9 @@ int cp_manifest_parse_line(const char *line, size_t len,
 			cp_manifest_entry_clear(entry);
 		return res;
 	}
-	if (end - start == 24) {
-		memcpy(entry->id, line + start, 24);
-		entry->id[24] = '\0';
+	if (end - start == CP_ID_LEN) {
+		memcpy(entry->id, line + start, CP_ID_LEN);
+		entry->id[CP_ID_LEN] = '\0';
 		if (cp_objectid_valid(entry->id))
 			return CP_MANIFEST_ENTRY;
 		entry->id[0] = '\0';
