@@ -33,6 +33,8 @@ int cp_objectid_valid(const char *name)
 
 int cp_parse_size(const char *s, uint64_t *out)
 {
+	static const char units[] = "KMGT";
+	const char *unit;
 	uint64_t ipart = 0, mult = 1, frac = 0, scale = 1, v;
 	int ndigits = 0, nfrac = 0;
 
@@ -57,21 +59,10 @@ int cp_parse_size(const char *s, uint64_t *out)
 	}
 	if (!ndigits)
 		return -EINVAL;
-	switch (toupper((unsigned char)*s)) {
-	case 'K':
-		mult = 1ULL << 10;
-		break;
-	case 'M':
-		mult = 1ULL << 20;
-		break;
-	case 'G':
-		mult = 1ULL << 30;
-		break;
-	case 'T':
-		mult = 1ULL << 40;
-		break;
-	}
-	if (mult > 1) {
+	/* K, M, G, T: 2^10 each step */
+	unit = *s ? strchr(units, toupper((unsigned char)*s)) : NULL;
+	if (unit) {
+		mult = 1ULL << (10 * (unit - units + 1));
 		s++;
 		if (*s == 'i' || *s == 'I')
 			s++;
