@@ -91,7 +91,8 @@ int cp_url_check(const char *url, char *why, size_t whylen);
 
 /* 1 when the http(s) URLs @a and @b have the same scheme, host and
  * port (a port not given is the scheme's: 80 or 443), compared without
- * regard to case; 0 otherwise, and when either does not parse. */
+ * regard to case, IPv6 addresses by value; 0 otherwise, when either does
+ * not parse, and for a bracketed host that is no IPv6 address. */
 int cp_url_same_origin(const char *a, const char *b);
 
 #endif
