@@ -19,8 +19,8 @@
  * private XDG_CACHE_HOME, both under $TMPDIR.  It must return one of its
  * three values and, on error, one line; cp_config_free() must release
  * everything it took (LeakSanitizer).  Pieces that name files
- * (api_key_file=, ids=) only read them.  Run with stdin from /dev/null: "api_key_file=/dev/stdin"
- * is a valid input.
+ * (api_key_file=, ids=) only read them.  Run with stdin from /dev/null:
+ * "api_key_file=/dev/stdin" is a valid input.
  */
 #include <arpa/inet.h>
 #include <errno.h>
