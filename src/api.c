@@ -7,19 +7,23 @@
  * thread with its own easy handle and blocks until it has an answer, a
  * final error, or its deadline.  Redirects are followed by hand, and only
  * to the API's own scheme, host and port: the Authorization header must
- * never reach anyone else.
+ * never reach anyone else.  The call loop (api_call) only sequences; what
+ * an answer means, whether a redirect is followed and how long to wait
+ * are decided by the pure functions of api_policy.h.
  */
 #include "api.h"
+#include "api_policy.h"
 
+#include "cfg.h"
 #include "config.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
-#include "opts.h"
 #include "ratelimit.h"
 #include "retry.h"
 #include "stats.h"
 #include "util.h"
+#include "valid.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -29,11 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define RATE_WINDOW 60.5 /* seconds: a minute plus clock skew */
-#define MAX_REDIRECTS 3
 #define MAX_HEADERS 100
 #define MAX_HEADER_LINE 8192
 #define CHECK_KEY_ATTEMPTS 3
@@ -330,37 +332,6 @@ static int curl_transient(CURLcode cc)
 	}
 }
 
-/* 1 when @url has the same scheme, host and port as @base. */
-static int same_origin(const char *base, const char *url)
-{
-	static const CURLUPart parts[] = { CURLUPART_SCHEME, CURLUPART_HOST,
-					   CURLUPART_PORT };
-	CURLU *a = curl_url(), *b = curl_url();
-	int same = 0;
-	size_t i;
-
-	if (!a || !b || curl_url_set(a, CURLUPART_URL, base, 0) ||
-	    curl_url_set(b, CURLUPART_URL, url, 0))
-		goto out;
-	for (i = 0; i < CP_ARRAY_SIZE(parts); i++) {
-		char *x = NULL, *y = NULL;
-		int eq;
-
-		curl_url_get(a, parts[i], &x, CURLU_DEFAULT_PORT);
-		curl_url_get(b, parts[i], &y, CURLU_DEFAULT_PORT);
-		eq = x && y && strcasecmp(x, y) == 0;
-		curl_free(x);
-		curl_free(y);
-		if (!eq)
-			goto out;
-	}
-	same = 1;
-out:
-	curl_url_cleanup(a);
-	curl_url_cleanup(b);
-	return same;
-}
-
 static int abort_on_shutdown(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 			     curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -378,7 +349,8 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 {
 	const struct cp_config *cfg = api->cfg;
 	double left = deadline - cp_now();
-	long left_ms, timeout_ms;
+	long timeout = cfg->timeout ? cfg->timeout : CP_DEFAULT_TIMEOUT;
+	long left_ms;
 	char *loc = NULL;
 	CURLcode cc;
 	CURL *curl;
@@ -390,7 +362,6 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 	if (!curl)
 		return CURLE_OUT_OF_MEMORY;
 	left_ms = left > 0.001 ? (long)(left * 1000) : 1;
-	timeout_ms = (long)(cfg->timeout ? cfg->timeout : 30) * 1000;
 
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_SHARE, api->share);
@@ -410,11 +381,10 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 	if (cfg->cafile)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->cafile);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-			 CP_MIN(timeout_ms, left_ms));
+			 CP_MIN(timeout * 1000, left_ms));
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, left_ms);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-			 (long)(cfg->timeout ? cfg->timeout : 30));
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, timeout);
 	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "cpfs/" CP_VERSION);
@@ -441,6 +411,48 @@ static int is_redirect(long status)
 {
 	return status == 301 || status == 302 || status == 303 ||
 	       status == 307 || status == 308;
+}
+
+/* ---- the call loop's decisions (api_policy.h) ---- */
+
+enum cp_api_verdict cp_api_classify(CURLcode cc, long status)
+{
+	if (cc != CURLE_OK)
+		return curl_transient(cc) ? CP_API_RETRY : CP_API_FAIL;
+	if (status == 200)
+		return CP_API_DONE;
+	if (is_redirect(status))
+		return CP_API_REDIRECT;
+	if (cp_retry_status_transient(status))
+		return CP_API_RETRY;
+	return CP_API_FAIL;
+}
+
+int cp_api_redirect_check(const char *api_url, const char *location,
+			  unsigned hops)
+{
+	if (!location || hops > CP_API_MAX_REDIRECTS ||
+	    cp_url_check(location, NULL, 0))
+		return -EINVAL;
+	if (!cp_url_same_origin(api_url, location))
+		return -EXDEV;
+	return 0;
+}
+
+double cp_api_429_wait(double retry_after, unsigned n429)
+{
+	if (retry_after >= 0)
+		return retry_after;
+	/* back off harder than for a fault */
+	return CP_MIN(CP_RETRY_CAP, (double)(1u << CP_MIN(n429, 5u)));
+}
+
+double cp_api_next_wait(struct cp_retry *retry, long status,
+			double retry_after, double deadline, double now)
+{
+	if (status != 429)
+		return cp_retry_next(retry, retry_after, now);
+	return now + retry_after >= deadline ? -1 : retry_after;
 }
 
 /* "Authorization: Bearer <key>" in a list of its own, to wipe later. */
@@ -511,6 +523,145 @@ static int wait_turn(struct cp_api *api, const struct call *c)
 	}
 }
 
+/* One try of @c: @resp emptied, the call counted, sent and logged. */
+static CURLcode send_once(struct cp_api *api, const struct call *c,
+			  const char *url, struct curl_slist *headers,
+			  struct response *resp, long *status, char **loc,
+			  char *errbuf)
+{
+	char logurl[256];
+	CURLcode cc;
+
+	resp->len = 0;
+	resp->body[0] = '\0';
+	resp->too_big = 0;
+	resp->bad_headers = 0;
+	resp->nheaders = 0;
+	resp->retry_after = -1;
+	cp_stats_inc(api->stats, api_calls);
+	cc = one_request(api, url, headers, c->deadline, resp, status, loc,
+			 errbuf);
+	cp_dbg("API: GET %s -> %ld (%s)",
+	       cp_log_url(url, logurl, sizeof(logurl)), *status,
+	       curl_easy_strerror(cc));
+	return cc;
+}
+
+/*
+ * What the answer in @resp (the exchange ended with @cc and HTTP
+ * @status) means for the call @c.  Says why in @why, and in the log
+ * when it is final; counts API errors and 429s.  On CP_API_FAIL, *@err
+ * is the call's result.
+ */
+static enum cp_api_verdict judge(struct cp_api *api, const struct call *c,
+				 CURLcode cc, const char *errbuf, long status,
+				 const struct response *resp, int *err,
+				 char *why, size_t whylen)
+{
+	enum cp_api_verdict v = cp_api_classify(cc, status);
+	char msg[200], reason[160];
+	const char *what = c->what;
+	int e;
+
+	*err = -EIO;
+	if (resp->too_big) {
+		snprintf(why, whylen, "answer for %s is larger than %zu bytes",
+			 what, c->max_body);
+		cp_warn("API: %s", why);
+		return CP_API_FAIL;
+	}
+	if (resp->bad_headers) {
+		snprintf(why, whylen,
+			 "answer for %s has too many or too long header lines",
+			 what);
+		cp_warn("API: %s", why);
+		return CP_API_FAIL;
+	}
+	if (cc != CURLE_OK) {
+		snprintf(reason, sizeof(reason), "%.*s",
+			 (int)sizeof(reason) - 1,
+			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		printable(reason, reason, sizeof(reason));
+		snprintf(why, whylen, "cannot reach the API (%s): %s", what,
+			 reason);
+		if (v == CP_API_FAIL)
+			cp_warn("API: %s", why);
+		return v;
+	}
+	if (v == CP_API_DONE || v == CP_API_REDIRECT)
+		return v;
+	if (status == 429)
+		cp_stats_inc(api->stats, api_429);
+	else
+		cp_stats_inc(api->stats, api_errors);
+	cp_api_parse_error(resp->body, resp->len, msg, sizeof(msg));
+	snprintf(why, whylen, "HTTP %ld for %s%s%s", status, what,
+		 msg[0] ? ": " : "", msg);
+	if (v == CP_API_RETRY)
+		return v;
+	e = status >= 200 && status < 300 ? EIO : cp_api_status_errno(status);
+	if (c->quiet_missing) /* the key check says it once */
+		cp_dbg("API: %s", why);
+	else if (e == ENOENT)
+		cp_info("API: %s", why);
+	else
+		cp_warn("API: %s", why);
+	*err = -e;
+	return v;
+}
+
+/* Whether to follow the redirect of a @status answer to @loc, the
+ * @hops-th of call @c: 0, or -EIO with the reason in @why and the log. */
+static int check_redirect(struct cp_api *api, const struct call *c,
+			  long status, const char *loc, unsigned hops,
+			  char *why, size_t whylen)
+{
+	char logurl[256];
+	int res = cp_api_redirect_check(api->cfg->api_url, loc, hops);
+
+	if (res == 0)
+		return 0;
+	cp_stats_inc(api->stats, api_errors);
+	if (res == -EXDEV) {
+		snprintf(why, whylen,
+			 "API redirected to another host; not following");
+		cp_warn("%s (%s)", why,
+			cp_log_url(loc, logurl, sizeof(logurl)));
+	} else {
+		snprintf(why, whylen,
+			 "HTTP %ld for %s: bad redirect or too many redirects",
+			 status, c->what);
+		cp_warn("API: %s", why);
+	}
+	return -EIO;
+}
+
+/*
+ * The wait before trying call @c again after a transient failure with
+ * HTTP @status, or -1 (said in the log, after @why) to give up.  A 429
+ * holds back every caller: the rate limiter pauses as long.  @n429
+ * counts this call's 429s.
+ */
+static double retry_wait(struct cp_api *api, const struct call *c,
+			 struct cp_retry *retry, long status,
+			 double retry_after, unsigned *n429, const char *why)
+{
+	double wait;
+
+	if (status == 429) {
+		retry_after = cp_api_429_wait(retry_after, (*n429)++);
+		cp_ratelimit_pause(&api->rl, cp_now() + retry_after);
+	}
+	wait = cp_api_next_wait(retry, status, retry_after, c->deadline,
+				cp_now());
+	if (wait < 0 && status == 429)
+		cp_warn("API: %s; rate limited past the deadline", why);
+	else if (wait < 0)
+		cp_warn("API: %s; giving up after %u attempt%s", why,
+			retry->attempts, retry->attempts == 1 ? "" : "s");
+	return wait;
+}
+
 /*
  * The whole call @c: rate limit, retries, redirects.  0 on a 200 with
  * its body in @resp, or -errno with a one-line reason in @why: -ENOENT
@@ -522,8 +673,7 @@ static int api_call(struct cp_api *api, const struct call *c,
 		    struct response *resp_out, long *status, char *why,
 		    size_t whylen)
 {
-	char errbuf[CURL_ERROR_SIZE], msg[200], reason[160], logurl[256];
-	const char *what = c->what;
+	char errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *headers;
 	struct response resp;
 	struct cp_retry retry;
@@ -551,7 +701,7 @@ static int api_call(struct cp_api *api, const struct call *c,
 			snprintf(why, whylen,
 				 "deadline reached waiting for the rate limit "
 				 "(%s)",
-				 what);
+				 c->what);
 			cp_warn("API: %s", why);
 			res = -EAGAIN;
 			goto out;
@@ -561,140 +711,37 @@ static int api_call(struct cp_api *api, const struct call *c,
 			goto out;
 		}
 		res = -EIO;
-
-		resp.len = 0;
-		resp.body[0] = '\0';
-		resp.too_big = 0;
-		resp.bad_headers = 0;
-		resp.nheaders = 0;
-		resp.retry_after = -1;
-		cp_stats_inc(api->stats, api_calls);
-		cc = one_request(api, req_url, headers, c->deadline, &resp,
-				 status, &loc, errbuf);
-		cp_dbg("API: GET %s -> %ld (%s)",
-		       cp_log_url(req_url, logurl, sizeof(logurl)), *status,
-		       curl_easy_strerror(cc));
-
-		if (resp.too_big) {
-			snprintf(why, whylen,
-				 "answer for %s is larger than %zu bytes",
-				 what, c->max_body);
-			cp_warn("API: %s", why);
-			goto out;
-		}
-		if (resp.bad_headers) {
-			snprintf(why, whylen,
-				 "answer for %s has too many or too long "
-				 "header lines",
-				 what);
-			cp_warn("API: %s", why);
-			goto out;
-		}
-		if (cc != CURLE_OK) {
-			snprintf(reason, sizeof(reason), "%.*s",
-				 (int)sizeof(reason) - 1,
-				 errbuf[0] ? errbuf : curl_easy_strerror(cc));
-			printable(reason, reason, sizeof(reason));
-			snprintf(why, whylen, "cannot reach the API (%s): %s",
-				 what, reason);
-			if (!curl_transient(cc)) {
-				cp_warn("API: %s", why);
-				goto out;
-			}
-		} else if (*status == 200) {
+		cc = send_once(api, c, req_url, headers, &resp, status, &loc,
+			       errbuf);
+		switch (judge(api, c, cc, errbuf, *status, &resp, &res, why,
+			      whylen)) {
+		case CP_API_DONE:
 			*resp_out = resp;
 			resp.body = NULL;
 			res = 0;
 			goto out;
-		} else if (is_redirect(*status)) {
-			if (!loc || ++hops > MAX_REDIRECTS ||
-			    cp_url_check(loc, reason, sizeof(reason))) {
-				cp_stats_inc(api->stats, api_errors);
-				snprintf(
-					why, whylen,
-					"HTTP %ld for %s: bad redirect or "
-					"too many redirects",
-					*status, what);
-				cp_warn("API: %s", why);
+		case CP_API_FAIL:
+			goto out;
+		case CP_API_REDIRECT:
+			if (check_redirect(api, c, *status, loc, ++hops, why,
+					   whylen) < 0)
 				goto out;
-			}
-			if (!same_origin(api->cfg->api_url, loc)) {
-				cp_stats_inc(api->stats, api_errors);
-				snprintf(why, whylen,
-					 "API redirected to another host; not "
-					 "following");
-				cp_warn("%s (%s)", why,
-					cp_log_url(loc, logurl,
-						   sizeof(logurl)));
-				goto out;
-			}
 			free(req_url);
 			req_url = loc;
 			loc = NULL;
 			continue;
-		} else if (cp_retry_status_transient(*status)) {
-			cp_api_parse_error(resp.body, resp.len, msg,
-					   sizeof(msg));
-			snprintf(why, whylen, "HTTP %ld for %s%s%s", *status,
-				 what, msg[0] ? ": " : "", msg);
-			if (*status == 429) {
-				cp_stats_inc(api->stats, api_429);
-				if (resp.retry_after < 0) {
-					/* back off harder than for a fault */
-					resp.retry_after = CP_MIN(
-						CP_RETRY_CAP,
-						(double)(1u << CP_MIN(n429,
-								      5u)));
-				}
-				n429++;
-				cp_ratelimit_pause(&api->rl,
-						   cp_now() + resp.retry_after);
-			} else {
-				cp_stats_inc(api->stats, api_errors);
-			}
-		} else {
-			int e = *status >= 200 && *status < 300
-					? EIO
-					: cp_api_status_errno(*status);
-
-			cp_stats_inc(api->stats, api_errors);
-			cp_api_parse_error(resp.body, resp.len, msg,
-					   sizeof(msg));
-			snprintf(why, whylen, "HTTP %ld for %s%s%s", *status,
-				 what, msg[0] ? ": " : "", msg);
-			if (c->quiet_missing) /* the key check says it once */
-				cp_dbg("API: %s", why);
-			else if (e == ENOENT)
-				cp_info("API: %s", why);
-			else
-				cp_warn("API: %s", why);
-			res = -e;
-			goto out;
+		case CP_API_RETRY:
+			break;
 		}
 
-		/* A transient failure: wait and try again, if allowed.  A
-		 * 429 is the server pacing us, not a fault: it waits as
-		 * told and spends no attempt, only time. */
+		/* A transient failure: wait and try again, if allowed. */
 		free(loc);
 		loc = NULL;
 		res = -EAGAIN; /* if it ends here, it may work later */
-		if (*status == 429) {
-			wait = resp.retry_after;
-			if (cp_now() + wait >= c->deadline) {
-				cp_warn("API: %s; rate limited past the "
-					"deadline",
-					why);
-				goto out;
-			}
-		} else {
-			wait = cp_retry_next(&retry, resp.retry_after,
-					     cp_now());
-		}
-		if (wait < 0) {
-			cp_warn("API: %s; giving up after %u attempt%s", why,
-				retry.attempts, retry.attempts == 1 ? "" : "s");
+		wait = retry_wait(api, c, &retry, *status, resp.retry_after,
+				  &n429, why);
+		if (wait < 0)
 			goto out;
-		}
 		cp_stats_inc(api->stats, retries);
 		cp_dbg("API: %s; retrying in %.2f s", why, wait);
 		cp_sleep(wait);

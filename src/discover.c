@@ -28,13 +28,14 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "cfg.h"
 #include "durable.h"
 #include "files.h"
 #include "log.h"
-#include "opts.h"
 #include "pages.h"
 #include "stats.h"
 #include "util.h"
+#include "valid.h"
 #include "walk.h"
 
 #define LIST_LIMIT 100

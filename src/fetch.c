@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "cache.h"
+#include "cfg.h"
 #include "http.h"
 #include "log.h"
-#include "opts.h"
 #include "stats.h"
 #include "util.h"
 

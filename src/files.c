@@ -18,9 +18,9 @@
 
 #include "api.h"
 #include "cache.h"
+#include "cfg.h"
 #include "log.h"
 #include "meta.h"
-#include "opts.h"
 #include "stats.h"
 #include "util.h"
 

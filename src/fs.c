@@ -18,15 +18,16 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cfg.h"
 #include "files.h"
 #include "ino.h"
 #include "log.h"
 #include "names.h"
-#include "opts.h"
 #include "pages.h"
 #include "reader.h"
 #include "stats.h"
 #include "util.h"
+#include "valid.h"
 
 /* Objects behind an id do not change (and when they do, we notice and
  * say EIO): let the kernel keep what it knows for long. */

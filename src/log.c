@@ -9,7 +9,8 @@
  */
 #include "log.h"
 
-#include <ctype.h>
+#include "valid.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -103,46 +104,23 @@ void cp_log(enum cp_log_level level, const char *fmt, ...)
 		return;
 }
 
-/* Length of the scheme ("https") at the start of @url, or 0. */
-static size_t scheme_len(const char *url)
-{
-	size_t i = 0;
-
-	if (!isalpha((unsigned char)url[0]))
-		return 0;
-	while (isalnum((unsigned char)url[i]) || url[i] == '+' ||
-	       url[i] == '-' || url[i] == '.')
-		i++;
-	return strncmp(url + i, "://", 3) == 0 ? i : 0;
-}
-
 const char *cp_log_url(const char *url, char *buf, size_t len)
 {
-	const char *auth, *end, *at, *path, *p;
-	size_t slen, o = 0;
+	struct cp_url u;
+	const char *p, *end;
+	size_t o = 0;
 
 	if (!buf || !len)
 		return buf;
-	if (!url || !(slen = scheme_len(url))) {
+	if (cp_url_split(url, &u) < 0) {
 		snprintf(buf, len, "(invalid url)");
 		return buf;
 	}
-	auth = url + slen + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (end == auth) {
-		snprintf(buf, len, "(invalid url)");
-		return buf;
-	}
-	/* Skip userinfo: everything up to the last '@' of the authority. */
-	for (at = auth; at < end; at++)
-		if (*at == '@')
-			auth = at + 1;
-	path = end;
-	end = path + strcspn(path, "?#");
-
-	for (p = url; p < url + slen + 3 && o + 1 < len; p++)
+	/* "scheme://", then host, port and path: no userinfo, no query */
+	for (p = u.scheme; p < u.scheme + u.scheme_len + 3 && o + 1 < len; p++)
 		buf[o++] = *p;
-	for (p = auth; p < end && o + 1 < len; p++) {
+	end = u.path + u.path_len;
+	for (p = u.authority; p < end && o + 1 < len; p++) {
 		unsigned char c = (unsigned char)*p;
 
 		buf[o++] = (c <= 0x20 || c >= 0x7f) ? '?' : (char)c;

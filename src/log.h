@@ -41,8 +41,9 @@ void cp_log(enum cp_log_level level, const char *fmt, ...)
 
 /*
  * Writes a loggable form of @url into @buf: "scheme://host[:port]/path",
- * without userinfo, query or fragment.  Returns @buf.  A NULL or
- * unparsable URL gives "(invalid url)".
+ * without userinfo, query or fragment; split by cp_url_split()
+ * (valid.h), the one URL parser.  Returns @buf.  A NULL or unparsable
+ * URL gives "(invalid url)".
  */
 const char *cp_log_url(const char *url, char *buf, size_t len);
 

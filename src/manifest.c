@@ -10,7 +10,7 @@
 
 #include "json.h"
 #include "log.h"
-#include "opts.h"
+#include "valid.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define LINE_MAX_LEN (64 * 1024)
 #define NAME_MAX_LEN 4096
@@ -49,11 +48,8 @@ static int digits(const char **p, int n, int *out)
 /* "2024-05-01T12:34:56.000Z" (fraction optional; Z, +hh:mm or none). */
 static int parse_iso8601(const char *s, int64_t *out)
 {
-	static const int mdays[12] = { 31, 28, 31, 30, 31, 30,
-				       31, 31, 30, 31, 30, 31 };
-	struct tm tm;
-	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0, leap;
-	time_t t;
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	int64_t t;
 
 	if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) ||
 	    *s++ != '-' || digits(&s, 2, &d) ||
@@ -83,22 +79,9 @@ static int parse_iso8601(const char *s, int64_t *out)
 	}
 	if (*s)
 		return -1;
-	if (y < 1970 || mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 60)
+	if (y < 1970 || cp_utc_time(y, mo, d, h, mi, sec, &t))
 		return -1;
-	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	if (d < 1 || d > mdays[mo - 1] + (mo == 2 && leap))
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	*out = (int64_t)t - sign * (oh * 3600 + om * 60);
+	*out = t - sign * (oh * 3600 + om * 60);
 	return 0;
 }
 
@@ -151,7 +134,7 @@ static int parse_json(const char *text, size_t len, struct cp_manifest_entry *e,
 		fail(why, whylen, "\"id\" is missing or not an ObjectId");
 		goto out;
 	}
-	memcpy(e->id, item->valuestring, 25);
+	memcpy(e->id, item->valuestring, CP_ID_BUF);
 
 	item = cJSON_GetObjectItemCaseSensitive(obj, "size");
 	if (item && !cJSON_IsNull(item)) {
@@ -238,9 +221,9 @@ int cp_manifest_parse_line(const char *line, size_t len,
 			cp_manifest_entry_clear(entry);
 		return res;
 	}
-	if (end - start == 24) {
-		memcpy(entry->id, line + start, 24);
-		entry->id[24] = '\0';
+	if (end - start == CP_ID_LEN) {
+		memcpy(entry->id, line + start, CP_ID_LEN);
+		entry->id[CP_ID_LEN] = '\0';
 		if (cp_objectid_valid(entry->id))
 			return CP_MANIFEST_ENTRY;
 		entry->id[0] = '\0';

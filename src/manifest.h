@@ -18,8 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "valid.h"
+
 struct cp_manifest_entry {
-	char id[25];           /* NUL-terminated ObjectId */
+	char id[CP_ID_BUF];    /* NUL-terminated ObjectId */
 	int64_t size;          /* -1 when unknown */
 	int64_t created_at;    /* seconds since the Epoch, -1 when unknown */
 	char *name;            /* malloc'd, or NULL */

@@ -1,6 +1,5 @@
 /*
- * opts.c - the command line, and the validators for sizes, ObjectIds and
- * URLs that the rest of cpfs shares.
+ * opts.c - the command line and the API key.
  *
  * cp_opts_parse() runs once in main() before any thread starts.  It owns
  * nothing after it returns: everything it learns goes into the caller's
@@ -15,14 +14,15 @@
 #include "config.h"
 #include "log.h"
 #include "util.h"
+#include "valid.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fuse_lowlevel.h>
 #include <fuse_opt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -33,9 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CP_DEFAULT_DISK_CACHE_SIZE (1ULL << 30)
 #define KEY_FILE_MAX 4096
-#define URL_MAX 16384
 
 enum {
 	KEY_FOREGROUND,
@@ -407,241 +405,6 @@ static int opt_proc(void *data, const char *arg, int key,
 	default:
 		return 0;
 	}
-}
-
-int cp_parse_size(const char *s, uint64_t *out)
-{
-	uint64_t ipart = 0, mult = 1, frac = 0, scale = 1, v;
-	int ndigits = 0, nfrac = 0;
-
-	if (!s)
-		return -EINVAL;
-	for (; isdigit((unsigned char)*s); s++, ndigits++) {
-		unsigned d = (unsigned)(*s - '0');
-
-		if (ipart > (UINT64_MAX - d) / 10)
-			return -EINVAL;
-		ipart = ipart * 10 + d;
-	}
-	if (*s == '.') {
-		for (s++; isdigit((unsigned char)*s); s++, nfrac++) {
-			if (nfrac >= 9)
-				return -EINVAL;
-			frac = frac * 10 + (uint64_t)(*s - '0');
-			scale *= 10;
-		}
-		if (!nfrac)
-			return -EINVAL;
-	}
-	if (!ndigits)
-		return -EINVAL;
-	switch (toupper((unsigned char)*s)) {
-	case 'K':
-		mult = 1ULL << 10;
-		break;
-	case 'M':
-		mult = 1ULL << 20;
-		break;
-	case 'G':
-		mult = 1ULL << 30;
-		break;
-	case 'T':
-		mult = 1ULL << 40;
-		break;
-	}
-	if (mult > 1) {
-		s++;
-		if (*s == 'i' || *s == 'I')
-			s++;
-	}
-	if (*s == 'B' || *s == 'b')
-		s++;
-	if (*s)
-		return -EINVAL;
-	if (ipart > UINT64_MAX / mult)
-		return -EINVAL;
-	v = ipart * mult;
-	if (frac) {
-		/* frac < 1e9 and mult <= 2^40: split to stay in 64 bits */
-		uint64_t add =
-			(mult / scale) * frac + (mult % scale) * frac / scale;
-
-		if (v > UINT64_MAX - add)
-			return -EINVAL;
-		v += add;
-	}
-	*out = v;
-	return 0;
-}
-
-int cp_objectid_valid(const char *name)
-{
-	int i;
-
-	if (!name)
-		return 0;
-	for (i = 0; i < 24; i++)
-		if (!isxdigit((unsigned char)name[i]))
-			return 0;
-	return name[24] == '\0';
-}
-
-/* The parts of an http(s) URL that decide where it goes. */
-struct url_parts {
-	int https;
-	const char *host; /* without brackets for IPv6 */
-	size_t hostlen;
-	int ipv6;
-	unsigned port; /* 0 when not given */
-};
-
-static int split_url(const char *url, struct url_parts *u, char *why,
-		     size_t whylen)
-{
-	const char *p, *auth, *end, *q;
-	size_t n, i;
-
-	if (!url) {
-		snprintf(why, whylen, "no URL");
-		return -EINVAL;
-	}
-	n = strnlen(url, URL_MAX + 1);
-	if (n > URL_MAX) {
-		snprintf(why, whylen, "URL is too long");
-		return -EINVAL;
-	}
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)url[i];
-
-		if (c <= 0x20 || c >= 0x7f || c == '\\') {
-			snprintf(why, whylen,
-				 "URL contains a space, control or non-ASCII "
-				 "character");
-			return -EINVAL;
-		}
-	}
-	p = strstr(url, "://");
-	if (!p || p == url) {
-		snprintf(why, whylen, "not an absolute URL");
-		return -EINVAL;
-	}
-	if ((size_t)(p - url) == 5 && strncasecmp(url, "https", 5) == 0) {
-		u->https = 1;
-	} else if ((size_t)(p - url) == 4 && strncasecmp(url, "http", 4) == 0) {
-		u->https = 0;
-	} else {
-		snprintf(why, whylen, "scheme %.*s is not allowed",
-			 (int)CP_MIN((size_t)(p - url), 16), url);
-		return -EINVAL;
-	}
-	auth = p + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (memchr(auth, '@', (size_t)(end - auth))) {
-		snprintf(why, whylen, "URL must not contain a user name");
-		return -EINVAL;
-	}
-	u->ipv6 = 0;
-	u->port = 0;
-	if (*auth == '[') {
-		q = memchr(auth, ']', (size_t)(end - auth));
-		if (!q) {
-			snprintf(why, whylen, "bad IPv6 address in URL");
-			return -EINVAL;
-		}
-		u->host = auth + 1;
-		u->hostlen = (size_t)(q - auth - 1);
-		u->ipv6 = 1;
-		q++;
-	} else {
-		q = auth;
-		while (q < end && *q != ':')
-			q++;
-		u->host = auth;
-		u->hostlen = (size_t)(q - auth);
-		for (i = 0; i < u->hostlen; i++) {
-			char c = u->host[i];
-
-			if (!isalnum((unsigned char)c) && c != '.' &&
-			    c != '-' && c != '_') {
-				snprintf(why, whylen,
-					 "bad character in URL host");
-				return -EINVAL;
-			}
-		}
-	}
-	if (u->hostlen == 0) {
-		snprintf(why, whylen, "URL has no host");
-		return -EINVAL;
-	}
-	if (q < end) {
-		unsigned long port = 0;
-
-		if (*q != ':' || q + 1 == end) {
-			snprintf(why, whylen, "bad port in URL");
-			return -EINVAL;
-		}
-		for (q++; q < end; q++) {
-			if (!isdigit((unsigned char)*q) || port > 65535) {
-				snprintf(why, whylen, "bad port in URL");
-				return -EINVAL;
-			}
-			port = port * 10 + (unsigned long)(*q - '0');
-		}
-		if (port == 0 || port > 65535) {
-			snprintf(why, whylen, "bad port in URL");
-			return -EINVAL;
-		}
-		u->port = (unsigned)port;
-	}
-	return 0;
-}
-
-static int host_is_loopback(const struct url_parts *u)
-{
-	char host[64];
-	unsigned char addr[16];
-
-	if (u->hostlen >= sizeof(host))
-		return 0;
-	memcpy(host, u->host, u->hostlen);
-	host[u->hostlen] = '\0';
-	if (u->ipv6)
-		return inet_pton(AF_INET6, host, addr) == 1 &&
-		       memcmp(addr, &in6addr_loopback, 16) == 0;
-	if (strcasecmp(host, "localhost") == 0)
-		return 1;
-	return inet_pton(AF_INET, host, addr) == 1 && addr[0] == 127;
-}
-
-int cp_url_is_loopback(const char *url)
-{
-	struct url_parts u;
-	char why[8];
-
-	if (split_url(url, &u, why, sizeof(why)))
-		return 0;
-	return host_is_loopback(&u);
-}
-
-int cp_url_check(const char *url, char *why, size_t whylen)
-{
-	struct url_parts u;
-	char dummy[1];
-
-	if (!why || !whylen) {
-		why = dummy;
-		whylen = sizeof(dummy);
-	}
-	if (split_url(url, &u, why, whylen))
-		return -EINVAL;
-	if (!u.https && !host_is_loopback(&u)) {
-		snprintf(why, whylen,
-			 "http:// is allowed only to a loopback host; use "
-			 "https://");
-		return -EINVAL;
-	}
-	why[0] = '\0';
-	return 0;
 }
 
 static void print_usage(const char *prog)

@@ -14,11 +14,11 @@
 #include <string.h>
 
 #include "cache.h"
+#include "cfg.h"
 #include "diskcache.h"
 #include "fetch.h"
 #include "files.h"
 #include "log.h"
-#include "opts.h"
 #include "reader_prefetch.h"
 #include "retry.h"
 #include "stats.h"

@@ -22,7 +22,7 @@
 #include "walk.h"
 
 #include "json.h"
-#include "opts.h"
+#include "valid.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -14,8 +14,8 @@
 
 #include "api.h"
 #include "fuzz.h"
-#include "opts.h"
 #include "util.h"
+#include "valid.h"
 
 static void fuzz_download(const char *body, size_t len, size_t whylen)
 {

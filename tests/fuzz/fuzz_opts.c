@@ -1,22 +1,28 @@
 /*
- * fuzz_opts.c - libFuzzer target for the command line's validators
- * (opts.h): cp_parse_size, cp_objectid_valid, cp_url_is_loopback and
- * cp_url_check on the whole input and on each '\n'-separated piece,
- * and cp_opts_parse on an argv made of those pieces.
+ * fuzz_opts.c - libFuzzer target for the validators the command line
+ * uses (valid.h): cp_parse_size, cp_objectid_valid, the URL parser
+ * (cp_url_split, cp_url_parse, cp_url_is_loopback, cp_url_check,
+ * cp_url_same_origin) and cp_log_url, its loggable form, on the whole
+ * input and on each '\n'-separated piece; and cp_opts_parse (opts.h) on
+ * an argv made of those pieces.
  *
  * cp_objectid_valid is checked against a one-line reference; a URL that
- * cp_url_check accepts must be https, or http to a loopback host; a plain
- * decimal size must parse to its own value.
+ * cp_url_check accepts must be https, or http to a loopback host, and
+ * its loggable form is itself up to the query; a plain decimal size must
+ * parse to its own value; a URL that parses is its own origin (but for
+ * an IPv6 host that is no address), and the same-origin test is
+ * symmetric.
  *
  * cp_opts_parse reads the environment and checks the mountpoint, so
  * LLVMFuzzerInitialize gives it a key, an empty directory to mount on
  * (the piece "@M" stands for it, and some inputs get it appended) and a
- * private XDG_CACHE_HOME, both under $TMPDIR.  It must return one of its three values and,
- * on error, one line; cp_config_free() must release everything it took
- * (LeakSanitizer).  Pieces that name files (api_key_file=, ids=) only
- * read them.  Run with stdin from /dev/null: "api_key_file=/dev/stdin"
- * is a valid input.
+ * private XDG_CACHE_HOME, both under $TMPDIR.  It must return one of its
+ * three values and, on error, one line; cp_config_free() must release
+ * everything it took (LeakSanitizer).  Pieces that name files
+ * (api_key_file=, ids=) only read them.  Run with stdin from /dev/null:
+ * "api_key_file=/dev/stdin" is a valid input.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <strings.h>
@@ -24,8 +30,10 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "log.h"
 #include "opts.h"
 #include "util.h"
+#include "valid.h"
 
 #define FUZZ_MAX_ARGS 24
 
@@ -76,6 +84,52 @@ static bool all_digits(const char *s)
 	return true;
 }
 
+static bool ipv6_valid(const struct cp_url *u)
+{
+	unsigned char addr[16];
+	char host[64];
+
+	if (u->host_len >= sizeof(host))
+		return false;
+	memcpy(host, u->host, u->host_len);
+	host[u->host_len] = '\0';
+	return inet_pton(AF_INET6, host, addr) == 1;
+}
+
+/* The one URL parser: its layers agree, and what the log shows of an
+ * accepted URL is that URL without its query and fragment. */
+static void fuzz_url(const char *s)
+{
+	static const char base[] = "https://api.checkoutpage.com";
+	char why[128], shown[256];
+	struct cp_url u, split;
+	size_t n, i;
+
+	cp_log_url(s, shown, sizeof(shown));
+	FUZZ_CHECK(memchr(shown, '\0', sizeof(shown)) != NULL);
+	for (i = 0; shown[i]; i++)
+		FUZZ_CHECK((unsigned char)shown[i] >= 0x20 &&
+			   (unsigned char)shown[i] < 0x7f);
+	FUZZ_CHECK(cp_url_same_origin(s, base) ==
+		   cp_url_same_origin(base, s));
+	if (cp_url_parse(s, &u, why, sizeof(why)) != 0) {
+		FUZZ_CHECK(cp_url_same_origin(s, s) == 0);
+		fuzz_check_line(why, sizeof(why));
+		return;
+	}
+	/* its own origin, unless its IPv6 host is no address at all */
+	FUZZ_CHECK(cp_url_same_origin(s, s) == (!u.ipv6 || ipv6_valid(&u)));
+	FUZZ_CHECK(cp_url_split(s, &split) == 0);
+	FUZZ_CHECK(split.authority == u.authority &&
+		   split.authority_len == u.authority_len &&
+		   split.path == u.path && split.path_len == u.path_len);
+	FUZZ_CHECK(u.host >= u.authority &&
+		   u.host + u.host_len <= u.authority + u.authority_len);
+	n = strcspn(s, "?#");
+	if (n < sizeof(shown))
+		FUZZ_CHECK(strlen(shown) == n && memcmp(shown, s, n) == 0);
+}
+
 static void fuzz_validators(const char *s)
 {
 	char why[128];
@@ -101,6 +155,8 @@ static void fuzz_validators(const char *s)
 			    cp_url_is_loopback(s) == 1));
 	else
 		fuzz_check_line(why, sizeof(why));
+
+	fuzz_url(s);
 
 	/* Tiny reason buffers must still be terminated. */
 	why[0] = 'x';

@@ -16,8 +16,8 @@
 #include <errno.h>
 
 #include "fuzz.h"
-#include "opts.h"
 #include "util.h"
+#include "valid.h"
 #include "walk.h"
 
 static void check_id(const char *id)

@@ -1,5 +1,6 @@
 /*
- * test_api.c - the API client: parsing of answers and error bodies, and
+ * test_api.c - the API client: parsing of answers and error bodies, the
+ * call loop's decisions on their own (api_policy.h), and
  * whole calls against a scripted HTTP server on 127.0.0.1 that lies on
  * purpose (errors, 429s, redirects, huge bodies, header floods).
  */
@@ -10,7 +11,9 @@
 #include <cmocka.h>
 
 #include "api.h"
-#include "opts.h"
+#include "api_policy.h"
+#include "cfg.h"
+#include "retry.h"
 #include "stats.h"
 #include "util.h"
 
@@ -172,6 +175,128 @@ static void test_status_errno(void **state)
 	assert_int_equal(cp_api_status_errno(429), EIO);
 	assert_int_equal(cp_api_status_errno(500), EIO);
 	assert_int_equal(cp_api_status_errno(418), EIO);
+}
+
+/* ---- the call loop's decisions, without a server ---------------------- */
+
+static void test_classify(void **state)
+{
+	static const long redirect[] = { 301, 302, 303, 307, 308 };
+	static const long retry[] = { 408, 429, 500, 502, 503, 504 };
+	static const long fail[] = { 201, 204, 206, 300, 304, 400, 401,
+				     403, 404, 410, 418, 501, 505 };
+	size_t i;
+
+	(void)state;
+	assert_int_equal(cp_api_classify(CURLE_OK, 200), CP_API_DONE);
+	for (i = 0; i < sizeof(redirect) / sizeof(redirect[0]); i++)
+		assert_int_equal(cp_api_classify(CURLE_OK, redirect[i]),
+				 CP_API_REDIRECT);
+	for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
+		assert_int_equal(cp_api_classify(CURLE_OK, retry[i]),
+				 CP_API_RETRY);
+	for (i = 0; i < sizeof(fail) / sizeof(fail[0]); i++)
+		assert_int_equal(cp_api_classify(CURLE_OK, fail[i]),
+				 CP_API_FAIL);
+	/* network faults: the passing ones are retried, a refused
+	 * certificate or an aborted write is final */
+	assert_int_equal(cp_api_classify(CURLE_COULDNT_CONNECT, 0),
+			 CP_API_RETRY);
+	assert_int_equal(cp_api_classify(CURLE_OPERATION_TIMEDOUT, 0),
+			 CP_API_RETRY);
+	assert_int_equal(cp_api_classify(CURLE_RECV_ERROR, 0), CP_API_RETRY);
+	assert_int_equal(cp_api_classify(CURLE_PEER_FAILED_VERIFICATION, 0),
+			 CP_API_FAIL);
+	assert_int_equal(cp_api_classify(CURLE_WRITE_ERROR, 200), CP_API_FAIL);
+}
+
+static void test_redirect_policy(void **state)
+{
+	static const char api[] = "http://127.0.0.1:8080";
+	static const char prod[] = "https://api.checkoutpage.com";
+
+	(void)state;
+	/* the API's own origin: followed, up to CP_API_MAX_REDIRECTS */
+	assert_int_equal(
+		cp_api_redirect_check(api, "http://127.0.0.1:8080/v2", 1), 0);
+	assert_int_equal(cp_api_redirect_check(api, "HTTP://127.0.0.1:8080",
+					       CP_API_MAX_REDIRECTS),
+			 0);
+	assert_int_equal(cp_api_redirect_check(api, "http://127.0.0.1:8080/",
+					       CP_API_MAX_REDIRECTS + 1),
+			 -EINVAL);
+	assert_int_equal(cp_api_redirect_check(prod,
+					       "https://API.checkoutpage.com"
+					       ":443/v1/x?y=1",
+					       1),
+			 0);
+	/* no Location, or one cpfs would not fetch at all */
+	assert_int_equal(cp_api_redirect_check(api, NULL, 1), -EINVAL);
+	assert_int_equal(cp_api_redirect_check(api, "/relative", 1), -EINVAL);
+	assert_int_equal(cp_api_redirect_check(api, "file:///etc/passwd", 1),
+			 -EINVAL);
+	assert_int_equal(cp_api_redirect_check(prod, "http://example.com/", 1),
+			 -EINVAL);
+	assert_int_equal(
+		cp_api_redirect_check(api, "http://u:pw@127.0.0.1:8080/", 1),
+		-EINVAL);
+	/* fetchable, but not the API: the key must not go there */
+	assert_int_equal(cp_api_redirect_check(api, "http://localhost:8080/",
+					       1),
+			 -EXDEV);
+	assert_int_equal(cp_api_redirect_check(api, "http://127.0.0.1:8081/",
+					       1),
+			 -EXDEV);
+	assert_int_equal(cp_api_redirect_check(api, "https://127.0.0.1:8080/",
+					       1),
+			 -EXDEV);
+	assert_int_equal(cp_api_redirect_check(prod,
+					       "https://api.checkoutpage.com."
+					       "evil.example/",
+					       1),
+			 -EXDEV);
+	assert_int_equal(cp_api_redirect_check(prod,
+					       "https://api.checkoutpage.com"
+					       ":8443/",
+					       1),
+			 -EXDEV);
+}
+
+static void test_429_policy(void **state)
+{
+	struct cp_retry r;
+	double w;
+	int i;
+
+	(void)state;
+	/* Retry-After wins; without one: 1, 2, 4 ... s, at most 20 */
+	assert_true(cp_api_429_wait(7, 3) == 7);
+	assert_true(cp_api_429_wait(0, 0) == 0);
+	assert_true(cp_api_429_wait(-1, 0) == 1);
+	assert_true(cp_api_429_wait(-1, 1) == 2);
+	assert_true(cp_api_429_wait(-1, 4) == 16);
+	assert_true(cp_api_429_wait(-1, 5) == CP_MIN(32, CP_RETRY_CAP));
+	assert_true(cp_api_429_wait(-1, 40) == CP_MIN(32, CP_RETRY_CAP));
+
+	/* a 429 spends time, not attempts: two attempts allowed, ten 429s
+	 * waited out */
+	cp_retry_init(&r, 2, 100);
+	for (i = 0; i < 10; i++)
+		assert_true(cp_api_next_wait(&r, 429, 5, 100, 10 * i) == 5);
+	assert_int_equal(r.attempts, 0);
+	/* ... until the wait would reach the deadline */
+	assert_true(cp_api_next_wait(&r, 429, 9.5, 100, 90) == 9.5);
+	assert_true(cp_api_next_wait(&r, 429, 10, 100, 90) == -1);
+	assert_true(cp_api_next_wait(&r, 429, 5, 100, 100) == -1);
+
+	/* other transient failures spend attempts (a 503's Retry-After
+	 * still sets the wait) */
+	assert_true(cp_api_next_wait(&r, 503, 3, 100, 0) == 3);
+	assert_int_equal(r.attempts, 1);
+	assert_true(cp_api_next_wait(&r, 503, 3, 100, 0) == -1);
+	cp_retry_init(&r, 3, 100);
+	w = cp_api_next_wait(&r, 0, -1, 100, 0);
+	assert_true(w >= 0 && w <= CP_RETRY_BASE);
 }
 
 /* ---- a scripted server ------------------------------------------------ */
@@ -622,6 +747,9 @@ int main(void)
 		cmocka_unit_test(test_parse_download_bad),
 		cmocka_unit_test(test_parse_error),
 		cmocka_unit_test(test_status_errno),
+		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_redirect_policy),
+		cmocka_unit_test(test_429_policy),
 		cmocka_unit_test(test_call_ok),
 		cmocka_unit_test(test_call_final_errors),
 		cmocka_unit_test(test_call_retries),

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg.h"
 #include "files.h"
 #include "ino.h"
-#include "opts.h"
 #include "pages.h"
 #include "stats.h"
 

@@ -1,7 +1,7 @@
 /*
  * test_opts.c - the command line: positionals in any order, options that
  * are ours, libfuse's, or fstab noise, every kind of bad input, the key,
- * the mountpoint, and the shared validators (sizes, ObjectIds, URLs).
+ * the mountpoint.  (The validators it uses are tested in test_valid.c.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include "opts.h"
+
+#include <fuse_lowlevel.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -466,157 +468,6 @@ static void test_debug_flags(void **state)
 	cp_config_free(&r.cfg);
 }
 
-static void test_parse_size(void **state)
-{
-	static const struct {
-		const char *s;
-		uint64_t v;
-	} good[] = {
-		{ "0", 0 },
-		{ "123", 123 },
-		{ "64K", 64ULL << 10 },
-		{ "64k", 64ULL << 10 },
-		{ "64M", 64ULL << 20 },
-		{ "64MB", 64ULL << 20 },
-		{ "64MiB", 64ULL << 20 },
-		{ "64mib", 64ULL << 20 },
-		{ "1G", 1ULL << 30 },
-		{ "1.5G", 3ULL << 29 },
-		{ "0.5K", 512 },
-		{ "2T", 2ULL << 40 },
-		{ "100B", 100 },
-		{ "18446744073709551615", UINT64_MAX },
-		{ "16777215T", 16777215ULL << 40 },
-	};
-	static const char *const bad[] = {
-		"",
-		"-1",
-		"+1",
-		" 1",
-		"1 ",
-		"K",
-		"1.5.5G",
-		"1.",
-		".5G",
-		"1Q",
-		"1KK",
-		"1iB",
-		"18446744073709551616",
-		"16777216T",
-		"1e3",
-		"0x10",
-		"1.0000000001G",
-		"1,5G",
-	};
-	uint64_t v;
-	size_t i;
-
-	(void)state;
-	for (i = 0; i < CP_ARRAY_SIZE_T(good); i++) {
-		v = 42;
-		if (cp_parse_size(good[i].s, &v) != 0 || v != good[i].v)
-			fail_msg("'%s' -> %llu", good[i].s,
-				 (unsigned long long)v);
-	}
-	for (i = 0; i < CP_ARRAY_SIZE_T(bad); i++)
-		if (cp_parse_size(bad[i], &v) != -EINVAL)
-			fail_msg("'%s' accepted", bad[i]);
-	assert_int_equal(cp_parse_size(NULL, &v), -EINVAL);
-}
-
-static void test_objectid(void **state)
-{
-	(void)state;
-	assert_true(cp_objectid_valid("507f1f77bcf86cd799439011"));
-	assert_true(cp_objectid_valid("507F1F77BCF86CD799439011"));
-	assert_true(cp_objectid_valid("000000000000000000000000"));
-	assert_false(cp_objectid_valid("507f1f77bcf86cd79943901"));
-	assert_false(cp_objectid_valid("507f1f77bcf86cd7994390111"));
-	assert_false(cp_objectid_valid("507f1f77bcf86cd79943901g"));
-	assert_false(cp_objectid_valid("507f1f77bcf86cd79943901 "));
-	assert_false(cp_objectid_valid("../etc/passwd"));
-	assert_false(cp_objectid_valid(""));
-	assert_false(cp_objectid_valid(NULL));
-}
-
-static void test_url_check(void **state)
-{
-	static const char *const good[] = {
-		"https://api.checkoutpage.com",
-		"https://api.checkoutpage.com/",
-		"HTTPS://API.example.com:8443/v1?x=1#f",
-		"https://bucket.s3.amazonaws.com/a/b.bin?X-Amz-Signature=abc",
-		"http://127.0.0.1/",
-		"http://127.1.2.3:8080/x",
-		"http://localhost:1/",
-		"http://LOCALHOST/",
-		"http://[::1]:8080/",
-		"https://[2001:db8::1]/",
-	};
-	static const char *const bad[] = {
-		"http://api.checkoutpage.com/",
-		"http://10.0.0.1/",
-		"http://127.0.0.1.evil.com/",
-		"http://localhost.evil.com/",
-		"http://[::2]/",
-		"file:///etc/passwd",
-		"ftp://example.com/x",
-		"gopher://example.com/",
-		"javascript:alert(1)",
-		"https://user@example.com/",
-		"https://user:pw@example.com/",
-		"https:///path",
-		"https://",
-		"https://:443/",
-		"https://example.com:0/",
-		"https://example.com:65536/",
-		"https://example.com:/",
-		"https://example.com:12a/",
-		"https://exa mple.com/",
-		"https://example.com/a b",
-		"https://example.com/\n",
-		"https://exa%6dple.com/",
-		"https://[::1/",
-		"//example.com/",
-		"example.com",
-		"",
-	};
-	char why[128];
-	size_t i;
-
-	(void)state;
-	for (i = 0; i < CP_ARRAY_SIZE_T(good); i++)
-		if (cp_url_check(good[i], why, sizeof(why)))
-			fail_msg("'%s' refused: %s", good[i], why);
-	for (i = 0; i < CP_ARRAY_SIZE_T(bad); i++) {
-		strcpy(why, "");
-		if (cp_url_check(bad[i], why, sizeof(why)) != -EINVAL)
-			fail_msg("'%s' accepted", bad[i]);
-		assert_true(why[0] != '\0');
-	}
-	assert_int_equal(cp_url_check(NULL, why, sizeof(why)), -EINVAL);
-	assert_int_equal(cp_url_check("ftp://x/", why, sizeof(why)), -EINVAL);
-	assert_non_null(strstr(why, "ftp"));
-	/* the reason never repeats a query */
-	assert_int_equal(cp_url_check("gopher://h/?secret=1", why, sizeof(why)),
-			 -EINVAL);
-	assert_null(strstr(why, "secret"));
-}
-
-static void test_loopback(void **state)
-{
-	(void)state;
-	assert_true(cp_url_is_loopback("http://127.0.0.1:8080/"));
-	assert_true(cp_url_is_loopback("https://127.255.255.254/"));
-	assert_true(cp_url_is_loopback("http://localhost/"));
-	assert_true(cp_url_is_loopback("http://[::1]/"));
-	assert_false(cp_url_is_loopback("http://128.0.0.1/"));
-	assert_false(cp_url_is_loopback("http://127.0.0.1.nip.io/"));
-	assert_false(cp_url_is_loopback("http://example.com/"));
-	assert_false(cp_url_is_loopback("ftp://127.0.0.1/"));
-	assert_false(cp_url_is_loopback(NULL));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -632,10 +483,6 @@ int main(void)
 		cmocka_unit_test_setup(test_key_file, before),
 		cmocka_unit_test_setup(test_mountpoint, before),
 		cmocka_unit_test_setup(test_debug_flags, before),
-		cmocka_unit_test(test_parse_size),
-		cmocka_unit_test(test_objectid),
-		cmocka_unit_test(test_url_check),
-		cmocka_unit_test(test_loopback),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
