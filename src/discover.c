@@ -58,30 +58,30 @@ static const char *const list_names[] = { "checkout-pages", "events" };
 struct task {
 	enum task_kind kind;
 	int list;         /* T_LIST: 0 pages, 1 events */
-	char id[25];      /* T_LIST cursor ("" first), product or event id */
-	char id2[25];     /* T_TYPES: ticket group id */
+	char id[CP_ID_BUF];      /* T_LIST cursor ("" first), product or event id */
+	char id2[CP_ID_BUF];     /* T_TYPES: ticket group id */
 	unsigned calls;   /* T_LIST: calls made for this list so far */
 	long seen;        /* T_LIST: items seen so far */
 };
 
 /* A set of ObjectIds, each with a value (open addressing). */
 struct idmap {
-	char (*keys)[25];
+	char (*keys)[CP_ID_BUF];
 	size_t *vals;
 	size_t n, cap;    /* cap a power of two, 0 when empty */
 };
 
 struct found {
-	char id[25];
+	char id[CP_ID_BUF];
 	char *url, *name;
 	int64_t size;
 	int32_t width, height;
 };
 
 struct owner {
-	char id[25];
+	char id[CP_ID_BUF];
 	char *name;
-	char (*files)[25];
+	char (*files)[CP_ID_BUF];
 	size_t n, cap;
 };
 
@@ -365,7 +365,7 @@ static void owner_add_file(struct owner *o, const char *id)
 	if (grow((void **)&o->files, &o->cap, o->n + 1, sizeof(*o->files)) <
 	    0)
 		return;
-	snprintf(o->files[o->n++], 25, "%s", id);
+	snprintf(o->files[o->n++], CP_ID_BUF, "%s", id);
 }
 
 /* A page's, event's or product's display name: name, else slug, else
@@ -425,7 +425,7 @@ static void take_node(struct cp_discover *d, struct walk *w, const char *id,
 	cp_walk_clear(&found);
 	if (o && o->n)
 		cp_pages_set(d->pages, o->id, o->name,
-			     (const char(*)[25])o->files, o->n, w->number);
+			     (const char(*)[CP_ID_BUF])o->files, o->n, w->number);
 }
 
 static void skip(struct cp_discover *d, struct walk *w)
@@ -740,7 +740,7 @@ static int load_page(struct cp_discover *d, const cJSON *o)
 {
 	const char *id = json_str(o, "id"), *name = json_str(o, "name");
 	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(o, "files");
-	char(*v)[25];
+	char(*v)[CP_ID_BUF];
 	const cJSON *x;
 	size_t n = 0;
 	int ret;
@@ -752,9 +752,9 @@ static int load_page(struct cp_discover *d, const cJSON *o)
 		return -1;
 	cJSON_ArrayForEach(x, ids) {
 		if (cJSON_IsString(x) && cp_objectid_valid(x->valuestring))
-			snprintf(v[n++], 25, "%s", x->valuestring);
+			snprintf(v[n++], CP_ID_BUF, "%s", x->valuestring);
 	}
-	ret = cp_pages_set(d->pages, id, name, (const char(*)[25])v, n, 0);
+	ret = cp_pages_set(d->pages, id, name, (const char(*)[CP_ID_BUF])v, n, 0);
 	free(v);
 	return ret;
 }

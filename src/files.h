@@ -41,6 +41,7 @@
 
 #include "fetch.h"
 #include "ino.h"
+#include "valid.h"
 
 struct cp_config;
 struct cp_api;
@@ -59,7 +60,7 @@ enum cp_purpose {
 
 struct cp_file {
 	uint64_t ino;             /* constant */
-	char id[25];              /* constant, lower case */
+	char id[CP_ID_BUF];       /* constant */
 	/* everything below is protected by the table lock */
 	int64_t size;             /* -1: not resolved */
 	time_t mtime;             /* first Last-Modified seen; 0: unknown */

@@ -343,7 +343,7 @@ static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 static struct cp_file *link_file(struct cp_fs *fs, fuse_ino_t ino,
 				 int *depth)
 {
-	char id[25];
+	char id[CP_ID_BUF];
 
 	if (!fs->cfg->names)
 		return NULL;

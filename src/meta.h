@@ -20,11 +20,13 @@
 
 #include <stdint.h>
 
+#include "valid.h"
+
 struct cp_stats;
 struct cp_meta;
 
 struct cp_meta_record {
-	char id[25];            /* ObjectId, NUL-terminated */
+	char id[CP_ID_BUF];            /* ObjectId, NUL-terminated */
 	int64_t size;           /* bytes; -1 unknown */
 	int64_t mtime;          /* seconds since the Epoch; -1 unknown */
 	int64_t created_at;     /* seconds since the Epoch; -1 unknown */

@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "valid.h"
+
 struct cp_files;
 struct cp_file;
 
@@ -27,7 +29,7 @@ struct cp_file;
 
 struct cp_name_entry {
 	char name[CP_NAME_MAX];
-	char id[25];            /* what the entry names (file or page id) */
+	char id[CP_ID_BUF];            /* what the entry names (file or page id) */
 	struct cp_file *file;   /* the file, for by-name/; else NULL */
 	uint64_t ino;           /* the entry's inode number */
 };

@@ -26,12 +26,12 @@ struct node {
 };
 
 struct link {
-	char file_id[25];
+	char file_id[CP_ID_BUF];
 	struct node node;
 };
 
 struct owner {
-	char id[25];
+	char id[CP_ID_BUF];
 	char name[256];
 	unsigned walk;         /* last walk that set it */
 	struct node dir;
@@ -148,7 +148,7 @@ static struct owner *find_owner(struct cp_pages *p, const char *id)
 }
 
 /* Links for @files without duplicates; NULL with *@n 0 when empty. */
-static struct link *make_links(const char (*files)[25], size_t nfiles,
+static struct link *make_links(const char (*files)[CP_ID_BUF], size_t nfiles,
 			       size_t *n, int *nomem)
 {
 	struct link *v = nfiles ? calloc(nfiles, sizeof(*v)) : NULL;
@@ -163,13 +163,13 @@ static struct link *make_links(const char (*files)[25], size_t nfiles,
 			if (strcasecmp(v[j].file_id, files[i]) == 0)
 				break;
 		if (j == *n)
-			snprintf(v[(*n)++].file_id, 25, "%s", files[i]);
+			snprintf(v[(*n)++].file_id, CP_ID_BUF, "%s", files[i]);
 	}
 	return v;
 }
 
 int cp_pages_set(struct cp_pages *p, const char *id, const char *name,
-		 const char (*files)[25], size_t nfiles, unsigned walk)
+		 const char (*files)[CP_ID_BUF], size_t nfiles, unsigned walk)
 {
 	struct owner *o;
 	struct link *links;
@@ -253,14 +253,14 @@ size_t cp_pages_count(struct cp_pages *p)
 	return n;
 }
 
-int cp_pages_owner(struct cp_pages *p, size_t i, char id[25], char *name,
+int cp_pages_owner(struct cp_pages *p, size_t i, char id[CP_ID_BUF], char *name,
 		   size_t namelen, uint64_t *dir_ino)
 {
 	int ret = -ENOENT;
 
 	pthread_mutex_lock(&p->lock);
 	if (i < p->n) {
-		snprintf(id, 25, "%s", p->owners[i]->id);
+		snprintf(id, CP_ID_BUF, "%s", p->owners[i]->id);
 		snprintf(name, namelen, "%s", p->owners[i]->name);
 		*dir_ino = p->owners[i]->dir.ino;
 		ret = 0;
@@ -305,7 +305,7 @@ ssize_t cp_pages_links(struct cp_pages *p, uint64_t dir_ino,
 		}
 	}
 	for (i = 0; i < o->nlinks; i++) {
-		memcpy(v[i].file_id, o->links[i].file_id, 25);
+		memcpy(v[i].file_id, o->links[i].file_id, CP_ID_BUF);
 		v[i].ino = o->links[i].node.ino;
 	}
 	*out = v;
@@ -314,7 +314,7 @@ out:
 	return ret;
 }
 
-int cp_pages_link_target(struct cp_pages *p, uint64_t ino, char file_id[25])
+int cp_pages_link_target(struct cp_pages *p, uint64_t ino, char file_id[CP_ID_BUF])
 {
 	struct node *n;
 	int ret = -ENOENT;
@@ -322,7 +322,7 @@ int cp_pages_link_target(struct cp_pages *p, uint64_t ino, char file_id[25])
 	pthread_mutex_lock(&p->lock);
 	n = find_node(p, ino);
 	if (n && n->link >= 0) {
-		memcpy(file_id, n->owner->links[n->link].file_id, 25);
+		memcpy(file_id, n->owner->links[n->link].file_id, CP_ID_BUF);
 		ret = 0;
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -21,11 +21,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "valid.h"
+
 struct cp_pages;
 
 /* One link in a page directory, as a reader gets it. */
 struct cp_page_link {
-	char file_id[25];
+	char file_id[CP_ID_BUF];
 	uint64_t ino;
 };
 
@@ -38,7 +40,7 @@ void cp_pages_free(struct cp_pages *pages);
  * duplicates ignored.  0 or -ENOMEM.
  */
 int cp_pages_set(struct cp_pages *pages, const char *id, const char *name,
-		 const char (*files)[25], size_t nfiles, unsigned walk);
+		 const char (*files)[CP_ID_BUF], size_t nfiles, unsigned walk);
 
 /* After walk @walk completed: drops the owners it did not set. */
 void cp_pages_retain(struct cp_pages *pages, unsigned walk);
@@ -51,7 +53,7 @@ size_t cp_pages_count(struct cp_pages *pages);
  * display name (@name, @namelen) and directory inode.  0, or -ENOENT
  * past the end.
  */
-int cp_pages_owner(struct cp_pages *pages, size_t i, char id[25],
+int cp_pages_owner(struct cp_pages *pages, size_t i, char id[CP_ID_BUF],
 		   char *name, size_t namelen, uint64_t *dir_ino);
 
 /* Whether @dir_ino is an owner's directory. */
@@ -66,6 +68,6 @@ ssize_t cp_pages_links(struct cp_pages *pages, uint64_t dir_ino,
 
 /* The file a link inode points at: 0 and @file_id, or -ENOENT. */
 int cp_pages_link_target(struct cp_pages *pages, uint64_t ino,
-			 char file_id[25]);
+			 char file_id[CP_ID_BUF]);
 
 #endif

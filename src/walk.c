@@ -102,7 +102,7 @@ static int is_objectid(const cJSON *item)
 	return cJSON_IsString(item) && cp_objectid_valid(item->valuestring);
 }
 
-static void lower_id(char dst[25], const char *src)
+static void lower_id(char dst[CP_ID_BUF], const char *src)
 {
 	int i;
 
@@ -202,7 +202,7 @@ const struct cp_walk_file *cp_walk_find(const struct cp_walk *w,
 					const char *id)
 {
 	struct keys k;
-	char lid[25];
+	char lid[CP_ID_BUF];
 	uint32_t *slot;
 
 	if (!w || !w->file_cap || !cp_objectid_valid(id))
@@ -220,7 +220,7 @@ static struct cp_walk_file *file_get(struct cp_walk *w, const char *raw,
 {
 	struct cp_walk_file *f;
 	struct keys k;
-	char id[25];
+	char id[CP_ID_BUF];
 	uint32_t *slot;
 
 	*err = 0;
@@ -259,7 +259,7 @@ static int product_add(struct cp_walk *w, const char *raw)
 {
 	struct keys k = { (const char *)w->products, sizeof(*w->products),
 			  w->nproducts };
-	char id[25];
+	char id[CP_ID_BUF];
 	uint32_t *slot;
 
 	lower_id(id, raw);
@@ -278,7 +278,7 @@ static int product_add(struct cp_walk *w, const char *raw)
 		return -ENOMEM;
 	k.base = (const char *)w->products;
 	slot = slot_for(w->product_slots, w->product_cap, &k, id);
-	memcpy(w->products[w->nproducts], id, 25);
+	memcpy(w->products[w->nproducts], id, CP_ID_BUF);
 	*slot = (uint32_t)++w->nproducts;
 	return 0;
 }

@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "valid.h"
+
 /* API bodies larger than this are refused by cp_walk_parse(). */
 #define CP_WALK_MAX_BODY (4 << 20)
 /* Nesting deeper than this is not walked (counted as skipped): the node
@@ -53,7 +55,7 @@
 #define CP_WALK_MAX_DIM 1000000      /* pixels, width or height */
 
 struct cp_walk_file {
-	char id[25]; /* ObjectId, lower-cased, NUL-terminated */
+	char id[CP_ID_BUF]; /* ObjectId, lower-cased, NUL-terminated */
 	/* malloc'd, or NULL: only if cp_url_check() accepts it (https, or
 	 * http to a loopback host), no control characters, <= 2048 bytes */
 	char *url;
@@ -76,7 +78,7 @@ struct cp_walk {
 	/* Product refs, lower-cased, deduplicated, in the order first
 	 * seen.  Product refs that are not ObjectIds are ignored, not
 	 * counted in @skipped. */
-	char (*products)[25];
+	char (*products)[CP_ID_BUF];
 	size_t nproducts;
 	/* Malformed things skipped, not fatal, summed over the calls: a
 	 * non-null "fileId" that is not an ObjectId string (the object is
