@@ -25,6 +25,8 @@
 #include "util.h"
 
 #define FIRST_BUCKETS 1024 /* grows to keep chains short */
+#define CP_TYPE_MAX 127        /* bytes of a content type kept */
+#define CP_FILE_NAME_MAX 255   /* bytes of a file name kept */
 
 struct cp_files {
 	const struct cp_config *cfg;
@@ -143,6 +145,9 @@ void cp_files_free(struct cp_files *files)
 			next = f->hnext;
 			free(f->url);
 			free(f->public_url);
+			free(f->etag);
+			free(f->content_type);
+			free(f->name);
 			free(f);
 		}
 	}
@@ -196,22 +201,35 @@ static void list_locked(struct cp_files *files, struct cp_file *f)
 	f->listed = 1;
 }
 
+/* A string field as text ("" when unknown). */
+static const char *str(const char *s)
+{
+	return s ? s : "";
+}
+
+/* Replaces the string field *@dst by a copy of @src cut to @max bytes;
+ * "" (or no memory) leaves it unknown. */
+static void set_str(char **dst, const char *src, size_t max)
+{
+	char *copy = src && src[0] ? strndup(src, max) : NULL;
+
+	free(*dst);
+	*dst = copy;
+}
+
 static void seed_from_record(struct cp_file *f,
 			     const struct cp_meta_record *rec)
 {
 	if (rec->size >= 0 && rec->etag[0]) {
 		f->size = rec->size;
-		snprintf(f->etag, sizeof(f->etag), "%s", rec->etag);
+		set_str(&f->etag, rec->etag, CP_ETAG_MAX - 1);
 	}
 	if (rec->mtime > 0)
 		f->mtime = rec->mtime;
 	if (rec->created_at >= 0)
 		f->created_at = rec->created_at;
-	if (rec->content_type[0])
-		snprintf(f->content_type, sizeof(f->content_type), "%s",
-			 rec->content_type);
-	if (rec->name[0])
-		snprintf(f->name, sizeof(f->name), "%s", rec->name);
+	set_str(&f->content_type, rec->content_type, CP_TYPE_MAX);
+	set_str(&f->name, rec->name, CP_FILE_NAME_MAX);
 }
 
 /*
@@ -314,11 +332,11 @@ struct cp_file *cp_files_add_facts(struct cp_files *files,
 			f->size = e->size;
 		if (e->created_at >= 0)
 			f->created_at = e->created_at;
-		if (e->name && e->name[0] && !f->name[0])
-			snprintf(f->name, sizeof(f->name), "%s", e->name);
-		if (e->content_type && !f->content_type[0])
-			snprintf(f->content_type, sizeof(f->content_type),
-				 "%s", e->content_type);
+		if (!f->name)
+			set_str(&f->name, e->name, CP_FILE_NAME_MAX);
+		if (!f->content_type)
+			set_str(&f->content_type, e->content_type,
+				CP_TYPE_MAX);
 		if (e->purpose != CP_PURPOSE_UNKNOWN)
 			f->purpose = e->purpose;
 		if (e->public_url)
@@ -370,7 +388,7 @@ int cp_files_begin_resolve(struct cp_files *files, struct cp_file *file,
 		 * probe: objects do not change under an id, and if one
 		 * did, If-Match on the next transfer would say so. */
 		if (file->size >= 0 &&
-		    (!need_probe || file->probed || file->etag[0])) {
+		    (!need_probe || file->probed || file->etag)) {
 			ret = 0;
 			break;
 		}
@@ -400,10 +418,10 @@ static void record_locked(const struct cp_file *f,
 	rec->size = f->size;
 	rec->mtime = f->mtime;
 	rec->created_at = f->created_at;
-	snprintf(rec->etag, sizeof(rec->etag), "%s", f->etag);
+	snprintf(rec->etag, sizeof(rec->etag), "%s", str(f->etag));
 	snprintf(rec->content_type, sizeof(rec->content_type), "%s",
-		 f->content_type);
-	snprintf(rec->name, sizeof(rec->name), "%s", f->name);
+		 str(f->content_type));
+	snprintf(rec->name, sizeof(rec->name), "%s", str(f->name));
 }
 
 void cp_files_end_resolve(struct cp_files *files, struct cp_file *file,
@@ -418,18 +436,17 @@ void cp_files_end_resolve(struct cp_files *files, struct cp_file *file,
 		/* The first Last-Modified stays until the object changes. */
 		if (info->last_modified &&
 		    (!file->mtime ||
-		     (file->etag[0] && strcmp(file->etag, info->etag) != 0)))
+		     (file->etag && strcmp(file->etag, info->etag) != 0)))
 			file->mtime = info->last_modified;
 		file->size = info->total;
 		file->probed = 1;
-		snprintf(file->etag, sizeof(file->etag), "%s", info->etag);
+		set_str(&file->etag, info->etag, CP_ETAG_MAX - 1);
 		if (info->content_type[0])
-			snprintf(file->content_type,
-				 sizeof(file->content_type), "%s",
-				 info->content_type);
-		if (info->filename[0] && !file->name[0])
-			snprintf(file->name, sizeof(file->name), "%s",
-				 info->filename);
+			set_str(&file->content_type, info->content_type,
+				CP_TYPE_MAX);
+		if (!file->name)
+			set_str(&file->name, info->filename,
+				CP_FILE_NAME_MAX);
 		file->neg_err = 0;
 		list_locked(files, file);
 		record_locked(file, &rec);
@@ -552,7 +569,7 @@ void cp_files_view(struct cp_files *files, struct cp_file *file,
 	pthread_mutex_lock(&files->lock);
 	view->size = file->size;
 	view->gen = file->gen;
-	memcpy(view->etag, file->etag, sizeof(view->etag));
+	snprintf(view->etag, sizeof(view->etag), "%s", str(file->etag));
 	pthread_mutex_unlock(&files->lock);
 }
 
@@ -565,7 +582,7 @@ int cp_files_changed(struct cp_files *files, struct cp_file *file,
 	if (file->gen == gen) {
 		file->gen++;
 		file->size = -1;
-		file->etag[0] = '\0';
+		set_str(&file->etag, NULL, 0);
 		file->mtime = 0; /* the next probe's Last-Modified */
 		file->probed = 0;
 		bumped = 1;
@@ -656,11 +673,11 @@ size_t cp_files_field(struct cp_files *files, struct cp_file *file,
 	buf[0] = '\0';
 	pthread_mutex_lock(&files->lock);
 	if (strcmp(field, "name") == 0) {
-		snprintf(buf, len, "%s", file->name);
+		snprintf(buf, len, "%s", str(file->name));
 	} else if (strcmp(field, "content_type") == 0) {
-		snprintf(buf, len, "%s", file->content_type);
+		snprintf(buf, len, "%s", str(file->content_type));
 	} else if (strcmp(field, "etag") == 0) {
-		snprintf(buf, len, "%s", file->etag);
+		snprintf(buf, len, "%s", str(file->etag));
 	} else if (strcmp(field, "purpose") == 0) {
 		if (file->purpose >= 0 &&
 		    (size_t)file->purpose < CP_ARRAY_SIZE(purposes))

@@ -65,9 +65,11 @@ struct cp_file {
 	int64_t size;             /* -1: not resolved */
 	time_t mtime;             /* first Last-Modified seen; 0: unknown */
 	int64_t created_at;       /* -1: unknown */
-	char etag[CP_ETAG_MAX];   /* "" unknown */
-	char content_type[128];
-	char name[256];           /* original file name, "" unknown */
+	/* Strings malloc'd to their length (an entry of a 100 000-file
+	 * listing stays small); NULL: unknown. */
+	char *etag;               /* as the data host sent it */
+	char *content_type;
+	char *name;               /* original file name */
 	uint64_t gen;             /* bumped when the object changes */
 	uint64_t opened_gen;      /* gen at the last open the kernel saw */
 	char *url;                /* lease, or NULL */
