@@ -260,6 +260,18 @@ static void check_response(struct cp_part *part, CURL *easy)
 		check_416(part);
 }
 
+/* The response was checked: tell whoever wants to know before the body
+ * (a first read learning the object's ETag). */
+static void headers_checked(struct cp_part *part)
+{
+	cp_part_done_fn fn = part->on_headers;
+
+	if (!fn || part->err)
+		return;
+	part->on_headers = NULL;
+	fn(part, 0, part->done_arg);
+}
+
 /* ---- response headers (I/O thread) ---- */
 
 static void take_content_range(struct cp_object_info *info, const char *v)
@@ -335,6 +347,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 	}
 	if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
 		check_response(part, part->easy);
+		headers_checked(part);
 		return len;
 	}
 	for (i = 0; i < CP_ARRAY_SIZE(response_headers); i++) {
@@ -381,8 +394,10 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 	struct cp_part *part = arg;
 	size_t len = size * n, left = len;
 
-	if (!part->checked)
+	if (!part->checked) {
 		check_response(part, part->easy);
+		headers_checked(part);
+	}
 	if (part->err) {
 		/* An error answer: read a little of it, then hang up. */
 		part->skip += len;

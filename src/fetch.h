@@ -96,7 +96,13 @@ struct cp_part {
 	uint64_t lease_gen;       /* which URL lease @url came from */
 	cp_part_done_fn done;     /* may be NULL; runs once, when the part
 				   * ends (see Thread safety above) */
-	void *done_arg;
+	cp_part_done_fn on_headers; /* may be NULL; runs at most once, on
+				   * the I/O thread, when the response
+				   * headers passed the checks (info is
+				   * complete, err 0), before the first
+				   * body byte lands; done still runs
+				   * later.  Same rules as done. */
+	void *done_arg;           /* for done and on_headers */
 	struct cp_object_info info;
 	/* engine-private state below */
 	struct cp_fetch *engine;
