@@ -342,6 +342,42 @@ def w_rand(spec, prog):
     return res
 
 
+def w_first(spec, prog):
+    """Cold first byte: open + the first 4 KiB of an object never read
+    (its size known to cpfs from the manifest), one request's latency.
+    curl: one `curl -r 0-4095` on a new connection, its time_total."""
+    with open(spec["source"], "rb") as fh:
+        expect = fh.read(BLOCK)
+    errs = []
+    if spec["via"] == "curl":
+        pid, out, _ = spawn_curl(["-s", "--fail", "-r", "0-%d" % (BLOCK - 1),
+                                  "-w", "\n%{time_total}", spec["target"]],
+                                 pipe_out=True)
+        with open(out, "rb") as fo:
+            body = fo.read()
+        rc, _ = reap(pid)
+        got, _, t = body.rpartition(b"\n")
+        secs = float(t or 0)
+        if rc:
+            errs.append("curl exit %d" % rc)
+    else:
+        t0 = time.perf_counter()
+        fd = os.open(spec["target"], os.O_RDONLY)
+        try:
+            got = os.pread(fd, BLOCK, 0)
+            secs = time.perf_counter() - t0
+        finally:
+            os.close(fd)
+    prog.add(len(got))
+    if got != expect:
+        errs.append("wrong bytes (%d read)" % len(got))
+    res = {"secs": secs, "ms": secs * 1e3, "bytes": len(got),
+           "ok": not errs}
+    if errs:
+        res["error"] = "; ".join(errs)
+    return res
+
+
 def w_curlraw(spec, prog):
     """curl -o /dev/null: the limit, bytes not hashed (sizes checked)."""
     b0 = busy_ticks()
@@ -374,7 +410,8 @@ def worker_main(spec_json):
     spec = json.loads(spec_json)
     prog = Progress(spec.get("progress"))
     try:
-        fn = {"stream": w_stream, "rand": w_rand, "curlraw": w_curlraw}[
+        fn = {"stream": w_stream, "rand": w_rand, "curlraw": w_curlraw,
+              "first": w_first}[
             spec["kind"]]
         res = fn(spec, prog)
     except BaseException as e:  # noqa: B902 - reported, not raised
@@ -778,6 +815,11 @@ class Bench:
         o = self.obj
         if where is None:
             where = {n: os.path.join(root or "", o[n]["id"]) for n in o}
+        if wl == "first":
+            r = o["rand"]
+            return {"kind": "first", "via": via, "source": r["path"],
+                    "target": self.url["rand"] if via == "curl" else
+                    where["rand"]}
         if wl == "rand":
             r = o["rand"]
             s = {"kind": "rand", "via": via, "size": r["size"],
@@ -857,7 +899,7 @@ class Bench:
         if cmdf is None:  # curl, curl-pipe or local
             via = {"local": "file", "curl-pipe": "curl"}.get(sysname)
             if sysname == "curl":
-                via = "curl" if wl == "rand" else "curlraw"
+                via = "curl" if wl in ("rand", "first") else "curlraw"
             mark = self.data_mark()
             res, stuck = self.run_worker(
                 self.spec(wl, via, self.tmpfs), a.timeout)
@@ -934,6 +976,8 @@ class Bench:
     def objects_of(self, wl):
         if wl in ("seq", "rand"):
             return [wl]
+        if wl == "first":
+            return ["rand"]
         return ["par%d" % i for i in range(self.a.par)]
 
     def start_daemon(self, argv, mnt, env, logname):
@@ -1005,7 +1049,10 @@ class Bench:
         # instead of the few that happened to run during it.
         cells = [(sysname, cmdf, wl) for wl in wls
                  for sysname, cmdf, _ in sysl
-                 if not (sysname == "curl-pipe" and wl == "rand")]
+                 if not (sysname == "curl-pipe" and wl in ("rand",
+                                                           "first"))
+                 and not (sysname in ("cpfs-ram", "local") and
+                          wl == "first")]
         runs = {(n, wl): [] for n, _, wl in cells}
         given_up = set()
         for run in range(a.runs):
@@ -1062,6 +1109,8 @@ def brief(res):
             res["host_bytes"] / MiB, res["host_requests"])
     if res.get("cpu_s") is not None and res.get("bytes"):
         extra += " cpu %.2f core-s/GiB" % (res["cpu_s"] * GiB / res["bytes"])
+    if "ms" in res:
+        return "%.2f ms%s" % (res["ms"], extra)
     if "ops" in res:
         return "%.0f ops/s p50 %.3f ms p99 %.3f ms rss %s%s" % (
             res["ops"], res["p50_ms"], res["p99_ms"], fmt_rss(res), extra)
@@ -1077,9 +1126,10 @@ def fmt_rss(res):
 def summarize_runs(runs, wl):
     ok = [r for r in runs if r.get("ok")]
     bad = [r for r in runs if not r.get("ok")]
-    key = "ops" if wl == "rand" else "mibs"
+    key = {"rand": "ops", "first": "ms"}.get(wl, "mibs")
     s = {"runs_ok": len(ok), "runs": len(runs), "value": None,
-         "unit": "ops/s" if wl == "rand" else "MiB/s", "p50_ms": None,
+         "unit": {"rand": "ops/s", "first": "ms"}.get(wl, "MiB/s"),
+         "p50_ms": None,
          "p99_ms": None, "rss_mib": None, "cpu_s": None, "busy_pct": None,
          "cpu_per_gib": None, "host_mib": None, "host_requests": None}
     wrong = [r for r in bad if "wrong" in r.get("error", "")]
@@ -1122,7 +1172,8 @@ def summarize_runs(runs, wl):
 
 
 WL_NAME = {"seq": "sequential cat", "rand": "random 4 KiB pread",
-           "par": "parallel cats"}
+           "par": "parallel cats",
+           "first": "cold open + first 4 KiB (ms; × curl: of its time)"}
 
 
 def table(rows, par):
@@ -1136,6 +1187,8 @@ def table(rows, par):
             wl = "%d %s" % (par, wl)
         if s["value"] is None:
             val = "—"
+        elif s["unit"] == "ms":
+            val = "%.2f ms" % s["value"]
         else:
             val = "%.0f %s" % (s["value"], s["unit"])
         if s["status"] != "OK":
@@ -1220,7 +1273,7 @@ def main():
                     "cpfs,cpfs-256M,cpfs-ram,httpfs2,httpdirfs,"
                     "httpdirfs-tuned,rclone,rclone-tuned")
     ap.add_argument("--workloads", type=lambda s: s.split(","),
-                    default=["seq", "rand", "par"])
+                    default=["seq", "rand", "par", "first"])
     ap.add_argument("--ops", type=int,
                     help="random preads per run (default 2000; 200 with "
                     "--rtt, where each costs a round trip)")
