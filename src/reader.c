@@ -28,6 +28,11 @@
  * prefetch window, is still sequential: the kernel sends readahead
  * requests concurrently and out of order, and far ahead. */
 #define SEQ_SLACK ((int64_t)8 << 20)
+/* A first read smaller than this is no sign of a sequential reader (the
+ * kernel's first readahead for one is larger): a file(1) probe, a header,
+ * a 4 KiB O_DIRECT or random reader.  It opens no window; the next read
+ * in order does. */
+#define SMALL_FIRST_READ ((int64_t)64 << 10)
 /* Bytes read in order after which a handle leaves random mode. */
 #define SEQ_RUN ((int64_t)4 << 20)
 #define RANDOM_AFTER_SEEKS 2
@@ -537,59 +542,6 @@ static int probe_once(struct attempt *a, struct part_wait *p)
 }
 
 /*
- * Random reads skip the cache: [@off, @end) is fetched into a buffer of
- * its own (one small range GET, like curl would), resumed after failures.
- * Returns the malloc'd buffer in *@out, or -errno.
- */
-static int read_direct(struct attempt *a, int64_t off, int64_t end,
-		       char **out)
-{
-	struct part_wait *p = part_wait_new((size_t)(end - off));
-	int64_t pos = off;
-	int ret = 0;
-
-	if (!p)
-		return -ENOMEM;
-	while (pos < end) {
-		struct cp_part *part;
-		int err;
-
-		ret = attempt_lease(a, 0);
-		if (ret < 0)
-			break;
-		part = cp_part_new_direct(a->reader->fetch, a->file->ino,
-					  a->url, a->view->etag,
-					  a->view->size, pos,
-					  p->buf + (pos - off),
-					  (size_t)(end - pos));
-		if (!part) {
-			ret = -ENOMEM;
-			break;
-		}
-		err = run_part(a, part, p);
-		if (err == ETIMEDOUT) {
-			cp_warn("%s: no data within %u s; giving up",
-				a->file->id, a->reader->cfg->deadline);
-			ret = -EIO;
-			break;
-		}
-		if (p->pos > pos)
-			pos = p->pos;
-		if (err == 0)
-			break;
-		ret = after_failure(a, err, a->url_gen);
-		if (ret < 0)
-			break;
-	}
-	if (ret == 0) {
-		*out = p->buf; /* the engine is done with it */
-		p->buf = NULL;
-	}
-	part_wait_put(p);
-	return ret == -ENOENT ? -EIO : ret;
-}
-
-/*
  * Resolve when the size is known and only the ETag is not (a file listed
  * with its size): no probe, since the first read's own transfer carries it
  * (first_transfer()).  Only the URL is asked for, so that an id the API
@@ -744,8 +696,11 @@ void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
 	uint64_t last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
 	uint64_t nblocks = ((uint64_t)size + CP_BLOCK_SIZE - 1) >>
 			   CP_BLOCK_SHIFT;
+	int small_first = pf->next_off == 0 && pf->run == 0 &&
+			  pf->seeks == 0 && end - off < SMALL_FIRST_READ;
 
-	if (sequential(pf, off)) {
+	pf->seek = !sequential(pf, off);
+	if (!pf->seek) {
 		pf->run += end - off;
 		if (pf->run >= SEQ_RUN) {
 			pf->random = 0;
@@ -762,7 +717,7 @@ void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
 		pf->ahead = 0;
 	}
 	*from = *to = last + 1;
-	if (pf->random)
+	if (pf->random || pf->seek || small_first)
 		return;
 	if (pf->ahead > *from)
 		*from = pf->ahead;
@@ -1054,6 +1009,95 @@ static int begin_first_run(struct cp_reader *r, struct cp_block **blocks,
 	return i;
 }
 
+/* Records what the first answer about the object said (as the file's
+ * resolver, which this ends), and @v and @h take its ETag. */
+static void learnt(struct cp_handle *h, struct cp_file_view *v,
+		   const struct cp_object_info *info)
+{
+	cp_files_end_resolve(h->reader->files, h->file, info, 0);
+	memcpy(v->etag, info->etag, sizeof(v->etag));
+	pthread_mutex_lock(&h->lock);
+	if (h->view.gen == v->gen) {
+		memcpy(h->view.etag, v->etag, sizeof(h->view.etag));
+		h->probed = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * Random reads skip the cache: [@off, @end) is fetched into a buffer of
+ * its own, with one range GET run on this thread (no hand-off to the I/O
+ * thread, like curl would), resumed after failures.  When @h has not
+ * learnt its object yet (!@probed), this GET carries the probe, as
+ * first_transfer() does: sent without If-Match as the file's resolver,
+ * the size checked, its ETag recorded; a failed try starts again from
+ * @off (no bytes of two answers without If-Match).  Returns the malloc'd
+ * buffer in *@out, or -errno.
+ */
+static int read_direct(struct attempt *a, struct cp_handle *h,
+		       struct cp_file_view *v, int probed, int64_t off,
+		       int64_t end, char **out)
+{
+	struct cp_reader *r = a->reader;
+	struct cp_object_info info;
+	char *buf;
+	int64_t pos = off;
+	int ret = 0, learn = 0;
+
+	if (!probed) {
+		ret = cp_files_begin_resolve(r->files, h->file, 1,
+					     a->deadline);
+		if (ret < 0)
+			return ret == -ENOENT ? -EIO : ret;
+		if (ret == 0 && adopt_probe(h, v) < 0)
+			return -ESTALE;
+		learn = ret == 1;
+		ret = 0;
+	}
+	buf = malloc((size_t)(end - off));
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (pos < end) {
+		struct cp_part *part;
+		int64_t reached = pos;
+		int err;
+
+		ret = attempt_lease(a, 0);
+		if (ret < 0)
+			break;
+		part = cp_part_new_direct(r->fetch, a->file->ino, a->url,
+					  learn ? NULL : v->etag, v->size, pos,
+					  buf + (pos - off),
+					  (size_t)(end - pos));
+		if (!part) {
+			ret = -ENOMEM;
+			break;
+		}
+		part->lease_gen = a->url_gen;
+		err = cp_fetch_run(r->fetch, part, a->deadline, &reached,
+				   &info);
+		if (err == 0)
+			break;
+		if (!learn && reached > pos)
+			pos = reached;
+		ret = after_failure(a, err, a->url_gen);
+		if (ret < 0)
+			break;
+	}
+out:
+	if (learn && ret == 0)
+		learnt(h, v, &info);
+	else if (learn)
+		cp_files_end_resolve(r->files, h->file, NULL, ret);
+	if (ret == 0)
+		*out = buf;
+	else
+		free(buf);
+	return ret == -ENOENT ? -EIO : ret;
+}
+
 /*
  * The first transfer of the object, for a file whose size is known
  * (manifest, discovery) but that was not probed in this mount: instead of
@@ -1135,18 +1179,13 @@ static int first_transfer(struct attempt *a, struct cp_handle *h,
 		 * ends in -ESTALE; the rest retry as any read does. */
 		ret = after_failure(a, err, a->url_gen);
 	}
-	cp_files_end_resolve(r->files, h->file, ret == 0 ? &info : NULL,
-			     ret == 1 ? 0 : ret);
 	if (ret == 0) {
-		memcpy(v->etag, info.etag, sizeof(v->etag));
-		pthread_mutex_lock(&h->lock);
-		if (h->view.gen == v->gen) {
-			memcpy(h->view.etag, v->etag, sizeof(h->view.etag));
-			h->probed = 1;
-		}
-		pthread_mutex_unlock(&h->lock);
-	} else if (pinned) {
-		cp_reader_unpin(r, blocks, n);
+		learnt(h, v, &info);
+	} else {
+		cp_files_end_resolve(r->files, h->file, NULL,
+				     ret == 1 ? 0 : ret);
+		if (pinned)
+			cp_reader_unpin(r, blocks, n);
 	}
 	part_wait_put(p);
 	return ret;
@@ -1242,7 +1281,8 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	attempt_init(&a, r, h->file, v);
 	pthread_mutex_lock(&h->lock);
 	cp_prefetch_plan(&h->pf, v->size, off, end, &from, &to);
-	random = h->pf.random;
+	/* A seek fetches only its own bytes, as a random read does. */
+	random = h->pf.random || h->pf.seek;
 	probed = h->probed;
 	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);
@@ -1250,21 +1290,18 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	 * direct, like a random one. */
 	if ((size_t)n > cp_cache_capacity(r->cache))
 		random = 1;
-	if (!probed) {
-		/* A direct read is one transfer of its own: its object
-		 * must be known first. */
-		ret = random ? probe_first(h, v)
-			     : first_transfer(&a, h, v, first, n, blocks);
+	if (!probed && !random) {
+		ret = first_transfer(&a, h, v, first, n, blocks);
 		if (ret == 1)
 			ret = probe_first(h, v);
 		if (ret < 0) {
 			attempt_done(&a);
 			return ret == -ENOENT ? -EIO : ret;
 		}
-		pinned = !random && ret == 0;
+		pinned = ret == 0;
 	}
 	if (random && !pin_if_cached(h, first, n, blocks)) {
-		ret = read_direct(&a, off, end, direct);
+		ret = read_direct(&a, h, v, probed, off, end, direct);
 		attempt_done(&a);
 		if (ret == 0 && (ret = still_current(h, v)) < 0) {
 			free(*direct);
