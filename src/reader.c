@@ -1281,8 +1281,7 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	attempt_init(&a, r, h->file, v);
 	pthread_mutex_lock(&h->lock);
 	cp_prefetch_plan(&h->pf, v->size, off, end, &from, &to);
-	/* A seek fetches only its own bytes, as a random read does. */
-	random = h->pf.random || h->pf.seek;
+	random = h->pf.random;
 	probed = h->probed;
 	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);
@@ -1292,13 +1291,13 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 		random = 1;
 	if (!probed && !random) {
 		ret = first_transfer(&a, h, v, first, n, blocks);
+		pinned = ret == 0; /* 1: nothing pinned */
 		if (ret == 1)
 			ret = probe_first(h, v);
 		if (ret < 0) {
 			attempt_done(&a);
 			return ret == -ENOENT ? -EIO : ret;
 		}
-		pinned = ret == 0;
 	}
 	if (random && !pin_if_cached(h, first, n, blocks)) {
 		ret = read_direct(&a, h, v, probed, off, end, direct);

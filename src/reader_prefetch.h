@@ -5,9 +5,10 @@
  *
  * A read that continues near where the previous ones ended (or inside
  * what was already asked for) is sequential; a jump is a seek, which
- * fetches only what it asks for (no window: a reader that goes on in
- * order from there gets one at its next read), as does a small first
- * read.  Two seeks with little
+ * fetches the blocks it needs and opens no window (a reader that goes on
+ * in order from there gets one at its next read), as does a small first
+ * read.  (Not direct: another reader of the file may be fetching those
+ * blocks already, and a block is fetched once.)  Two seeks with little
  * read between them switch the handle to random mode (no prefetch); a
  * long enough run in order switches it back.  A
  * sequential handle keeps a window of blocks asked for ahead of its
@@ -28,7 +29,7 @@ struct cp_prefetch {
 	unsigned seeks;    /* seeks since the last long run in order */
 	int64_t run;       /* bytes read in order since the last seek */
 	int random;        /* random mode: fetch only what a read needs */
-	int seek;          /* the last read planned was a seek: the same */
+	int seek;          /* the last read planned was a seek (no window) */
 };
 
 void cp_prefetch_init(struct cp_prefetch *pf);

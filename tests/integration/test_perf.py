@@ -6,6 +6,7 @@ do not depend on how busy the machine is.
 
 import errno
 import os
+import threading
 
 from conftest import MiB, read_file, sha256
 
@@ -77,3 +78,35 @@ def test_cold_open_of_known_size_replaced_before_reading(servers, cpfs):
         os.close(fd)
     # The next open sees the new object.
     assert sha256(read_file(m.path(oid))) == sha256(servers.content[oid])
+
+
+def test_concurrent_first_reads_of_known_size(servers, cpfs):
+    """Reads that arrive while the first one is learning the object wait
+    for it and then read as usual (the kernel sends a cat's readahead
+    concurrently); every byte checked, over several cold mounts."""
+    data = os.urandom(24 * MiB)
+    oid = servers.add(data, name="big")
+    for _ in range(4):
+        m = cpfs("cache_size=16M", manifest=[("json", oid)])
+        fd = os.open(m.path(oid), os.O_RDONLY | os.O_DIRECT)
+        errs = []
+        start = threading.Barrier(8)
+
+        def reader(i):
+            try:
+                start.wait()
+                for off in range(i * MiB, len(data), 8 * MiB):
+                    if os.pread(fd, MiB, off) != data[off:off + MiB]:
+                        errs.append("wrong bytes at %d" % off)
+            except OSError as e:
+                errs.append(str(e))
+
+        ths = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        os.close(fd)
+        assert not errs, errs
+        assert servers.api_calls(oid) >= 1
+        m.unmount()
