@@ -6,6 +6,11 @@
  * other threads (engine->lock); everything a part holds once it is
  * running is touched by the I/O thread alone, except block data, which
  * readers see only after cp_cache_complete().
+ *
+ * Also owns what cp_fetch_run() uses on the callers' threads: a second
+ * curl share (connections, DNS, TLS sessions), whose locks are curl's
+ * own short critical sections (one mutex per kind of data, leaves, never
+ * held across I/O), and a pool of idle easy handles (sync_lock).
  */
 #include "fetch.h"
 
@@ -28,6 +33,9 @@
 #define MAX_HEADER_LINE 8192
 #define MAX_ERROR_BODY (64 * 1024)
 #define RECV_BUFFER (256 * 1024)
+/* cp_fetch_run()'s transfers are small: a large buffer would be
+ * allocated (mmap'd) and faulted in again for each one. */
+#define SYNC_RECV_BUFFER (16 * 1024)
 
 struct cp_fetch {
 	const struct cp_config *cfg;
@@ -42,6 +50,11 @@ struct cp_fetch {
 	struct cp_part *running;   /* started parts; I/O thread only */
 	CURL *pool[8];             /* idle easy handles; I/O thread only */
 	unsigned npool;
+	CURLSH *sync_share;        /* cp_fetch_run()'s connections */
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+	pthread_mutex_t sync_lock;
+	CURL *sync_pool[16];       /* idle; protected by sync_lock */
+	unsigned nsync;            /* protected by sync_lock */
 };
 
 static void part_free(struct cp_part *part)
@@ -260,6 +273,18 @@ static void check_response(struct cp_part *part, CURL *easy)
 		check_416(part);
 }
 
+/* The response was checked: tell whoever wants to know before the body
+ * (a first read learning the object's ETag). */
+static void headers_checked(struct cp_part *part)
+{
+	cp_part_done_fn fn = part->on_headers;
+
+	if (!fn || part->err)
+		return;
+	part->on_headers = NULL;
+	fn(part, 0, part->done_arg);
+}
+
 /* ---- response headers (I/O thread) ---- */
 
 static void take_content_range(struct cp_object_info *info, const char *v)
@@ -335,6 +360,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 	}
 	if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
 		check_response(part, part->easy);
+		headers_checked(part);
 		return len;
 	}
 	for (i = 0; i < CP_ARRAY_SIZE(response_headers); i++) {
@@ -381,8 +407,12 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 	struct cp_part *part = arg;
 	size_t len = size * n, left = len;
 
-	if (!part->checked)
+	if (!part->checked) {
 		check_response(part, part->easy);
+		headers_checked(part);
+	}
+	if (part->err == CP_FETCH_EPROTO)
+		return 0; /* refused: hang up, its connection is not reused */
 	if (part->err) {
 		/* An error answer: read a little of it, then hang up. */
 		part->skip += len;
@@ -453,24 +483,10 @@ static int refused(CURLcode result)
 	}
 }
 
-/* Whether an answer curl could not read as HTTP at all came on a
- * connection an earlier transfer used: then it may begin with the tail
- * of an earlier answer that lied about its length. */
-static int leftover(struct cp_part *part, CURLcode result)
-{
-	long fresh = 0;
-
-	if (result != CURLE_UNSUPPORTED_PROTOCOL &&
-	    result != CURLE_WEIRD_SERVER_REPLY)
-		return 0;
-	return part->easy &&
-	       curl_easy_getinfo(part->easy, CURLINFO_NUM_CONNECTS, &fresh) ==
-		       CURLE_OK &&
-	       fresh == 0;
-}
-
-static void finish_part(struct cp_fetch *engine, struct cp_part *part,
-			CURLcode result)
+/* How a transfer ended, from what it received and curl's @result: 0
+ * or a positive errno; the blocks not complete are failed with it. */
+static int settle_part(struct cp_fetch *engine, struct cp_part *part,
+		       CURLcode result)
 {
 	int err = part->err, i;
 	char u[256];
@@ -482,11 +498,8 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 		/* A shorter 206, all of it here: the reader asks for the
 		 * rest. */
 		err = CP_FETCH_EPARTIAL;
-	} else if (!err && refused(result) && !leftover(part, result)) {
-		/* curl itself refused the answer (e.g. a giant header).  On a
-		 * reused connection it may be the tail of an earlier answer
-		 * that lied about its length: that one is retried below, and
-		 * curl drops the connection. */
+	} else if (!err && refused(result)) {
+		/* curl itself refused the answer (e.g. a giant header). */
 		err = CP_FETCH_EPROTO;
 		cp_warn("%s: response refused: %s",
 			cp_log_url(part->url, u, sizeof(u)),
@@ -512,6 +525,14 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 		cp_cache_fail(engine->cache, part->blocks[i], err, keep,
 			      part->lease_gen);
 	}
+	return err;
+}
+
+static void finish_part(struct cp_fetch *engine, struct cp_part *part,
+			CURLcode result)
+{
+	int err = settle_part(engine, part, result);
+
 	if (part->easy) {
 		curl_multi_remove_handle(engine->multi, part->easy);
 		easy_put(engine, part->easy);
@@ -529,17 +550,14 @@ static void finish_part(struct cp_fetch *engine, struct cp_part *part,
 	part_free(part);
 }
 
-static int start_part(struct cp_fetch *engine, struct cp_part *part)
+/* Sets up @easy to run @part, its connections shared through @share. */
+static void setup_easy(struct cp_fetch *engine, struct cp_part *part,
+		       CURL *easy, CURLSH *share)
 {
 	const struct cp_config *cfg = engine->cfg;
-	CURL *easy = easy_get(engine);
 	char range[64];
 
-	if (!easy)
-		return -ENOMEM;
-	/* From here on finish_part() undoes both. */
 	part->easy = easy;
-	cp_stats_inc(engine->stats, transfers_in_flight);
 	snprintf(range, sizeof(range), "%lld-%lld", (long long)part->start,
 		 (long long)part->end);
 	if (part->if_match[0]) {
@@ -561,8 +579,10 @@ static int start_part(struct cp_fetch *engine, struct cp_part *part)
 #endif
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_SHARE, engine->share);
-	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER);
+	curl_easy_setopt(easy, CURLOPT_SHARE, share);
+	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE,
+			 share == engine->share ? (long)RECV_BUFFER
+						: (long)SYNC_RECV_BUFFER);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)cfg->timeout);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)cfg->timeout);
@@ -581,6 +601,17 @@ static int start_part(struct cp_fetch *engine, struct cp_part *part)
 		       cp_log_url(part->url, u, sizeof(u)), range);
 	}
 	cp_stats_inc(engine->stats, data_requests);
+}
+
+static int start_part(struct cp_fetch *engine, struct cp_part *part)
+{
+	CURL *easy = easy_get(engine);
+
+	if (!easy)
+		return -ENOMEM;
+	/* From here on finish_part() undoes both. */
+	cp_stats_inc(engine->stats, transfers_in_flight);
+	setup_easy(engine, part, easy, engine->share);
 	part->run_next = engine->running;
 	if (engine->running)
 		engine->running->run_prev = part;
@@ -643,12 +674,110 @@ static void *io_main(void *arg)
 	return NULL;
 }
 
+/* ---- transfers on the caller's thread ---- */
+
+static void share_lock(CURL *easy, curl_lock_data data,
+		       curl_lock_access access, void *arg)
+{
+	struct cp_fetch *engine = arg;
+
+	pthread_mutex_lock(&engine->share_locks[data]);
+	(void)easy;
+	(void)access;
+}
+
+static void share_unlock(CURL *easy, curl_lock_data data, void *arg)
+{
+	struct cp_fetch *engine = arg;
+
+	pthread_mutex_unlock(&engine->share_locks[data]);
+	(void)easy;
+}
+
+/* Stalls end by the low-speed limit; this ends them at unmount. */
+static int sync_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+			 curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)arg;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return cp_shutting_down();
+}
+
+static CURL *sync_get(struct cp_fetch *engine)
+{
+	CURL *easy = NULL;
+
+	pthread_mutex_lock(&engine->sync_lock);
+	if (engine->nsync)
+		easy = engine->sync_pool[--engine->nsync];
+	pthread_mutex_unlock(&engine->sync_lock);
+	if (easy)
+		curl_easy_reset(easy);
+	else
+		easy = curl_easy_init();
+	return easy;
+}
+
+static void sync_put(struct cp_fetch *engine, CURL *easy)
+{
+	pthread_mutex_lock(&engine->sync_lock);
+	if (engine->nsync < CP_ARRAY_SIZE(engine->sync_pool)) {
+		engine->sync_pool[engine->nsync++] = easy;
+		easy = NULL;
+	}
+	pthread_mutex_unlock(&engine->sync_lock);
+	if (easy)
+		curl_easy_cleanup(easy);
+}
+
+int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
+		 double deadline, int64_t *pos, struct cp_object_info *info)
+{
+	double left = deadline - cp_now();
+	CURLcode result;
+	CURL *easy;
+	int err;
+
+	part->done = NULL;
+	part->on_headers = NULL;
+	if (cp_shutting_down() || left <= 0) {
+		part->err = left <= 0 ? CP_FETCH_ERETRY : ECANCELED;
+		result = CURLE_OK;
+		easy = NULL;
+	} else if (!(easy = sync_get(engine))) {
+		part->err = ENOMEM;
+		result = CURLE_OK;
+	} else {
+		cp_stats_inc(engine->stats, transfers_in_flight);
+		setup_easy(engine, part, easy, engine->sync_share);
+		curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, sync_progress);
+		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+				 (long)(left * 1000) + 1);
+		result = curl_easy_perform(easy);
+		cp_stats_dec(engine->stats, transfers_in_flight);
+	}
+	err = settle_part(engine, part, result);
+	if (easy)
+		sync_put(engine, easy);
+	if (pos)
+		*pos = part->pos;
+	if (info)
+		*info = part->info;
+	part_free(part);
+	return err;
+}
+
 /* ---- public ---- */
 
 struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 			      struct cp_cache *cache, struct cp_stats *stats)
 {
 	struct cp_fetch *engine = calloc(1, sizeof(*engine));
+	int i;
 
 	if (!engine)
 		return NULL;
@@ -656,10 +785,25 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 	engine->cache = cache;
 	engine->stats = stats;
 	pthread_mutex_init(&engine->lock, NULL);
+	pthread_mutex_init(&engine->sync_lock, NULL);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&engine->share_locks[i], NULL);
 	engine->multi = curl_multi_init();
 	engine->share = curl_share_init();
-	if (!engine->multi || !engine->share)
+	engine->sync_share = curl_share_init();
+	if (!engine->multi || !engine->share || !engine->sync_share)
 		goto err_out;
+	/* Shared by the threads that call cp_fetch_run(): curl locks it. */
+	curl_share_setopt(engine->sync_share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(engine->sync_share, CURLSHOPT_UNLOCKFUNC,
+			  share_unlock);
+	curl_share_setopt(engine->sync_share, CURLSHOPT_USERDATA, engine);
+	curl_share_setopt(engine->sync_share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_DNS);
+	curl_share_setopt(engine->sync_share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(engine->sync_share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_CONNECT);
 	/* The share is used by the I/O thread alone: no lock callbacks. */
 	curl_share_setopt(engine->share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_DNS);
@@ -674,10 +818,15 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 	return engine;
 
 err_out:
+	if (engine->sync_share)
+		curl_share_cleanup(engine->sync_share);
 	if (engine->share)
 		curl_share_cleanup(engine->share);
 	if (engine->multi)
 		curl_multi_cleanup(engine->multi);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&engine->share_locks[i]);
+	pthread_mutex_destroy(&engine->sync_lock);
 	pthread_mutex_destroy(&engine->lock);
 	free(engine);
 	return NULL;
@@ -693,6 +842,8 @@ void cp_fetch_stop(struct cp_fetch *engine)
 
 void cp_fetch_free(struct cp_fetch *engine)
 {
+	int i;
+
 	if (!engine)
 		return;
 	cp_fetch_stop(engine);
@@ -707,8 +858,15 @@ void cp_fetch_free(struct cp_fetch *engine)
 	}
 	while (engine->npool)
 		curl_easy_cleanup(engine->pool[--engine->npool]);
+	/* No cp_fetch_run() is running: the FUSE workers are gone. */
+	while (engine->nsync)
+		curl_easy_cleanup(engine->sync_pool[--engine->nsync]);
 	curl_multi_cleanup(engine->multi);
 	curl_share_cleanup(engine->share);
+	curl_share_cleanup(engine->sync_share);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&engine->share_locks[i]);
+	pthread_mutex_destroy(&engine->sync_lock);
 	pthread_mutex_destroy(&engine->lock);
 	free(engine);
 }

@@ -25,8 +25,12 @@
  * received stay in place so a retry resumes after them.  The engine never
  * retries by itself: retry policy lives with the thread that waits.
  *
- * Thread safety: cp_part_new(), cp_part_new_direct() and
- * cp_fetch_submit() may be called from any thread; everything else in a
+ * A small direct part may instead be run on the caller's own thread
+ * (cp_fetch_run()): no hand-off to the I/O thread and back, the same
+ * checks, over connections that those callers share.
+ *
+ * Thread safety: cp_part_new(), cp_part_new_direct(), cp_fetch_submit()
+ * and cp_fetch_run() may be called from any thread; everything else in a
  * part belongs to the engine once submitted.  A part's done callback
  * runs once, on the I/O thread as a rule, but on the thread calling
  * cp_fetch_submit() or cp_fetch_free() for a part the stopping engine
@@ -96,7 +100,13 @@ struct cp_part {
 	uint64_t lease_gen;       /* which URL lease @url came from */
 	cp_part_done_fn done;     /* may be NULL; runs once, when the part
 				   * ends (see Thread safety above) */
-	void *done_arg;
+	cp_part_done_fn on_headers; /* may be NULL; runs at most once, on
+				   * the I/O thread, when the response
+				   * headers passed the checks (info is
+				   * complete, err 0), before the first
+				   * body byte lands; done still runs
+				   * later.  Same rules as done. */
+	void *done_arg;           /* for done and on_headers */
 	struct cp_object_info info;
 	/* engine-private state below */
 	struct cp_fetch *engine;
@@ -151,5 +161,17 @@ struct cp_part *cp_part_new_direct(struct cp_fetch *engine, uint64_t key,
 
 /* Hands @part to the I/O thread (ownership passes; freed after done). */
 void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part);
+
+/*
+ * Runs the direct @part on the calling thread (ownership passes; freed
+ * before returning; its done and on_headers are not called), within
+ * @deadline (cp_now() scale) and until shutdown.  Returns 0 or the
+ * positive errno a done callback would get; *@pos is where the part
+ * stopped and *@info what the data host said (either may be NULL).
+ * Connections are kept for the next call from any thread.  Must not be
+ * called once cp_fetch_free() has begun.
+ */
+int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
+		 double deadline, int64_t *pos, struct cp_object_info *info);
 
 #endif

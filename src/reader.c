@@ -28,6 +28,11 @@
  * prefetch window, is still sequential: the kernel sends readahead
  * requests concurrently and out of order, and far ahead. */
 #define SEQ_SLACK ((int64_t)8 << 20)
+/* A first read smaller than this is no sign of a sequential reader (the
+ * kernel's first readahead for one is larger): a file(1) probe, a header,
+ * a 4 KiB O_DIRECT or random reader.  It opens no window; the next read
+ * in order does. */
+#define SMALL_FIRST_READ ((int64_t)64 << 10)
 /* Bytes read in order after which a handle leaves random mode. */
 #define SEQ_RUN ((int64_t)4 << 20)
 #define RANDOM_AFTER_SEEKS 2
@@ -68,6 +73,9 @@ struct cp_handle {
 	struct cp_file_view view; /* the object served: size, ETag, gen */
 	struct cp_prefetch pf;
 	int served;               /* bytes went to the kernel */
+	int probed;               /* the data host was asked about the
+				   * object of view (its ETag is in view,
+				   * or it has none) */
 	struct cp_handle *prev, *next; /* reader->handles; reader->lock */
 };
 
@@ -373,6 +381,7 @@ struct part_wait {
 	pthread_cond_t done_cond;
 	unsigned refs;        /* protected by lock */
 	int done;             /* protected by lock */
+	int headers;          /* the answer's headers passed; lock */
 	int err;              /* protected by lock */
 	/* Written by the engine before it sets done; read by the waiter
 	 * only after it saw done under the lock: */
@@ -439,36 +448,71 @@ static void part_wait_done(struct cp_part *part, int err, void *arg)
 	part_wait_put_locked(p);
 }
 
+/* The engine found the answer's headers good (I/O thread): what they
+ * say, before the body.  The engine keeps its reference until done. */
+static void part_wait_headers(struct cp_part *part, int err, void *arg)
+{
+	struct part_wait *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	p->info = part->info;
+	p->headers = 1;
+	pthread_cond_signal(&p->done_cond);
+	pthread_mutex_unlock(&p->lock);
+	(void)err;
+}
+
+/* Submits @part, whose end (and with @headers, whose checked headers)
+ * @p is told of. */
+static void submit_part(struct attempt *a, struct cp_part *part,
+			struct part_wait *p, int headers)
+{
+	part->lease_gen = a->url_gen;
+	part->done = part_wait_done;
+	part->on_headers = headers ? part_wait_headers : NULL;
+	part->done_arg = p;
+	pthread_mutex_lock(&p->lock);
+	p->done = 0;
+	p->headers = 0;
+	p->refs++; /* the engine's, dropped in part_wait_done() */
+	pthread_mutex_unlock(&p->lock);
+	cp_fetch_submit(a->reader->fetch, part);
+}
+
 /*
- * Submits @part (which writes where @p says) and waits for it to end.
- * Returns 0 or the part's positive errno, and then p->pos and p->info
- * are the part's; or ETIMEDOUT when the engine did not finish it in time:
- * the part still holds its reference to @p then (and so to p->buf), and
- * the caller may only drop its own.
+ * Waits for the part submitted on @p to end (or, with @headers, for its
+ * headers to pass, whichever comes first).  Returns 0 or the part's
+ * positive errno, and then p->info is the answer's (p->pos too when it
+ * ended); or ETIMEDOUT when the engine did not get there in time: the
+ * part still holds its reference to @p then (and so to p->buf), and the
+ * caller may only drop its own.
  */
-static int run_part(struct attempt *a, struct cp_part *part,
-		    struct part_wait *p)
+static int wait_part(struct attempt *a, struct part_wait *p, int headers)
 {
 	struct timespec ts;
 	int err;
 
-	part->lease_gen = a->url_gen;
-	part->done = part_wait_done;
-	part->done_arg = p;
-	pthread_mutex_lock(&p->lock);
-	p->done = 0;
-	p->refs++; /* the engine's, dropped in part_wait_done() */
-	pthread_mutex_unlock(&p->lock);
-	cp_fetch_submit(a->reader->fetch, part);
 	cp_deadline_timespec(a->deadline + 1, &ts);
 	pthread_mutex_lock(&p->lock);
-	while (!p->done)
+	while (!p->done && !(headers && p->headers))
 		if (pthread_cond_timedwait(&p->done_cond, &p->lock, &ts) ==
 		    ETIMEDOUT)
 			break;
-	err = p->done ? p->err : ETIMEDOUT;
+	if (headers && p->headers)
+		err = 0;
+	else
+		err = p->done ? p->err : ETIMEDOUT;
 	pthread_mutex_unlock(&p->lock);
 	return err;
+}
+
+/* Submits @part (which writes where @p says) and waits for it to end
+ * (see wait_part()). */
+static int run_part(struct attempt *a, struct cp_part *part,
+		    struct part_wait *p)
+{
+	submit_part(a, part, p, 0);
+	return wait_part(a, p, 0);
 }
 
 /*
@@ -498,60 +542,29 @@ static int probe_once(struct attempt *a, struct part_wait *p)
 }
 
 /*
- * Random reads skip the cache: [@off, @end) is fetched into a buffer of
- * its own (one small range GET, like curl would), resumed after failures.
- * Returns the malloc'd buffer in *@out, or -errno.
+ * Resolve when the size is known and only the ETag is not (a file listed
+ * with its size): no probe, since the first read's own transfer carries it
+ * (first_transfer()).  Only the URL is asked for, so that an id the API
+ * refuses fails the open as it did when a probe ran here.  Called as the
+ * file's resolver; ends the resolve.
  */
-static int read_direct(struct attempt *a, int64_t off, int64_t end,
-		       char **out)
+static int resolve_lease(struct cp_reader *r, struct cp_file *file,
+			 const struct cp_file_view *view)
 {
-	struct part_wait *p = part_wait_new((size_t)(end - off));
-	int64_t pos = off;
-	int ret = 0;
+	struct attempt a;
+	int ret;
 
-	if (!p)
-		return -ENOMEM;
-	while (pos < end) {
-		struct cp_part *part;
-		int err;
-
-		ret = attempt_lease(a, 0);
-		if (ret < 0)
-			break;
-		part = cp_part_new_direct(a->reader->fetch, a->file->ino,
-					  a->url, a->view->etag,
-					  a->view->size, pos,
-					  p->buf + (pos - off),
-					  (size_t)(end - pos));
-		if (!part) {
-			ret = -ENOMEM;
-			break;
-		}
-		err = run_part(a, part, p);
-		if (err == ETIMEDOUT) {
-			cp_warn("%s: no data within %u s; giving up",
-				a->file->id, a->reader->cfg->deadline);
-			ret = -EIO;
-			break;
-		}
-		if (p->pos > pos)
-			pos = p->pos;
-		if (err == 0)
-			break;
-		ret = after_failure(a, err, a->url_gen);
-		if (ret < 0)
-			break;
-	}
-	if (ret == 0) {
-		*out = p->buf; /* the engine is done with it */
-		p->buf = NULL;
-	}
-	part_wait_put(p);
-	return ret == -ENOENT ? -EIO : ret;
+	attempt_init(&a, r, file, view);
+	ret = attempt_lease(&a, 0);
+	attempt_done(&a);
+	cp_files_end_resolve(r->files, file, NULL, ret);
+	return ret;
 }
 
-int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
-		      int need_probe)
+/* cp_reader_resolve(); with @force, a file whose size is known but which
+ * was not probed is probed too. */
+static int resolve(struct cp_reader *r, struct cp_file *file, int need_probe,
+		   int force)
 {
 	struct cp_file_view view = { .size = -1 };
 	struct part_wait *p;
@@ -563,6 +576,8 @@ int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
 	if (ret <= 0)
 		return ret;
 	cp_files_view(r->files, file, &view);
+	if (view.size >= 0 && !force)
+		return resolve_lease(r, file, &view);
 	attempt_init(&a, r, file, &view);
 	p = part_wait_new(0);
 	if (!p) {
@@ -598,6 +613,12 @@ out:
 	return ret;
 }
 
+int cp_reader_resolve(struct cp_reader *r, struct cp_file *file,
+		      int need_probe)
+{
+	return resolve(r, file, need_probe, 0);
+}
+
 struct cp_handle *cp_handle_new(struct cp_reader *r, struct cp_file *file)
 {
 	struct cp_handle *h = calloc(1, sizeof(*h));
@@ -607,6 +628,7 @@ struct cp_handle *cp_handle_new(struct cp_reader *r, struct cp_file *file)
 	h->reader = r;
 	h->file = file;
 	cp_files_view(r->files, file, &h->view);
+	h->probed = h->view.etag[0] != '\0';
 	pthread_mutex_init(&h->lock, NULL);
 	cp_prefetch_init(&h->pf);
 	pthread_mutex_lock(&r->lock);
@@ -674,8 +696,11 @@ void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
 	uint64_t last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
 	uint64_t nblocks = ((uint64_t)size + CP_BLOCK_SIZE - 1) >>
 			   CP_BLOCK_SHIFT;
+	int small_first = pf->next_off == 0 && pf->run == 0 &&
+			  pf->seeks == 0 && end - off < SMALL_FIRST_READ;
 
-	if (sequential(pf, off)) {
+	pf->seek = !sequential(pf, off);
+	if (!pf->seek) {
 		pf->run += end - off;
 		if (pf->run >= SEQ_RUN) {
 			pf->random = 0;
@@ -692,7 +717,7 @@ void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
 		pf->ahead = 0;
 	}
 	*from = *to = last + 1;
-	if (pf->random)
+	if (pf->random || pf->seek || small_first)
 		return;
 	if (pf->ahead > *from)
 		*from = pf->ahead;
@@ -932,32 +957,261 @@ static int switch_object(struct cp_handle *h, const struct cp_file_view *seen)
 	return !served;
 }
 
+/* Pins the @n blocks of a read from @first into @blocks (all at once).
+ * 0, or -EIO with nothing pinned. */
+static int pin_read(struct attempt *a, struct cp_handle *h, uint64_t first,
+		    int n, struct cp_block **blocks)
+{
+	struct cp_reader *r = a->reader;
+
+	if (cp_cache_get_run(r->cache, h->file->ino, first, n, a->view->size,
+			     blocks, a->deadline) < 0) {
+		cp_warn("%s: no cache memory free within %u s", h->file->id,
+			r->cfg->deadline);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- the first read of an object known by its size only ---- */
+
+/* The file table learnt what @h's first read needed (another read did
+ * the learning): @v and the handle take its ETag.  0, or -ESTALE when
+ * the object is no longer the one @v describes. */
+static int adopt_probe(struct cp_handle *h, struct cp_file_view *v)
+{
+	struct cp_file_view now;
+
+	cp_files_view(h->reader->files, h->file, &now);
+	if (now.gen != v->gen || now.size != v->size)
+		return -ESTALE;
+	memcpy(v->etag, now.etag, sizeof(v->etag));
+	pthread_mutex_lock(&h->lock);
+	if (h->view.gen == v->gen) {
+		memcpy(h->view.etag, now.etag, sizeof(h->view.etag));
+		h->probed = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+/* Marks the first @n of @blocks FETCHING for this read (all, or the
+ * ones from the first up to one that is not EMPTY or FAILED).  Returns
+ * how many. */
+static int begin_first_run(struct cp_reader *r, struct cp_block **blocks,
+			   int n)
+{
+	int i;
+
+	for (i = 0; i < n && i < CP_PART_MAX_BLOCKS; i++)
+		if (!cp_cache_begin_fetch(r->cache, blocks[i]))
+			break;
+	return i;
+}
+
+/* Records what the first answer about the object said (as the file's
+ * resolver, which this ends), and @v and @h take its ETag. */
+static void learnt(struct cp_handle *h, struct cp_file_view *v,
+		   const struct cp_object_info *info)
+{
+	cp_files_end_resolve(h->reader->files, h->file, info, 0);
+	memcpy(v->etag, info->etag, sizeof(v->etag));
+	pthread_mutex_lock(&h->lock);
+	if (h->view.gen == v->gen) {
+		memcpy(h->view.etag, v->etag, sizeof(h->view.etag));
+		h->probed = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * Random reads skip the cache: [@off, @end) is fetched into a buffer of
+ * its own, with one range GET run on this thread (no hand-off to the I/O
+ * thread, like curl would), resumed after failures.  When @h has not
+ * learnt its object yet (!@probed), this GET carries the probe, as
+ * first_transfer() does: sent without If-Match as the file's resolver,
+ * the size checked, its ETag recorded; a failed try starts again from
+ * @off (no bytes of two answers without If-Match).  Returns the malloc'd
+ * buffer in *@out, or -errno.
+ */
+static int read_direct(struct attempt *a, struct cp_handle *h,
+		       struct cp_file_view *v, int probed, int64_t off,
+		       int64_t end, char **out)
+{
+	struct cp_reader *r = a->reader;
+	struct cp_object_info info;
+	char *buf;
+	int64_t pos = off;
+	int ret = 0, learn = 0;
+
+	if (!probed) {
+		ret = cp_files_begin_resolve(r->files, h->file, 1,
+					     a->deadline);
+		if (ret < 0)
+			return ret == -ENOENT ? -EIO : ret;
+		if (ret == 0 && adopt_probe(h, v) < 0)
+			return -ESTALE;
+		learn = ret == 1;
+		ret = 0;
+	}
+	buf = malloc((size_t)(end - off));
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (pos < end) {
+		struct cp_part *part;
+		int64_t reached = pos;
+		int err;
+
+		ret = attempt_lease(a, 0);
+		if (ret < 0)
+			break;
+		part = cp_part_new_direct(r->fetch, a->file->ino, a->url,
+					  learn ? NULL : v->etag, v->size, pos,
+					  buf + (pos - off),
+					  (size_t)(end - pos));
+		if (!part) {
+			ret = -ENOMEM;
+			break;
+		}
+		part->lease_gen = a->url_gen;
+		err = cp_fetch_run(r->fetch, part, a->deadline, &reached,
+				   &info);
+		if (err == 0)
+			break;
+		if (!learn && reached > pos)
+			pos = reached;
+		ret = after_failure(a, err, a->url_gen);
+		if (ret < 0)
+			break;
+	}
+out:
+	if (learn && ret == 0)
+		learnt(h, v, &info);
+	else if (learn)
+		cp_files_end_resolve(r->files, h->file, NULL, ret);
+	if (ret == 0)
+		*out = buf;
+	else
+		free(buf);
+	return ret == -ENOENT ? -EIO : ret;
+}
+
+/*
+ * The first transfer of the object, for a file whose size is known
+ * (manifest, discovery) but that was not probed in this mount: instead of
+ * a probe before the data, the range GET of the read's first blocks
+ * carries it.  As the file's resolver (single flight: concurrent first
+ * reads wait for it), this sends that GET with no If-Match (the engine
+ * checks the size against @v's), waits for its headers only, and records
+ * what they say (ETag, Last-Modified, type) in the file table, which
+ * persists it; @v and the handle take the ETag, so every later transfer
+ * names the object with If-Match: the blocks of one read, and the window
+ * ahead, are of one object.
+ *
+ * Returns 0 with the read's @n blocks pinned in @blocks (the first ones
+ * on their way), 1 when the file was learnt meanwhile or cannot be
+ * learnt this way (nothing pinned, @v updated: read as usual), or -errno
+ * with nothing pinned.
+ */
+static int first_transfer(struct attempt *a, struct cp_handle *h,
+			  struct cp_file_view *v, uint64_t first, int n,
+			  struct cp_block **blocks)
+{
+	struct cp_reader *r = a->reader;
+	struct cp_object_info info;
+	struct part_wait *p;
+	int ret, pinned = 0;
+
+	ret = cp_files_begin_resolve(r->files, h->file, 1, a->deadline);
+	if (ret < 0)
+		return ret;
+	if (ret == 0)
+		return adopt_probe(h, v) < 0 ? -ESTALE : 1;
+	/* Blocks of the id cached before anything was learnt are of no
+	 * known object. */
+	cp_cache_drop_key(r->cache, h->file->ino);
+	p = part_wait_new(0);
+	if (!p) {
+		cp_files_end_resolve(r->files, h->file, NULL, -ENOMEM);
+		return -ENOMEM;
+	}
+	ret = pin_read(a, h, first, n, blocks);
+	pinned = ret == 0;
+	while (ret == 0) {
+		struct cp_part *part;
+		int i, nrun, err;
+
+		nrun = begin_first_run(r, blocks, n);
+		if (nrun == 0) {
+			ret = 1; /* on its way already: probe, then read */
+			break;
+		}
+		ret = attempt_lease(a, 0);
+		if (ret < 0) {
+			for (i = 0; i < nrun; i++)
+				cp_cache_fail(r->cache, blocks[i], -ret, 1, 0);
+			break;
+		}
+		part = cp_part_new(r->fetch, h->file->ino, a->url, NULL,
+				   v->size, blocks, nrun);
+		if (!part) {
+			ret = -ENOMEM; /* and the blocks were failed */
+			break;
+		}
+		submit_part(a, part, p, 1);
+		err = wait_part(a, p, 1);
+		if (err == 0) {
+			/* The engine may still write p->info (at the end). */
+			pthread_mutex_lock(&p->lock);
+			info = p->info;
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		if (err == ETIMEDOUT) {
+			cp_warn("%s: no answer within %u s; giving up",
+				h->file->id, r->cfg->deadline);
+			ret = -EIO;
+			break;
+		}
+		/* CP_FETCH_ECHANGED (not the size the kernel was told)
+		 * ends in -ESTALE; the rest retry as any read does. */
+		ret = after_failure(a, err, a->url_gen);
+	}
+	if (ret == 0) {
+		learnt(h, v, &info);
+	} else {
+		cp_files_end_resolve(r->files, h->file, NULL,
+				     ret == 1 ? 0 : ret);
+		if (pinned)
+			cp_reader_unpin(r, blocks, n);
+	}
+	part_wait_put(p);
+	return ret;
+}
+
 /* ---- the read paths ---- */
 
 /*
- * The sequential path: pins the read's blocks (all at once), starts what
- * is missing and the window [@from, @to) ahead, then waits for the read's
- * blocks.  With @pinned the blocks are in @blocks already (a random
- * reader found them cached) and nothing is started.  0, or -errno with
- * nothing pinned.
+ * The sequential path: pins the read's blocks (all at once, unless
+ * @pinned says they are in @blocks already), starts what is missing and
+ * the window [@from, @to) ahead, then waits for the read's blocks.  With
+ * @cached (a random reader found them all cached) nothing is started.
+ * 0, or -errno with nothing pinned.
  */
 static int read_pinned(struct attempt *a, struct cp_handle *h,
 		       uint64_t first, int n, uint64_t from, uint64_t to,
-		       int pinned, struct cp_block **blocks, int *waited)
+		       int pinned, int cached, struct cp_block **blocks,
+		       int *waited)
 {
 	struct cp_reader *r = a->reader;
 	int i, ret = 0;
 
-	if (!pinned) {
-		ret = cp_cache_get_run(r->cache, h->file->ino, first, n,
-				       a->view->size, blocks, a->deadline);
-		if (ret < 0) {
-			cp_warn("%s: no cache memory free within %u s",
-				h->file->id, r->cfg->deadline);
-			return -EIO;
-		}
+	if (!pinned && pin_read(a, h, first, n, blocks) < 0)
+		return -EIO;
+	if (!cached)
 		issue(a, h, blocks, n, from, to);
-	}
 	for (i = 0; i < n && ret == 0; i++)
 		ret = wait_block(a, blocks[i], waited);
 	if (ret == 0)
@@ -988,8 +1242,19 @@ static void after_read(struct cp_handle *h, int waited, int random,
 		cp_cache_demote(r->cache, last);
 }
 
+/* Before a random read of an object not probed yet: the probe (into
+ * the file table), and @v takes what it learnt.  0 or -errno. */
+static int probe_first(struct cp_handle *h, struct cp_file_view *v)
+{
+	int ret = resolve(h->reader, h->file, 1, 1);
+
+	if (ret < 0)
+		return ret == -ENOENT ? -EIO : ret;
+	return adopt_probe(h, v);
+}
+
 /* One try at a read of the object @v describes (cp_reader_read()). */
-static ssize_t read_once(struct cp_handle *h, const struct cp_file_view *v,
+static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 			 off_t off, size_t size, struct cp_block **blocks,
 			 int max, int *nblocks, char **direct)
 {
@@ -998,7 +1263,7 @@ static ssize_t read_once(struct cp_handle *h, const struct cp_file_view *v,
 	struct attempt a;
 	uint64_t first, last, from, to;
 	int64_t end;
-	int n, random, waited = 0, ret;
+	int n, random, probed, pinned = 0, waited = 0, ret;
 
 	cp_files_view(r->files, h->file, &now);
 	if (now.gen != v->gen)
@@ -1017,14 +1282,25 @@ static ssize_t read_once(struct cp_handle *h, const struct cp_file_view *v,
 	pthread_mutex_lock(&h->lock);
 	cp_prefetch_plan(&h->pf, v->size, off, end, &from, &to);
 	random = h->pf.random;
+	probed = h->probed;
 	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);
 	/* A read larger than the whole cache cannot be pinned: it goes
 	 * direct, like a random one. */
 	if ((size_t)n > cp_cache_capacity(r->cache))
 		random = 1;
+	if (!probed && !random) {
+		ret = first_transfer(&a, h, v, first, n, blocks);
+		pinned = ret == 0; /* 1: nothing pinned */
+		if (ret == 1)
+			ret = probe_first(h, v);
+		if (ret < 0) {
+			attempt_done(&a);
+			return ret == -ENOENT ? -EIO : ret;
+		}
+	}
 	if (random && !pin_if_cached(h, first, n, blocks)) {
-		ret = read_direct(&a, off, end, direct);
+		ret = read_direct(&a, h, v, probed, off, end, direct);
 		attempt_done(&a);
 		if (ret == 0 && (ret = still_current(h, v)) < 0) {
 			free(*direct);
@@ -1032,7 +1308,8 @@ static ssize_t read_once(struct cp_handle *h, const struct cp_file_view *v,
 		}
 		return ret < 0 ? ret : end - off;
 	}
-	ret = read_pinned(&a, h, first, n, from, to, random, blocks, &waited);
+	ret = read_pinned(&a, h, first, n, from, to, pinned || random, random,
+			  blocks, &waited);
 	attempt_done(&a);
 	if (ret < 0)
 		return ret;

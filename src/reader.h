@@ -61,9 +61,14 @@ void cp_reader_free(struct cp_reader *reader);
  * Makes sure @file's size is known: from the table (manifest, persisted
  * metadata, earlier probe), else by asking the API for a URL and reading
  * the first block (its Content-Range gives the size; the data is kept).
- * With @need_probe the data host must have been asked in this mount (so
- * the ETag is known).  Single flight per file.  0 or -errno (ENOENT,
- * EACCES, EIO).
+ * @need_probe (an open) also wants the object's ETag: known from this
+ * mount's probe or the persisted metadata; else, when the size is known,
+ * only a URL is asked for (so an id the API refuses fails here), and the
+ * first read's own range GET carries the probe: it is sent without
+ * If-Match, its size checked against the known one, and its ETag,
+ * Last-Modified and type recorded before any other transfer of the
+ * object starts.  Single flight per file.  0 or -errno (ENOENT, EACCES,
+ * EIO).
  */
 int cp_reader_resolve(struct cp_reader *reader, struct cp_file *file,
 		      int need_probe);

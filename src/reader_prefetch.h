@@ -4,9 +4,13 @@
  * can drive it without a mount.  Nothing else should need it.
  *
  * A read that continues near where the previous ones ended (or inside
- * what was already asked for) is sequential; a jump is a seek.  Two
- * seeks with little read between them switch the handle to random mode
- * (no prefetch); a long enough run in order switches it back.  A
+ * what was already asked for) is sequential; a jump is a seek, which
+ * fetches the blocks it needs and opens no window (a reader that goes on
+ * in order from there gets one at its next read), as does a small first
+ * read.  (Not direct: another reader of the file may be fetching those
+ * blocks already, and a block is fetched once.)  Two seeks with little
+ * read between them switch the handle to random mode (no prefetch); a
+ * long enough run in order switches it back.  A
  * sequential handle keeps a window of blocks asked for ahead of its
  * reads, topped up a whole transfer at a time; the window doubles when
  * the reader had to wait and halves when memory is short.
@@ -25,6 +29,7 @@ struct cp_prefetch {
 	unsigned seeks;    /* seeks since the last long run in order */
 	int64_t run;       /* bytes read in order since the last seek */
 	int random;        /* random mode: fetch only what a read needs */
+	int seek;          /* the last read planned was a seek (no window) */
 };
 
 void cp_prefetch_init(struct cp_prefetch *pf);
@@ -36,8 +41,9 @@ int cp_prefetch_part_blocks(unsigned window);
 /*
  * Takes a read of [@off, @end) of an object of @size bytes into the
  * pattern and returns the blocks to ask for ahead of it, [*from, *to)
- * (empty in random mode, or while less than a whole transfer is
- * missing from the window).  Those blocks count as asked for from now
+ * (empty for a seek or a small first read, in random mode, or while
+ * less than a whole
+ * transfer is missing from the window).  Those blocks count as asked for from now
  * on.
  */
 void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""cpfs benchmark: cpfs against curl, httpdirfs and rclone, cold, on loopback
+"""cpfs benchmark: cpfs against curl, httpfs2, httpdirfs and rclone, cold, on loopback
 and optionally behind added latency.
 
     sudo tests/bench/run.py [--rtt MS] [--runs N] [--quick] [--json OUT]
@@ -7,7 +7,7 @@ and optionally behind added latency.
                             [--cpfs PATH] [--timeout S] [--keep]
 
 Needs root (tmpfs, drop_caches, FUSE mounts) and the Debian packages nginx,
-curl, fuse3, httpdirfs, rclone.  Python 3 stdlib only.  Everything listens
+curl, fuse3, httpfs2, httpdirfs, rclone.  Python 3 stdlib only.  Everything listens
 on 127.0.0.1 and everything it made is removed on any exit.
 
 See tests/bench/README.md for what it measures and the caveats.
@@ -40,7 +40,8 @@ PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executabl
 MiB = 1 << 20
 BLOCK = 4096
 TOOLS = {"nginx": "nginx", "curl": "curl", "fusermount3": "fuse3",
-         "httpdirfs": "httpdirfs", "rclone": "rclone"}
+         "httpdirfs": "httpdirfs", "rclone": "rclone", "httpfs2": "httpfs2"}
+GiB = 1 << 30
 
 
 def log(*a):
@@ -283,6 +284,7 @@ def w_rand(spec, prog):
                          '%%{num_connects}\\n"\n' % (
                              "next\n" if i else "", spec["target"], o,
                              o + BLOCK - 1))
+        b0 = busy_ticks()
         t0 = time.perf_counter()
         pid, out, err = spawn_curl(["-K", cfg], pipe_out=True, pipe_err=True)
         with open(out, "rb") as fo, open(err, "rb") as fe:
@@ -293,6 +295,7 @@ def w_rand(spec, prog):
             et.join()
         rc, maxrss = reap(pid)
         secs = time.perf_counter() - t0
+        b1 = busy_ticks()
         codes, conns = [], 0
         for line in errbuf[0].decode(errors="replace").splitlines():
             f = line.split()
@@ -314,6 +317,7 @@ def w_rand(spec, prog):
         got = []
         pc = time.perf_counter
         try:
+            b0 = busy_ticks()
             t0 = pc()
             for o in offs:
                 a = pc()
@@ -321,16 +325,54 @@ def w_rand(spec, prog):
                 lat.append(pc() - a)
                 prog.add(BLOCK)
             secs = pc() - t0
+            b1 = busy_ticks()
         finally:
             os.close(fd)
         res, errs = {"rss_kib": 0}, []
     wrong = sum(1 for g, e in zip(got, expect) if g != e)
     if wrong:
         errs.append("%d of %d reads returned wrong bytes" % (wrong, len(offs)))
-    res.update(secs=secs, ops=len(offs) / secs,
+    add_cpu(res, b0, b1)
+    res.update(secs=secs, ops=len(offs) / secs, bytes=len(offs) * BLOCK,
                p50_ms=pct(lat, 50) * 1e3 if lat else None,
                p99_ms=pct(lat, 99) * 1e3 if lat else None,
                ok=not errs)
+    if errs:
+        res["error"] = "; ".join(errs)
+    return res
+
+
+def w_first(spec, prog):
+    """Cold first byte: open + the first 4 KiB of an object never read
+    (its size known to cpfs from the manifest), one request's latency.
+    curl: one `curl -r 0-4095` on a new connection, its time_total."""
+    with open(spec["source"], "rb") as fh:
+        expect = fh.read(BLOCK)
+    errs = []
+    if spec["via"] == "curl":
+        pid, out, _ = spawn_curl(["-s", "--fail", "-r", "0-%d" % (BLOCK - 1),
+                                  "-w", "\n%{time_total}", spec["target"]],
+                                 pipe_out=True)
+        with open(out, "rb") as fo:
+            body = fo.read()
+        rc, _ = reap(pid)
+        got, _, t = body.rpartition(b"\n")
+        secs = float(t or 0)
+        if rc:
+            errs.append("curl exit %d" % rc)
+    else:
+        t0 = time.perf_counter()
+        fd = os.open(spec["target"], os.O_RDONLY)
+        try:
+            got = os.pread(fd, BLOCK, 0)
+            secs = time.perf_counter() - t0
+        finally:
+            os.close(fd)
+    prog.add(len(got))
+    if got != expect:
+        errs.append("wrong bytes (%d read)" % len(got))
+    res = {"secs": secs, "ms": secs * 1e3, "bytes": len(got),
+           "ok": not errs}
     if errs:
         res["error"] = "; ".join(errs)
     return res
@@ -368,7 +410,8 @@ def worker_main(spec_json):
     spec = json.loads(spec_json)
     prog = Progress(spec.get("progress"))
     try:
-        fn = {"stream": w_stream, "rand": w_rand, "curlraw": w_curlraw}[
+        fn = {"stream": w_stream, "rand": w_rand, "curlraw": w_curlraw,
+              "first": w_first}[
             spec["kind"]]
         res = fn(spec, prog)
     except BaseException as e:  # noqa: B902 - reported, not raised
@@ -552,7 +595,9 @@ pid {t}/nginx.pid;
 error_log {t}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    # One line per data request: what each run made the host send.
+    log_format cpb '$body_bytes_sent';
+    access_log {t}/access.log cpb;
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -583,7 +628,7 @@ class Bench:
         self.a = a
         self.procs = []      # long-lived servers, killed in reverse order
         self.mounts = set()  # mount points that may be mounted
-        self.cur = None      # the running daemon or worker
+        self.cur = []        # the running daemons
         self.cur_worker = None
         self.tmp = None
         self.tmpfs = None
@@ -622,6 +667,7 @@ class Bench:
             len(objs), total // MiB, time.time() - t0))
 
         # nginx
+        self.access_log = os.path.join(self.tmp, "access.log")
         self.nginx_port = free_port()
         conf = os.path.join(self.tmp, "nginx.conf")
         with open(conf, "w") as fh:
@@ -679,7 +725,7 @@ class Bench:
         return p
 
     def cleanup(self):
-        for p in (self.cur_worker, self.cur):
+        for p in [self.cur_worker] + self.cur:
             if p is not None and p.poll() is None:
                 try:
                     os.killpg(p.pid, signal.SIGKILL)
@@ -687,7 +733,7 @@ class Bench:
                     pass
         for m in list(self.mounts):
             unmount(m)
-        for p in (self.cur_worker, self.cur):
+        for p in [self.cur_worker] + self.cur:
             kill_proc(p, 2)
         for p in reversed(self.procs):
             kill_proc(p)
@@ -716,6 +762,13 @@ class Bench:
                         self.api_url, mnt]
             return f
 
+        def httpfs2_cmd(mnt, cdir, name):
+            # It mounts one URL as one file, named as the URL's last
+            # segment, in the mount point.
+            return ["httpfs2", "-f", "-c", os.path.join(cdir, "log"),
+                    base + self.obj[name]["id"], mnt]
+        httpfs2_cmd.per_object = True
+
         def rclone_cmd(extra):
             def f(mnt, cdir):
                 cfg = os.path.join(cdir, "rclone.conf")
@@ -734,6 +787,9 @@ class Bench:
              "cache_size=1G, objects read once untimed, page cache dropped, "
              "then the timed run is served from cpfs's memory with no "
              "network (0 data requests, checked)"),
+            ("httpfs2", httpfs2_cmd, "one `httpfs2 -f URL` per object at its "
+             "nginx URL (one blocking range request per read; default "
+             "mount options)"),
             ("httpdirfs", lambda m, c: ["httpdirfs", "-f", base, m],
              "defaults (no cache)"),
             ("httpdirfs-tuned", lambda m, c: [
@@ -752,17 +808,25 @@ class Bench:
         ]
 
     # -------------------------------------------------------- workloads
-    def spec(self, wl, via, root):
+    def spec(self, wl, via, root, where=None):
         """Worker spec for workload @wl reading through @via: 'curl',
-        'curlraw' or 'file' (then @root is the directory)."""
+        'curlraw' or 'file' (then @root is the directory, or @where maps
+        each object's name to its path)."""
         o = self.obj
+        if where is None:
+            where = {n: os.path.join(root or "", o[n]["id"]) for n in o}
+        if wl == "first":
+            r = o["rand"]
+            return {"kind": "first", "via": via, "source": r["path"],
+                    "target": self.url["rand"] if via == "curl" else
+                    where["rand"]}
         if wl == "rand":
             r = o["rand"]
             s = {"kind": "rand", "via": via, "size": r["size"],
                  "n": self.a.ops, "seed": 20240601, "source": r["path"],
                  "curl_config": os.path.join(self.tmp, "rand.curl")}
             s["target"] = self.url["rand"] if via == "curl" else \
-                os.path.join(root, r["id"])
+                where["rand"]
             return s
         names = ["seq"] if wl == "seq" else \
             ["par%d" % i for i in range(self.a.par)]
@@ -773,7 +837,7 @@ class Bench:
         if via in ("curl", "curlraw"):
             s["targets"] = [self.url[n] for n in names]
         else:
-            s["targets"] = [os.path.join(root, o[n]["id"]) for n in names]
+            s["targets"] = [where[n] for n in names]
         return s
 
     def run_worker(self, spec, timeout):
@@ -835,73 +899,134 @@ class Bench:
         if cmdf is None:  # curl, curl-pipe or local
             via = {"local": "file", "curl-pipe": "curl"}.get(sysname)
             if sysname == "curl":
-                via = "curl" if wl == "rand" else "curlraw"
+                via = "curl" if wl in ("rand", "first") else "curlraw"
+            mark = self.data_mark()
             res, stuck = self.run_worker(
                 self.spec(wl, via, self.tmpfs), a.timeout)
             self.finish_worker(stuck)
+            if via != "file":
+                res.update(self.data_since(mark))
             if res.get("rss_kib"):
                 res["rss_mib"] = res["rss_kib"] / 1024.0
             return res
         d = os.path.join(self.tmp, "run-%s-%s-%d" % (sysname, wl, run))
-        mnt, cdir = os.path.join(d, "mnt"), os.path.join(d, "cache")
-        os.makedirs(mnt)
+        cdir = os.path.join(d, "cache")
         os.makedirs(cdir)
         env = dict(os.environ, CHECKOUTPAGE_API_KEY=self.key, HOME=cdir,
                    XDG_CACHE_HOME=cdir, XDG_CONFIG_HOME=cdir)
-        self.mounts.add(mnt)
-        lf = open(os.path.join(self.logs, "%s-%s-%d.log" % (sysname, wl, run)),
-                  "wb")
+        # (argv, mount point) of each daemon, and where each object is.
+        if getattr(cmdf, "per_object", False):
+            daemons, where = [], {}
+            for name in self.objects_of(wl):
+                mnt = os.path.join(d, "mnt-" + name)
+                daemons.append((cmdf(mnt, cdir, name), mnt))
+                where[name] = os.path.join(mnt, self.obj[name]["id"])
+        else:
+            mnt = os.path.join(d, "mnt")
+            daemons = [(cmdf(mnt, cdir), mnt)]
+            where = {n: os.path.join(mnt, self.obj[n]["id"])
+                     for n in self.objects_of(wl)}
+        stuck, res = None, None
         try:
-            p = subprocess.Popen(cmdf(mnt, cdir), stdout=lf,
-                                 stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=env,
-                                 start_new_session=True)
-        except OSError as e:
-            lf.close()
-            return {"ok": False, "error": "cannot start: %s" % e,
-                    "fatal": True}
-        lf.close()
-        self.cur = p
-        stuck = None
-        try:
-            end = time.time() + 20
-            while not is_mounted(mnt):
-                if p.poll() is not None:
-                    return {"ok": False, "mountfail": True,
-                            "error": "exited %s before mounting (see %s)" % (
-                                p.returncode, lf.name)}
-                if time.time() > end:
-                    return {"ok": False, "mountfail": True,
-                            "error": "not mounted after 20s"}
-                time.sleep(0.02)
-            spec = self.spec(wl, "file", mnt)
+            for i, (argv, mnt) in enumerate(daemons):
+                os.makedirs(mnt)
+                self.mounts.add(mnt)
+                err = self.start_daemon(argv, mnt, env, "%s-%s-%d%s.log" % (
+                    sysname, wl, run, "-%d" % i if i else ""))
+                if err:
+                    return err
+            spec = self.spec(wl, "file", None, where)
             if sysname == "cpfs-ram":
                 warm_up(spec)
                 drop_caches()
-                before = data_requests(mnt)
+                before = data_requests(daemons[0][1])
+            mark = self.data_mark()
             res, stuck = self.run_worker(spec, a.timeout)
             if sysname == "cpfs-ram" and res.get("ok"):
-                fetched = data_requests(mnt) - before
+                fetched = data_requests(daemons[0][1]) - before
                 if fetched:
                     res["ok"] = False
                     res["error"] = "%d data requests in the timed run" % (
                         fetched)
-            hwm = vm_hwm_kib(p.pid)
-            if hwm is not None:
-                res["rss_mib"] = hwm / 1024.0
-            if p.poll() is not None and res.get("ok"):
+            hwm = [vm_hwm_kib(p.pid) for p in self.cur]
+            if None not in hwm:
+                res["rss_mib"] = sum(hwm) / 1024.0
+            dead = [p for p in self.cur if p.poll() is not None]
+            if dead and res.get("ok"):
                 res["ok"] = False
-                res["error"] = "daemon exited %s during run" % p.returncode
+                res["error"] = "daemon exited %s during run" % (
+                    dead[0].returncode)
             return res
         finally:
-            if stuck is not None:  # let the stuck reads fail, then reap
-                p.kill()
-            unmount(mnt)
-            kill_proc(p, 10)
+            for p in self.cur:
+                if stuck is not None:  # let the stuck reads fail, then reap
+                    p.kill()
+            for _, mnt in daemons:
+                unmount(mnt)
+            for p in self.cur:
+                kill_proc(p, 10)
             self.finish_worker(stuck)
-            self.cur = None
-            self.mounts.discard(mnt)
+            self.cur = []
+            for _, mnt in daemons:
+                self.mounts.discard(mnt)
+            if res is not None:  # after the daemons: their last requests
+                res.update(self.data_since(mark))
             shutil.rmtree(d, ignore_errors=True)
+
+    def objects_of(self, wl):
+        if wl in ("seq", "rand"):
+            return [wl]
+        if wl == "first":
+            return ["rand"]
+        return ["par%d" % i for i in range(self.a.par)]
+
+    def start_daemon(self, argv, mnt, env, logname):
+        """Starts one daemon and waits for its mount.  None, or the
+        result of a run that could not start."""
+        lf = open(os.path.join(self.logs, logname), "wb")
+        try:
+            p = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, env=env,
+                                 start_new_session=True)
+        except OSError as e:
+            return {"ok": False, "error": "cannot start: %s" % e,
+                    "fatal": True}
+        finally:
+            lf.close()
+        self.cur.append(p)
+        end = time.time() + 20
+        while not is_mounted(mnt):
+            if p.poll() is not None:
+                return {"ok": False, "mountfail": True,
+                        "error": "exited %s before mounting (see %s)" % (
+                            p.returncode, lf.name)}
+            if time.time() > end:
+                return {"ok": False, "mountfail": True,
+                        "error": "not mounted after 20s"}
+            time.sleep(0.02)
+        return None
+
+    def data_mark(self):
+        try:
+            return os.path.getsize(self.access_log)
+        except OSError:
+            return 0
+
+    def data_since(self, mark):
+        """Bytes the data host sent and requests it answered since @mark
+        (nginx's access log: one line per request, logged when it ends)."""
+        last = None
+        for _ in range(20):  # until nginx has logged the last ones
+            n = self.data_mark()
+            if n == last:
+                break
+            last = n
+            time.sleep(0.05)
+        with open(self.access_log, "rb") as fh:
+            fh.seek(mark)
+            lines = fh.read().split()
+        return {"host_bytes": sum(int(x) for x in lines if x.isdigit()),
+                "host_requests": len(lines)}
 
     # -------------------------------------------------------------- all
     def run(self):
@@ -924,7 +1049,10 @@ class Bench:
         # instead of the few that happened to run during it.
         cells = [(sysname, cmdf, wl) for wl in wls
                  for sysname, cmdf, _ in sysl
-                 if not (sysname == "curl-pipe" and wl == "rand")]
+                 if not (sysname == "curl-pipe" and wl in ("rand",
+                                                           "first"))
+                 and not (sysname in ("cpfs-ram", "local") and
+                          wl == "first")]
         runs = {(n, wl): [] for n, _, wl in cells}
         given_up = set()
         for run in range(a.runs):
@@ -975,10 +1103,19 @@ class Bench:
 def brief(res):
     if not res.get("ok"):
         return "FAIL " + res.get("error", "")
+    extra = ""
+    if res.get("host_requests") is not None:
+        extra = " host %.1f MiB in %d requests" % (
+            res["host_bytes"] / MiB, res["host_requests"])
+    if res.get("cpu_s") is not None and res.get("bytes"):
+        extra += " cpu %.2f core-s/GiB" % (res["cpu_s"] * GiB / res["bytes"])
+    if "ms" in res:
+        return "%.2f ms%s" % (res["ms"], extra)
     if "ops" in res:
-        return "%.0f ops/s p50 %.3f ms p99 %.3f ms rss %s" % (
-            res["ops"], res["p50_ms"], res["p99_ms"], fmt_rss(res))
-    return "%.1f MiB/s (%.2fs) rss %s" % (res["mibs"], res["secs"], fmt_rss(res))
+        return "%.0f ops/s p50 %.3f ms p99 %.3f ms rss %s%s" % (
+            res["ops"], res["p50_ms"], res["p99_ms"], fmt_rss(res), extra)
+    return "%.1f MiB/s (%.2fs) rss %s%s" % (res["mibs"], res["secs"],
+                                           fmt_rss(res), extra)
 
 
 def fmt_rss(res):
@@ -989,10 +1126,12 @@ def fmt_rss(res):
 def summarize_runs(runs, wl):
     ok = [r for r in runs if r.get("ok")]
     bad = [r for r in runs if not r.get("ok")]
-    key = "ops" if wl == "rand" else "mibs"
+    key = {"rand": "ops", "first": "ms"}.get(wl, "mibs")
     s = {"runs_ok": len(ok), "runs": len(runs), "value": None,
-         "unit": "ops/s" if wl == "rand" else "MiB/s", "p50_ms": None,
-         "p99_ms": None, "rss_mib": None, "cpu_s": None, "busy_pct": None}
+         "unit": {"rand": "ops/s", "first": "ms"}.get(wl, "MiB/s"),
+         "p50_ms": None,
+         "p99_ms": None, "rss_mib": None, "cpu_s": None, "busy_pct": None,
+         "cpu_per_gib": None, "host_mib": None, "host_requests": None}
     wrong = [r for r in bad if "wrong" in r.get("error", "")]
     if wrong:
         s["status"] = "FAIL"
@@ -1018,23 +1157,38 @@ def summarize_runs(runs, wl):
         if cpu:
             s["cpu_s"] = statistics.median(r["cpu_s"] for r in cpu)
             s["busy_pct"] = statistics.median(r["busy_pct"] for r in cpu)
+            # What a GiB delivered to the reader costs the machine.
+            per = [r["cpu_s"] * GiB / r["bytes"] for r in cpu
+                   if r.get("bytes")]
+            if per:
+                s["cpu_per_gib"] = statistics.median(per)
+        host = [r for r in ok if r.get("host_requests") is not None]
+        if host:
+            s["host_mib"] = statistics.median(r["host_bytes"]
+                                              for r in host) / MiB
+            s["host_requests"] = statistics.median(r["host_requests"]
+                                                   for r in host)
     return s
 
 
 WL_NAME = {"seq": "sequential cat", "rand": "random 4 KiB pread",
-           "par": "parallel cats"}
+           "par": "parallel cats",
+           "first": "cold open + first 4 KiB (ms; × curl: of its time)"}
 
 
 def table(rows, par):
     out = ["| system | workload | median | × curl | p50 / p99 ms | "
-           "peak RSS MiB | CPU core-s (busy) | status |",
-           "|---|---|---:|---:|---:|---:|---:|---|"]
+           "peak RSS MiB | CPU core-s/GiB (core-s, busy) | "
+           "data host MiB (requests) | status |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for s in rows:
         wl = WL_NAME[s["workload"]]
         if s["workload"] == "par":
             wl = "%d %s" % (par, wl)
         if s["value"] is None:
             val = "—"
+        elif s["unit"] == "ms":
+            val = "%.2f ms" % s["value"]
         else:
             val = "%.0f %s" % (s["value"], s["unit"])
         if s["status"] != "OK":
@@ -1044,13 +1198,18 @@ def table(rows, par):
         lat = "%.3f / %.3f" % (s["p50_ms"], s["p99_ms"]) \
             if s["p50_ms"] is not None else ""
         rss = "%.0f" % s["rss_mib"] if s["rss_mib"] is not None else "—"
-        cpu = "%.2f (%.0f %%)" % (s["cpu_s"], s["busy_pct"]) \
-            if s.get("cpu_s") is not None else ""
+        cpu = ""
+        if s.get("cpu_per_gib") is not None:
+            cpu = "%.2f (%.2f, %.0f %%)" % (s["cpu_per_gib"], s["cpu_s"],
+                                             s["busy_pct"])
+        host = ""
+        if s.get("host_requests") is not None:
+            host = "%.1f (%d)" % (s["host_mib"], s["host_requests"])
         st = s["status"]
         if s["status"] != "OK":
             st += ": " + s["note"][:70]
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            s["system"], wl, val, ratio, lat, rss, cpu, st))
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            s["system"], wl, val, ratio, lat, rss, cpu, host, st))
     return "\n".join(out)
 
 
@@ -1086,6 +1245,7 @@ def versions():
     return {"nginx": first(["nginx", "-v"]),
             "curl": first(["curl", "--version"]),
             "httpdirfs": first(["httpdirfs", "--version"]),
+            "httpfs2": first(["httpfs2", "--version"]),
             "rclone": first(["rclone", "version"]),
             "kernel": os.uname().release, "cpus": os.cpu_count()}
 
@@ -1110,10 +1270,10 @@ def main():
                                                    "cpfs"))
     ap.add_argument("--systems", type=lambda s: s.split(","),
                     help="only these (curl always runs): local,curl,curl-pipe,"
-                    "cpfs,cpfs-256M,cpfs-ram,httpdirfs,httpdirfs-tuned,rclone,"
-                    "rclone-tuned")
+                    "cpfs,cpfs-256M,cpfs-ram,httpfs2,httpdirfs,"
+                    "httpdirfs-tuned,rclone,rclone-tuned")
     ap.add_argument("--workloads", type=lambda s: s.split(","),
-                    default=["seq", "rand", "par"])
+                    default=["seq", "rand", "par", "first"])
     ap.add_argument("--ops", type=int,
                     help="random preads per run (default 2000; 200 with "
                     "--rtt, where each costs a round trip)")

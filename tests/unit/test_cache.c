@@ -421,6 +421,9 @@ static void test_get_run_first_come_first_served(void **state)
 	 * (which a prefetch may not evict: NULL for the wrong reason). */
 	until = cp_now() + 5;
 	while ((p = cp_cache_get(c, 8, i++, 10, CP_GET_PREFETCH))) {
+		/* Dropped, so that the slot is free again: a prefetched
+		 * block no reader asked for is not evicted by the next
+		 * prefetch, which would end this loop too early. */
 		cp_cache_unpin(c, p);
 		cp_cache_drop_key(c, 8);
 		assert_true(cp_now() < until);

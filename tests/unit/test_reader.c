@@ -94,7 +94,7 @@ static void test_end_of_object(void **state)
 	(void)state;
 	cp_prefetch_init(&pf);
 	/* 3 blocks: the window stops at the last, even if short of a part */
-	read_expect(&pf, 3 * MIB - 7, 0, 4096, 1, 3);
+	read_expect(&pf, 3 * MIB - 7, 0, 128 << 10, 1, 3);
 	read_expect(&pf, 3 * MIB - 7, 2 * MIB, MIB - 7, 3, 3);
 	/* An object of one block has nothing ahead. */
 	cp_prefetch_init(&pf);
@@ -109,14 +109,22 @@ static void test_seeks_switch_to_random_and_back(void **state)
 
 	(void)state;
 	cp_prefetch_init(&pf);
-	read_expect(&pf, size, 0, 4096, 1, 5);
+	/* A small first read opens no window; the next in order does. */
+	read_expect(&pf, size, 0, 4096, 1, 1);
+	read_expect(&pf, size, 4096, 4096, 1, 5);
 	/* Within the slack of what was asked ahead: still sequential. */
 	read_expect(&pf, size, 10 * MIB, 4096, 11, 15);
 	assert_int_equal(pf.seeks, 0);
-	/* A jump: a seek; the window starts again where it landed. */
-	read_expect(&pf, size, 100 * MIB, 4096, 101, 105);
+	/* A jump: a seek, which fetches only its own bytes... */
+	read_expect(&pf, size, 100 * MIB, 4096, 101, 101);
 	assert_int_equal(pf.seeks, 1);
+	assert_int_equal(pf.seek, 1);
 	assert_int_equal(pf.random, 0);
+	/* ...and the window starts again where it landed when the reader
+	 * goes on in order. */
+	read_expect(&pf, size, 100 * MIB + 4096, 4096, 101, 105);
+	assert_int_equal(pf.seek, 0);
+	assert_int_equal(pf.seeks, 1);
 	/* A second jump with little read between: random, no prefetch. */
 	read_expect(&pf, size, 40 * MIB, 4096, 41, 41);
 	assert_int_equal(pf.random, 1);
