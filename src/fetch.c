@@ -25,6 +25,7 @@
 #include "cfg.h"
 #include "http.h"
 #include "log.h"
+#include "retry.h"
 #include "stats.h"
 #include "util.h"
 
@@ -155,15 +156,9 @@ static int status_errno(long status)
 		return CP_FETCH_EGONE;
 	case 412:
 		return CP_FETCH_ECHANGED;
-	case 408:
-	case 429:
-	case 500:
-	case 502:
-	case 503:
-	case 504:
-		return CP_FETCH_ERETRY;
 	default:
-		return CP_FETCH_EPROTO;
+		return cp_retry_status_transient(status) ? CP_FETCH_ERETRY
+							 : CP_FETCH_EPROTO;
 	}
 }
 

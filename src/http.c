@@ -8,6 +8,7 @@
  * every number for overflow.  No state; any thread.
  */
 #include "http.h"
+#include "valid.h"
 
 #include <errno.h>
 #include <string.h>
@@ -311,37 +312,14 @@ static int parse_hms(const char **p, int *h, int *m, int *s)
 	return 0;
 }
 
-static int is_leap(int y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (valid input). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
+/* HTTP dates (RFC 9110) start in 1601; the rest is cp_utc_time's. */
 static int make_time(int y, int mon, int d, int h, int mi, int s, time_t *out)
 {
-	static const int mdays[12] = { 31, 28, 31, 30, 31, 30,
-				       31, 31, 30, 31, 30, 31 };
-	int dim;
+	int64_t t;
 
-	if (y < 1601 || y > 9999 || mon < 0 || mon > 11)
+	if (y < 1601 || cp_utc_time(y, mon + 1, d, h, mi, s, &t) < 0)
 		return -EINVAL;
-	dim = mdays[mon] + (mon == 1 && is_leap(y));
-	if (d < 1 || d > dim || h > 23 || mi > 59 || s > 60)
-		return -EINVAL;
-	*out = (time_t)(days_from_civil(y, mon + 1, d) * 86400 + h * 3600 +
-			mi * 60 + s);
+	*out = (time_t)t;
 	return 0;
 }
 
