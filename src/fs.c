@@ -313,7 +313,7 @@ static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 		fuse_reply_err(req, (int)-n);
 		return;
 	}
-	for (; off < n + 2; off++) {
+	for (off = off < 0 ? 0 : off; off < n + 2; off++) {
 		struct fuse_entry_param e;
 		const char *name = off == 0 ? "." : off == 1 ? ".." : NULL;
 		size_t len;
@@ -491,6 +491,8 @@ static void readdir_root(fuse_req_t req, struct cp_fs *fs, size_t size,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	if (off < 0) /* offsets are ours; never index with another */
+		off = 0;
 	for (;; off++) {
 		struct fuse_entry_param e;
 		struct cp_file *file;
