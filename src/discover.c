@@ -30,6 +30,7 @@
 #include "api.h"
 #include "cfg.h"
 #include "durable.h"
+#include "idindex.h"
 #include "files.h"
 #include "log.h"
 #include "pages.h"
@@ -64,13 +65,6 @@ struct task {
 	long seen;        /* T_LIST: items seen so far */
 };
 
-/* A set of ObjectIds, each with a value (open addressing). */
-struct idmap {
-	char (*keys)[CP_ID_BUF];
-	size_t *vals;
-	size_t n, cap;    /* cap a power of two, 0 when empty */
-};
-
 struct found {
 	char id[CP_ID_BUF];
 	char *url, *name;
@@ -89,13 +83,15 @@ struct walk {
 	unsigned number;
 	struct task *tasks;
 	size_t head, ntasks, tcap;
-	struct idmap queued;      /* products and events already queued */
+	char (*queued)[CP_ID_BUF]; /* products and groups already queued */
+	size_t nqueued, qcap;
+	struct cp_idindex queued_ix;
 	struct found *files;
 	size_t nfiles, fcap;
-	struct idmap file_ix;
+	struct cp_idindex file_ix;
 	struct owner *owners;
 	size_t nowners, ocap;
-	struct idmap owner_ix;
+	struct cp_idindex owner_ix;
 	unsigned skipped;
 };
 
@@ -114,76 +110,6 @@ struct cp_discover {
 	pthread_cond_t wake;
 	int stop;                 /* protected by lock */
 };
-
-/* ---- id maps ---- */
-
-static size_t id_hash(const char *id)
-{
-	size_t h = 1469598103934665603ULL;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)(*id | 0x20)) * 1099511628211ULL;
-	return h;
-}
-
-static void idmap_free(struct idmap *m)
-{
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof(*m));
-}
-
-/* The value of @id, or (size_t)-1. */
-static size_t idmap_get(const struct idmap *m, const char *id)
-{
-	size_t i;
-
-	if (!m->cap)
-		return (size_t)-1;
-	for (i = id_hash(id) & (m->cap - 1); m->keys[i][0];
-	     i = (i + 1) & (m->cap - 1))
-		if (strcasecmp(m->keys[i], id) == 0)
-			return m->vals[i];
-	return (size_t)-1;
-}
-
-static int idmap_put(struct idmap *m, const char *id, size_t val);
-
-static int idmap_grow(struct idmap *m)
-{
-	struct idmap bigger = { 0 };
-	size_t i;
-
-	bigger.cap = m->cap ? 2 * m->cap : 256;
-	bigger.keys = calloc(bigger.cap, sizeof(*bigger.keys));
-	bigger.vals = calloc(bigger.cap, sizeof(*bigger.vals));
-	if (!bigger.keys || !bigger.vals) {
-		idmap_free(&bigger);
-		return -ENOMEM;
-	}
-	for (i = 0; i < m->cap; i++)
-		if (m->keys[i][0])
-			idmap_put(&bigger, m->keys[i], m->vals[i]);
-	idmap_free(m);
-	*m = bigger;
-	return 0;
-}
-
-/* Adds @id (absent) with @val.  0 or -ENOMEM. */
-static int idmap_put(struct idmap *m, const char *id, size_t val)
-{
-	size_t i;
-
-	if (2 * (m->n + 1) > m->cap && idmap_grow(m) < 0)
-		return -ENOMEM;
-	for (i = id_hash(id) & (m->cap - 1); m->keys[i][0];
-	     i = (i + 1) & (m->cap - 1))
-		;
-	snprintf(m->keys[i], sizeof(m->keys[i]), "%s", id);
-	m->vals[i] = val;
-	m->n++;
-	return 0;
-}
 
 /* ---- the walk's state ---- */
 
@@ -204,9 +130,10 @@ static void walk_free(struct walk *w)
 	free(w->files);
 	free(w->owners);
 	free(w->tasks);
-	idmap_free(&w->queued);
-	idmap_free(&w->file_ix);
-	idmap_free(&w->owner_ix);
+	free(w->queued);
+	cp_idindex_free(&w->queued_ix);
+	cp_idindex_free(&w->file_ix);
+	cp_idindex_free(&w->owner_ix);
 	free(w);
 }
 
@@ -267,23 +194,36 @@ static struct walk *walk_new(unsigned number)
 	return w;
 }
 
+/* Remembers that @key was queued in this walk.  0 or -ENOMEM. */
+static int queue_note(struct walk *w, const char *key)
+{
+	if (grow((void **)&w->queued, &w->qcap, w->nqueued + 1,
+		 sizeof(*w->queued)) < 0)
+		return -ENOMEM;
+	snprintf(w->queued[w->nqueued], CP_ID_BUF, "%s", key);
+	if (cp_idindex_add(&w->queued_ix, w->queued, sizeof(*w->queued)) < 0)
+		return -ENOMEM;
+	w->nqueued++;
+	return 0;
+}
+
 /* Queues a call for product or event @id once per walk. */
 static void queue_once(struct cp_discover *d, struct walk *w,
 		       enum task_kind kind, const char *id, const char *id2)
 {
-	char key[60];
+	/* Products and ticket groups live in one set: their ids differ. */
+	const char *key = kind == T_TYPES ? id2 : id;
 	struct task t;
 
-	/* Products and ticket groups live in one set: their ids differ. */
-	snprintf(key, sizeof(key), "%s", kind == T_TYPES ? id2 : id);
-	if (idmap_get(&w->queued, key) != (size_t)-1)
+	if (cp_idindex_find(&w->queued_ix, w->queued, sizeof(*w->queued),
+			    key) >= 0)
 		return;
 	memset(&t, 0, sizeof(t));
 	t.kind = kind;
 	snprintf(t.id, sizeof(t.id), "%s", id);
 	if (id2)
 		snprintf(t.id2, sizeof(t.id2), "%s", id2);
-	if (idmap_put(&w->queued, key, 0) < 0 || push_task(w, &t) < 0) {
+	if (queue_note(w, key) < 0 || push_task(w, &t) < 0) {
 		w->skipped++;
 		cp_stats_inc(d->stats, discovery_skipped);
 	}
@@ -296,19 +236,22 @@ static int found_file(struct cp_discover *d, struct walk *w,
 {
 	struct cp_file_facts facts;
 	struct found *x;
-	size_t at = idmap_get(&w->file_ix, f->id);
+	long at = cp_idindex_find(&w->file_ix, w->files, sizeof(*w->files),
+				  f->id);
 
-	if (at == (size_t)-1) {
+	if (at < 0) {
 		if (w->nfiles >= MAX_FOUND ||
 		    grow((void **)&w->files, &w->fcap, w->nfiles + 1,
-			 sizeof(*w->files)) < 0 ||
-		    idmap_put(&w->file_ix, f->id, w->nfiles) < 0)
+			 sizeof(*w->files)) < 0)
 			return -1;
-		x = &w->files[w->nfiles++];
+		x = &w->files[w->nfiles];
 		memset(x, 0, sizeof(*x));
 		snprintf(x->id, sizeof(x->id), "%s", f->id);
 		x->size = -1;
 		x->width = x->height = -1;
+		if (cp_idindex_add(&w->file_ix, w->files, sizeof(*w->files)))
+			return -1;
+		w->nfiles++;
 		atomic_store_explicit(&d->stats->discovery_files, w->nfiles,
 				      memory_order_relaxed);
 	} else {
@@ -339,19 +282,25 @@ static int found_file(struct cp_discover *d, struct walk *w,
 static struct owner *owner_get(struct walk *w, const char *id,
 			       const char *name)
 {
-	size_t at = idmap_get(&w->owner_ix, id);
+	long at = cp_idindex_find(&w->owner_ix, w->owners,
+				  sizeof(*w->owners), id);
 	struct owner *o;
 
-	if (at != (size_t)-1)
+	if (at >= 0)
 		return &w->owners[at];
 	if (grow((void **)&w->owners, &w->ocap, w->nowners + 1,
-		 sizeof(*w->owners)) < 0 ||
-	    idmap_put(&w->owner_ix, id, w->nowners) < 0)
+		 sizeof(*w->owners)) < 0)
 		return NULL;
-	o = &w->owners[w->nowners++];
+	o = &w->owners[w->nowners];
 	memset(o, 0, sizeof(*o));
 	snprintf(o->id, sizeof(o->id), "%s", id);
 	o->name = strdup(name && *name ? name : id);
+	if (!o->name ||
+	    cp_idindex_add(&w->owner_ix, w->owners, sizeof(*w->owners))) {
+		free(o->name);
+		return NULL;
+	}
+	w->nowners++;
 	return o;
 }
 
