@@ -17,21 +17,20 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdint.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "cfg.h"
 #include "durable.h"
-#include "idindex.h"
 #include "files.h"
+#include "idindex.h"
+#include "listing.h"
 #include "log.h"
 #include "pages.h"
 #include "stats.h"
@@ -46,9 +45,7 @@
 #define CALL_ATTEMPTS 2
 #define RESUME_FIRST 2.0          /* seconds before resuming a walk */
 #define RESUME_MAX 300.0
-#define STATE_FILE "discovery"
-#define STATE_VERSION 1
-#define STATE_MAX_BYTES (256 << 20)
+#define STATE_FILE "discovery"       /* cache_dir/discovery-<account> */
 
 enum task_kind { T_LIST, T_PRODUCT, T_GROUPS, T_TYPES };
 
@@ -561,221 +558,94 @@ static int run_task(struct cp_discover *d, struct walk *w)
 
 /* ---- persisted walk ---- */
 
-static int add_str(cJSON *obj, const char *key, const char *val)
-{
-	return !val || cJSON_AddStringToObject(obj, key, val) ? 0 : -1;
-}
-
-static int add_num(cJSON *obj, const char *key, double val)
-{
-	return val < 0 || cJSON_AddNumberToObject(obj, key, val) ? 0 : -1;
-}
-
-static cJSON *walk_to_json(const struct walk *w)
-{
-	cJSON *root = cJSON_CreateObject(), *files, *pages;
-	size_t i, j;
-	int bad = !root;
-
-	if (bad)
-		return NULL;
-	cJSON_AddNumberToObject(root, "version", STATE_VERSION);
-	cJSON_AddNumberToObject(root, "complete_at", (double)time(NULL));
-	files = cJSON_AddArrayToObject(root, "files");
-	pages = cJSON_AddArrayToObject(root, "pages");
-	bad = !files || !pages;
-	for (i = 0; !bad && i < w->nfiles; i++) {
-		const struct found *f = &w->files[i];
-		cJSON *o = cJSON_CreateObject();
-
-		bad = !o || !cJSON_AddItemToArray(files, o) ||
-		      add_str(o, "id", f->id) || add_str(o, "url", f->url) ||
-		      add_str(o, "name", f->name) ||
-		      add_num(o, "size", (double)f->size) ||
-		      add_num(o, "width", f->width) ||
-		      add_num(o, "height", f->height);
-	}
-	for (i = 0; !bad && i < w->nowners; i++) {
-		const struct owner *ow = &w->owners[i];
-		cJSON *o, *ids;
-
-		if (!ow->n)
-			continue;
-		o = cJSON_CreateObject();
-		bad = !o || !cJSON_AddItemToArray(pages, o) ||
-		      add_str(o, "id", ow->id) ||
-		      add_str(o, "name", ow->name) ||
-		      !(ids = cJSON_AddArrayToObject(o, "files"));
-		for (j = 0; !bad && j < ow->n; j++)
-			bad = !cJSON_AddItemToArray(
-				ids, cJSON_CreateString(ow->files[j]));
-	}
-	if (bad) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
-/* Writes the complete walk @w to the state file (temporary + rename). */
+/* Writes the complete walk @w to the listing file (listing.h). */
 static void save_walk(struct cp_discover *d, const struct walk *w)
 {
+	struct cp_listing_writer *out;
 	char dir[4096], *slash;
-	cJSON *root;
-	char *text;
-	int err;
+	size_t i;
+	int err = 0;
 
 	if (!d->path[0])
 		return;
-	root = walk_to_json(w);
-	text = root ? cJSON_PrintUnformatted(root) : NULL;
-	cJSON_Delete(root);
-	if (!text) {
-		cp_warn("discovery: out of memory saving the listing");
-		return;
-	}
 	snprintf(dir, sizeof(dir), "%s", d->path);
 	slash = strrchr(dir, '/');
 	if (slash)
 		*slash = '\0';
-	err = cp_durable_replace(dir, 0, STATE_FILE, d->path, text,
-				 strlen(text));
+	out = cp_listing_begin(dir, d->path, cp_wallclock(), &err);
+	for (i = 0; out && !err && i < w->nfiles; i++) {
+		const struct found *f = &w->files[i];
+		struct cp_listing_file lf = { f->id, f->size, f->width,
+					      f->height, f->url, f->name };
+
+		err = cp_listing_file(out, &lf);
+	}
+	for (i = 0; out && !err && i < w->nowners; i++)
+		if (w->owners[i].n)
+			err = cp_listing_page(
+				out, w->owners[i].id, w->owners[i].name,
+				(const char(*)[CP_ID_BUF])w->owners[i].files,
+				w->owners[i].n);
+	if (out)
+		err = cp_listing_end(out, !err);
 	if (err < 0)
 		cp_warn("discovery: cannot save the listing in %s: %s", dir,
 			strerror(-err));
-	free(text);
 }
 
-static const char *json_str(const cJSON *obj, const char *key)
+/* Lists one persisted file; -1 when it cannot be kept. */
+static int load_file(void *arg, const struct cp_listing_file *f)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
-}
-
-static double json_num(const cJSON *obj, const char *key, double max)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
-			       v->valuedouble <= max
-		       ? v->valuedouble
-		       : -1;
-}
-
-/* Lists one persisted file; -1 when the entry is not sane. */
-static int load_file(struct cp_discover *d, const cJSON *o)
-{
-	const char *id = json_str(o, "id"), *url = json_str(o, "url");
-	const char *name = json_str(o, "name");
+	struct cp_discover *d = arg;
 	struct cp_file_facts facts;
 
-	if (!id || !cp_objectid_valid(id) ||
-	    (url && cp_url_check(url, NULL, 0) != 0) ||
-	    (name && strlen(name) > 255))
-		return -1;
-	cp_file_facts_init(&facts, id);
-	facts.purpose = url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
-	facts.public_url = url;
-	facts.name = name;
-	facts.size = (int64_t)json_num(o, "size", 1125899906842624.0);
-	facts.width = (int32_t)json_num(o, "width", 1000000);
-	facts.height = (int32_t)json_num(o, "height", 1000000);
+	cp_file_facts_init(&facts, f->id);
+	facts.purpose = f->url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
+	facts.public_url = f->url;
+	facts.name = f->name;
+	facts.size = f->size;
+	facts.width = f->width;
+	facts.height = f->height;
 	return cp_files_add_facts(d->files, &facts) ? 0 : -1;
 }
 
-/* Restores one persisted by-page entry; -1 when not sane. */
-static int load_page(struct cp_discover *d, const cJSON *o)
+/* Restores one persisted by-page entry. */
+static int load_page(void *arg, const char *id, const char *name,
+		     const char (*files)[CP_ID_BUF], size_t nfiles)
 {
-	const char *id = json_str(o, "id"), *name = json_str(o, "name");
-	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(o, "files");
-	char(*v)[CP_ID_BUF];
-	const cJSON *x;
-	size_t n = 0;
-	int ret;
+	struct cp_discover *d = arg;
 
-	if (!id || !cp_objectid_valid(id) || !cJSON_IsArray(ids))
-		return -1;
-	v = calloc((size_t)cJSON_GetArraySize(ids) + 1, sizeof(*v));
-	if (!v)
-		return -1;
-	cJSON_ArrayForEach(x, ids) {
-		if (cJSON_IsString(x) && cp_objectid_valid(x->valuestring))
-			snprintf(v[n++], CP_ID_BUF, "%s", x->valuestring);
-	}
-	ret = cp_pages_set(d->pages, id, name, (const char(*)[CP_ID_BUF])v, n, 0);
-	free(v);
-	return ret;
-}
-
-static char *read_state(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_size <= STATE_MAX_BYTES)
-		buf = malloc((size_t)st.st_size + 1);
-	if (buf) {
-		n = read(fd, buf, (size_t)st.st_size);
-		if (n != st.st_size) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-			*len = (size_t)n;
-		}
-	}
-	close(fd);
-	return buf;
+	return cp_pages_set(d->pages, id, name, files, nfiles, 0);
 }
 
 int cp_discover_load(struct cp_discover *d)
 {
-	const cJSON *files, *pages, *o;
+	const struct cp_listing_sink sink = { d, load_file, load_page };
 	unsigned bad = 0;
-	size_t len = 0;
-	int nfiles;
-	double at;
-	cJSON *root;
-	char *text;
+	size_t nfiles = 0;
+	double at = 0;
+	int ret;
 
 	if (!d->path[0])
 		return 0;
-	text = read_state(d->path, &len);
-	if (!text)
+	ret = cp_listing_read(d->path, &sink, &at, &nfiles, &bad);
+	if (ret == 0)
 		return 0;
-	root = cJSON_ParseWithLength(text, len);
-	free(text);
-	files = cJSON_GetObjectItemCaseSensitive(root, "files");
-	pages = cJSON_GetObjectItemCaseSensitive(root, "pages");
-	at = json_num(root, "complete_at", 1e11);
-	if (!cJSON_IsObject(root) ||
-	    json_num(root, "version", 1e9) != STATE_VERSION ||
-	    !cJSON_IsArray(files) || !cJSON_IsArray(pages) || at < 0) {
-		cp_warn("discovery: %s is damaged or of another version; "
+	if (ret < 0) {
+		cp_warn("discovery: %s is damaged or of another version (%s); "
 			"ignoring it (the next walk replaces it)",
-			d->path);
-		cJSON_Delete(root);
+			d->path, strerror(-ret));
 		return 0;
 	}
-	cJSON_ArrayForEach(o, files) bad += load_file(d, o) < 0;
-	cJSON_ArrayForEach(o, pages) bad += load_page(d, o) < 0;
 	if (bad)
 		cp_warn("discovery: %u damaged entries in %s ignored", bad,
 			d->path);
-	nfiles = cJSON_GetArraySize(files);
-	cJSON_Delete(root);
 	atomic_store_explicit(&d->stats->discovery_files, (uint64_t)nfiles,
 			      memory_order_relaxed);
 	atomic_store_explicit(&d->stats->discovery_last_walk, (uint64_t)at,
 			      memory_order_relaxed);
 	d->loaded_at = at;
-	cp_info("discovery: listed %d files from the walk of %.0f s ago",
+	cp_info("discovery: listed %zu files from the walk of %.0f s ago",
 		nfiles, cp_wallclock() - at);
 	return 1;
 }
