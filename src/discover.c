@@ -226,12 +226,28 @@ static void queue_once(struct cp_discover *d, struct walk *w,
 	}
 }
 
+/* Lists file @f in the file table (a public URL makes it an image).
+ * 0, or -1 when it cannot be kept. */
+static int table_add(struct cp_discover *d, const struct cp_listing_file *f)
+{
+	struct cp_file_facts facts;
+
+	cp_file_facts_init(&facts, f->id);
+	facts.purpose = f->url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
+	facts.public_url = f->url;
+	facts.name = f->name;
+	facts.size = f->size;
+	facts.width = f->width;
+	facts.height = f->height;
+	return cp_files_add_facts(d->files, &facts) ? 0 : -1;
+}
+
 /* Records file @f for this walk and in the file table; returns 0, or
  * -1 when it could not be kept. */
 static int found_file(struct cp_discover *d, struct walk *w,
 		      const struct cp_walk_file *f)
 {
-	struct cp_file_facts facts;
+	struct cp_listing_file lf;
 	struct found *x;
 	long at = cp_idindex_find(&w->file_ix, w->files, sizeof(*w->files),
 				  f->id);
@@ -265,14 +281,13 @@ static int found_file(struct cp_discover *d, struct walk *w,
 	if (f->height > 0)
 		x->height = f->height;
 
-	cp_file_facts_init(&facts, x->id);
-	facts.purpose = x->url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
-	facts.public_url = x->url;
-	facts.name = x->name;
-	facts.size = x->size;
-	facts.width = x->width;
-	facts.height = x->height;
-	cp_files_add_facts(d->files, &facts);
+	lf.id = x->id;
+	lf.size = x->size;
+	lf.width = x->width;
+	lf.height = x->height;
+	lf.url = x->url;
+	lf.name = x->name;
+	table_add(d, &lf);
 	return 0;
 }
 
@@ -596,17 +611,7 @@ static void save_walk(struct cp_discover *d, const struct walk *w)
 /* Lists one persisted file; -1 when it cannot be kept. */
 static int load_file(void *arg, const struct cp_listing_file *f)
 {
-	struct cp_discover *d = arg;
-	struct cp_file_facts facts;
-
-	cp_file_facts_init(&facts, f->id);
-	facts.purpose = f->url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
-	facts.public_url = f->url;
-	facts.name = f->name;
-	facts.size = f->size;
-	facts.width = f->width;
-	facts.height = f->height;
-	return cp_files_add_facts(d->files, &facts) ? 0 : -1;
+	return table_add(arg, f);
 }
 
 /* Restores one persisted by-page entry. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "durable.h"
+#include "util.h"
 
 #define MAGIC "cpfs-listing"
 #define OUT_BUF (64 << 10)
@@ -71,34 +72,27 @@ static void putf(struct cp_listing_writer *w, const char *fmt, ...)
 						       : sizeof(line) - 1);
 }
 
-static int needs_escape(unsigned char c)
-{
-	return c < 0x20 || c == 0x7f || c == '%' || c == ' ' || c == ',';
-}
-
-/* A space, then @s escaped ("-" when NULL). */
+/* A space, then @s escaped (util.h; "-" when NULL, "%2D" for "-"). */
 static void put_str(struct cp_listing_writer *w, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
+	char esc[3 * CP_LISTING_MAX_STR + 1];
+	size_t n;
 
-	put(w, " ", 1);
 	if (!s) {
-		put(w, "-", 1);
+		put(w, " -", 2);
 		return;
 	}
 	if (strcmp(s, "-") == 0) {
-		put(w, "%2D", 3);
+		put(w, " %2D", 4);
 		return;
 	}
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
-
-		if (needs_escape(c))
-			put(w, esc, 3);
-		else
-			put(w, s, 1);
+	n = cp_pct_escape(esc, 0, sizeof(esc), s);
+	if (n == sizeof(esc)) {
+		w->err = -ENAMETOOLONG;
+		return;
 	}
+	put(w, " ", 1);
+	put(w, esc, n);
 }
 
 struct cp_listing_writer *cp_listing_begin(const char *dir,
@@ -178,40 +172,15 @@ int cp_listing_end(struct cp_listing_writer *w, int commit)
 
 /* ---- reading ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes @s in place; NULL for "-"; @bad set on a broken escape or an
- * escaped NUL. */
+/* Decodes @s in place; NULL for "-"; @bad set when it is not sane. */
 static const char *unescape(char *s, int *bad)
 {
-	char *in = s, *out = s;
-
 	if (strcmp(s, "-") == 0)
 		return NULL;
-	while (*in) {
-		if (*in == '%') {
-			int hi = hexval(in[1]), lo = hi < 0 ? -1 : hexval(in[2]);
-
-			if (lo < 0 || (hi == 0 && lo == 0)) {
-				*bad = 1;
-				return NULL;
-			}
-			*out++ = (char)(hi << 4 | lo);
-			in += 3;
-		} else {
-			*out++ = *in++;
-		}
+	if (cp_pct_unescape(s, strlen(s) + 1, s, strlen(s)) < 0) {
+		*bad = 1;
+		return NULL;
 	}
-	*out = '\0';
 	return s;
 }
 

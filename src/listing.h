@@ -12,8 +12,8 @@
  *     end <files> <pages>
  *
  * Fields are separated by one space.  An unknown number is -1; an absent
- * string is "-"; in strings '%', space, '-' (when it would stand alone),
- * ',' and every byte below 0x20 or 0x7f are written %XX.  The trailer
+ * string is "-"; strings are percent-escaped as util.h says (no space or
+ * ',' is left in them), and a string that is "-" is written %2D.  The trailer
  * counts the records, so a file cut short (or any other file) is refused
  * as a whole before anything of it is used; a line that is not sane is
  * skipped and counted.  Written to a temporary file renamed over the old
@@ -32,6 +32,7 @@
 
 #define CP_LISTING_VERSION 2
 #define CP_LISTING_MAX_BYTES (512LL << 20)
+#define CP_LISTING_MAX_STR 2048 /* bytes of a URL or name */
 
 struct cp_listing_file {
 	const char *id;      /* ObjectId */
