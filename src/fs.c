@@ -745,6 +745,13 @@ static ssize_t xattr_value(struct cp_fs *fs, fuse_ino_t ino,
 	struct cp_file *file;
 	size_t i;
 
+	/* Only user.* attributes exist here.  For the other namespaces
+	 * (security.selinux, system.posix_acl_*, trusted.*) "not supported"
+	 * is the truth, and it lets `ls -l` and backup tools ask once per
+	 * mount instead of once per file: ENODATA would mean "supported,
+	 * none on this file", so they would ask the next file again. */
+	if (strncmp(name, "user.", 5) != 0)
+		return -EOPNOTSUPP;
 	if (ino == FUSE_ROOT_ID) {
 		if (strcmp(name, "user.cpfs.stats") != 0)
 			return -ENODATA;
