@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import secrets
 import shutil
 import signal
@@ -132,14 +133,30 @@ def delta(before, after):
     return d
 
 
-def timed(argv, out=subprocess.DEVNULL):
+def proc_cpu_s(pid):
+    """User + system CPU seconds of process @pid so far."""
+    with open("/proc/%d/stat" % pid) as fh:
+        f = fh.read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(argv, daemon=None):
+    """Wall seconds of @argv, and where the CPU went: the lister's user
+    and system time (the kernel's work for it runs in its context) and
+    the daemon's CPU over the same span."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    d0 = proc_cpu_s(daemon) if daemon else 0.0
     t = time.perf_counter()
-    p = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, env=ENV)
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env=ENV)
     el = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (
             " ".join(argv), p.returncode, p.stderr.decode()[-500:]))
-    return el
+    return el, {"user_s": r1.ru_utime - r0.ru_utime,
+                "sys_s": r1.ru_stime - r0.ru_stime,
+                "daemon_s": (proc_cpu_s(daemon) - d0) if daemon else 0.0}
 
 
 class Bench:
@@ -253,23 +270,25 @@ class Bench:
         mount_s = self.last_mount_s
         drop_caches()
         s0 = stats(mnt)
-        cold = timed(self.listing(kind, mnt))
+        cold, cold_cpu = timed(self.listing(kind, mnt), p.pid)
         s1 = stats(mnt)
         rss = vm_rss_kib(p.pid)
-        warm = timed(self.listing(kind, mnt))
+        warm, warm_cpu = timed(self.listing(kind, mnt), p.pid)
         s2 = stats(mnt)
         if manifest == self.manifest and kind == "find":
             self.check_output(kind, mnt)
         self.unmount(mnt, p)
         return {"cold_s": cold, "warm_s": warm, "rss_kib": rss,
+                "cold_cpu": cold_cpu, "warm_cpu": warm_cpu,
                 "mount_s": mount_s, "cold_requests": delta(s0, s1),
                 "warm_requests": delta(s1, s2)}
 
     def tmpfs_run(self, kind):
         drop_caches()
-        cold = timed(self.listing(kind, self.tmpfs))
-        warm = timed(self.listing(kind, self.tmpfs))
-        return {"cold_s": cold, "warm_s": warm}
+        cold, cold_cpu = timed(self.listing(kind, self.tmpfs))
+        warm, warm_cpu = timed(self.listing(kind, self.tmpfs))
+        return {"cold_s": cold, "warm_s": warm, "cold_cpu": cold_cpu,
+                "warm_cpu": warm_cpu}
 
     # -------------------------------------------------------------- run
     def run(self):
@@ -337,6 +356,13 @@ class Bench:
             med["rss_bytes_per_file"] = (rss - empty[k]["rss_kib"]) * \
                 1024.0 / a.entries
             med["mount_s"] = statistics.median(x["mount_s"] for x in c)
+            for sysname, rr in (("cpfs", c), ("tmpfs", t)):
+                for temp in ("cold", "warm"):
+                    for part in ("user_s", "sys_s", "daemon_s"):
+                        if rr:
+                            med["%s_%s_%s" % (sysname, temp, part)] = \
+                                statistics.median(x[temp + "_cpu"][part]
+                                                  for x in rr)
             summary[k] = med
             shown = ", ".join("%s %d" % (n[5:], v) for n, v in
                               sorted(reqs.items())
@@ -348,6 +374,20 @@ class Bench:
                 "%.3f s" % med["tmpfs_warm_s"] if t else "—",
                 "%.2f" % (med["cpfs_cold_s"] / med["tmpfs_cold_s"])
                 if t else "—", shown))
+        log("")
+        log("CPU seconds, medians (the lister's user / system time, where "
+            "the kernel builds dentries and inodes; the daemon's CPU):")
+        for k in kinds:
+            m = summary[k]
+            for sysname in ("cpfs", "tmpfs"):
+                if "%s_cold_user_s" % sysname not in m:
+                    continue
+                log("%-4s %-5s cold %.2f / %.2f, daemon %.3f; warm %.2f / "
+                    "%.2f, daemon %.3f" % tuple(
+                        [k, sysname] + [m["%s_%s_%s" % (sysname, temp, part)]
+                                        for temp in ("cold", "warm")
+                                        for part in ("user_s", "sys_s",
+                                                     "daemon_s")]))
         log("")
         for k in kinds:
             m = summary[k]
