@@ -123,10 +123,16 @@ struct cp_reader *cp_reader_new(const struct cp_config *cfg,
 	r->fetch = fetch;
 	r->dc = dc;
 	r->stats = stats;
-	/* Leave half the cache to data already fetched and being read.
-	 * One reader may use all of that half; several share it, and
-	 * CP_GET_PREFETCH keeps them from evicting each other's window. */
-	r->fetching_max = cap * 3 / 4 ? cap * 3 / 4 : 1;
+	/* Blocks asked for ahead of the readers: all of the cache but 12
+	 * blocks for the reads themselves (pinned while their replies go
+	 * out) and what was read last; half of a small cache.  A window
+	 * is as much a bandwidth-delay product as the memory allows: at
+	 * +20 ms each way 64 MiB carries about 300 MiB/s.  Readers share
+	 * it (share()), and CP_GET_PREFETCH keeps them from evicting each
+	 * other's window. */
+	r->fetching_max = CP_MAX(cap / 2, cap > 12 ? cap - 12 : 0);
+	if (!r->fetching_max)
+		r->fetching_max = 1;
 	r->window_max = CP_WINDOW_MAX;
 	if (r->window_max > r->fetching_max)
 		r->window_max = r->fetching_max;
