@@ -46,6 +46,10 @@
 _Static_assert(CP_PART_BLOCKS <= CP_PART_MAX_BLOCKS,
 	       "a transfer of CP_PART_BLOCKS must fit in struct cp_part");
 
+/* What a probe of an object of unknown size asks for: enough for its
+ * Content-Range (size) and ETag, and the whole of a tiny object. */
+#define PROBE_BYTES 4096
+
 /* Shorter 206 answers one request follows up at once, for free. */
 #define PARTIAL_FREE 64
 
@@ -565,29 +569,42 @@ static int run_part(struct attempt *a, struct cp_part *part,
 }
 
 /*
- * Asks for the first block once; 0 or the positive errno of the part
- * (ETIMEDOUT when not even memory for the block came in time).  The
- * block is pinned only while its transfer runs: never while the URL is
- * asked for or a retry waits.
+ * Asks for the first PROBE_BYTES of the object once, into @p's buffer:
+ * a small range whose Content-Range tells the size and whose headers the
+ * ETag.  0 or the positive errno of the part (ETIMEDOUT when the engine
+ * did not end it in time).
  */
 static int probe_once(struct attempt *a, struct part_wait *p)
 {
 	struct cp_reader *r = a->reader;
-	struct cp_block *b;
 	struct cp_part *part;
-	int err;
 
-	if (cp_cache_get_run(r->cache, a->file->ino, 0, 1, -1, &b,
-			     a->deadline) < 0)
-		return ETIMEDOUT;
-	if (!cp_cache_begin_fetch(r->cache, b)) {
-		cp_cache_unpin(r->cache, b);
-		return EIO;
+	part = cp_part_new_direct(r->fetch, a->file->ino, a->url, NULL, -1, 0,
+				  p->buf, PROBE_BYTES);
+	return part ? run_part(a, part, p) : ENOMEM;
+}
+
+/* An object no larger than the probe came whole with it: its one block
+ * goes to the cache, and reading it costs no request. */
+static void keep_probe(struct cp_reader *r, struct cp_file *file,
+		       const struct part_wait *p)
+{
+	int64_t total = p->info.total;
+	struct cp_block *b;
+
+	if (total <= 0 || total > PROBE_BYTES || p->pos != total)
+		return;
+	b = cp_cache_get(r->cache, file->ino, 0, (size_t)total,
+			 CP_GET_CREATE);
+	if (!b)
+		return;
+	if (cp_cache_begin_fetch(r->cache, b)) {
+		cp_cache_set_want(r->cache, b, (size_t)total);
+		memcpy(b->data, p->buf, (size_t)total);
+		b->filled = (size_t)total;
+		cp_cache_complete(r->cache, b);
 	}
-	part = cp_part_new(r->fetch, a->file->ino, a->url, NULL, -1, &b, 1);
-	err = part ? run_part(a, part, p) : ENOMEM;
 	cp_cache_unpin(r->cache, b);
-	return err;
 }
 
 /*
@@ -628,7 +645,7 @@ static int resolve(struct cp_reader *r, struct cp_file *file, int need_probe,
 	if (view.size >= 0 && !force)
 		return resolve_lease(r, file, &view);
 	attempt_init(&a, r, file, &view);
-	p = part_wait_new(0);
+	p = part_wait_new(PROBE_BYTES);
 	if (!p) {
 		ret = -ENOMEM;
 		goto out;
@@ -642,6 +659,9 @@ static int resolve(struct cp_reader *r, struct cp_file *file, int need_probe,
 		if (ret < 0)
 			break;
 		err = probe_once(&a, p);
+		/* A shorter answer told the size and the ETag all the same. */
+		if (err == CP_FETCH_EPARTIAL)
+			err = 0;
 		if (err == 0 || err == ETIMEDOUT) {
 			ret = err ? -EIO : 0;
 			break;
@@ -654,6 +674,8 @@ static int resolve(struct cp_reader *r, struct cp_file *file, int need_probe,
 	}
 	if (ret == -ESTALE)
 		ret = -EIO;
+	if (ret == 0)
+		keep_probe(r, file, p);
 out:
 	cp_files_end_resolve(r->files, file, ret == 0 ? &p->info : NULL,
 			     ret);
