@@ -17,13 +17,11 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdint.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +29,8 @@
 #include "cfg.h"
 #include "durable.h"
 #include "files.h"
+#include "idindex.h"
+#include "listing.h"
 #include "log.h"
 #include "pages.h"
 #include "stats.h"
@@ -45,9 +45,7 @@
 #define CALL_ATTEMPTS 2
 #define RESUME_FIRST 2.0          /* seconds before resuming a walk */
 #define RESUME_MAX 300.0
-#define STATE_FILE "discovery"
-#define STATE_VERSION 1
-#define STATE_MAX_BYTES (256 << 20)
+#define STATE_FILE "discovery"       /* cache_dir/discovery-<account> */
 
 enum task_kind { T_LIST, T_PRODUCT, T_GROUPS, T_TYPES };
 
@@ -62,13 +60,6 @@ struct task {
 	char id2[CP_ID_BUF];     /* T_TYPES: ticket group id */
 	unsigned calls;   /* T_LIST: calls made for this list so far */
 	long seen;        /* T_LIST: items seen so far */
-};
-
-/* A set of ObjectIds, each with a value (open addressing). */
-struct idmap {
-	char (*keys)[CP_ID_BUF];
-	size_t *vals;
-	size_t n, cap;    /* cap a power of two, 0 when empty */
 };
 
 struct found {
@@ -89,13 +80,15 @@ struct walk {
 	unsigned number;
 	struct task *tasks;
 	size_t head, ntasks, tcap;
-	struct idmap queued;      /* products and events already queued */
+	char (*queued)[CP_ID_BUF]; /* products and groups already queued */
+	size_t nqueued, qcap;
+	struct cp_idindex queued_ix;
 	struct found *files;
 	size_t nfiles, fcap;
-	struct idmap file_ix;
+	struct cp_idindex file_ix;
 	struct owner *owners;
 	size_t nowners, ocap;
-	struct idmap owner_ix;
+	struct cp_idindex owner_ix;
 	unsigned skipped;
 };
 
@@ -114,76 +107,6 @@ struct cp_discover {
 	pthread_cond_t wake;
 	int stop;                 /* protected by lock */
 };
-
-/* ---- id maps ---- */
-
-static size_t id_hash(const char *id)
-{
-	size_t h = 1469598103934665603ULL;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)(*id | 0x20)) * 1099511628211ULL;
-	return h;
-}
-
-static void idmap_free(struct idmap *m)
-{
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof(*m));
-}
-
-/* The value of @id, or (size_t)-1. */
-static size_t idmap_get(const struct idmap *m, const char *id)
-{
-	size_t i;
-
-	if (!m->cap)
-		return (size_t)-1;
-	for (i = id_hash(id) & (m->cap - 1); m->keys[i][0];
-	     i = (i + 1) & (m->cap - 1))
-		if (strcasecmp(m->keys[i], id) == 0)
-			return m->vals[i];
-	return (size_t)-1;
-}
-
-static int idmap_put(struct idmap *m, const char *id, size_t val);
-
-static int idmap_grow(struct idmap *m)
-{
-	struct idmap bigger = { 0 };
-	size_t i;
-
-	bigger.cap = m->cap ? 2 * m->cap : 256;
-	bigger.keys = calloc(bigger.cap, sizeof(*bigger.keys));
-	bigger.vals = calloc(bigger.cap, sizeof(*bigger.vals));
-	if (!bigger.keys || !bigger.vals) {
-		idmap_free(&bigger);
-		return -ENOMEM;
-	}
-	for (i = 0; i < m->cap; i++)
-		if (m->keys[i][0])
-			idmap_put(&bigger, m->keys[i], m->vals[i]);
-	idmap_free(m);
-	*m = bigger;
-	return 0;
-}
-
-/* Adds @id (absent) with @val.  0 or -ENOMEM. */
-static int idmap_put(struct idmap *m, const char *id, size_t val)
-{
-	size_t i;
-
-	if (2 * (m->n + 1) > m->cap && idmap_grow(m) < 0)
-		return -ENOMEM;
-	for (i = id_hash(id) & (m->cap - 1); m->keys[i][0];
-	     i = (i + 1) & (m->cap - 1))
-		;
-	snprintf(m->keys[i], sizeof(m->keys[i]), "%s", id);
-	m->vals[i] = val;
-	m->n++;
-	return 0;
-}
 
 /* ---- the walk's state ---- */
 
@@ -204,9 +127,10 @@ static void walk_free(struct walk *w)
 	free(w->files);
 	free(w->owners);
 	free(w->tasks);
-	idmap_free(&w->queued);
-	idmap_free(&w->file_ix);
-	idmap_free(&w->owner_ix);
+	free(w->queued);
+	cp_idindex_free(&w->queued_ix);
+	cp_idindex_free(&w->file_ix);
+	cp_idindex_free(&w->owner_ix);
 	free(w);
 }
 
@@ -267,26 +191,55 @@ static struct walk *walk_new(unsigned number)
 	return w;
 }
 
+/* Remembers that @key was queued in this walk.  0 or -ENOMEM. */
+static int queue_note(struct walk *w, const char *key)
+{
+	if (grow((void **)&w->queued, &w->qcap, w->nqueued + 1,
+		 sizeof(*w->queued)) < 0)
+		return -ENOMEM;
+	snprintf(w->queued[w->nqueued], CP_ID_BUF, "%s", key);
+	if (cp_idindex_add(&w->queued_ix, w->queued, sizeof(*w->queued)) < 0)
+		return -ENOMEM;
+	w->nqueued++;
+	return 0;
+}
+
 /* Queues a call for product or event @id once per walk. */
 static void queue_once(struct cp_discover *d, struct walk *w,
 		       enum task_kind kind, const char *id, const char *id2)
 {
-	char key[60];
+	/* Products and ticket groups live in one set: their ids differ. */
+	const char *key = kind == T_TYPES ? id2 : id;
 	struct task t;
 
-	/* Products and ticket groups live in one set: their ids differ. */
-	snprintf(key, sizeof(key), "%s", kind == T_TYPES ? id2 : id);
-	if (idmap_get(&w->queued, key) != (size_t)-1)
+	if (cp_idindex_find(&w->queued_ix, w->queued, sizeof(*w->queued),
+			    key) >= 0)
 		return;
 	memset(&t, 0, sizeof(t));
 	t.kind = kind;
 	snprintf(t.id, sizeof(t.id), "%s", id);
 	if (id2)
 		snprintf(t.id2, sizeof(t.id2), "%s", id2);
-	if (idmap_put(&w->queued, key, 0) < 0 || push_task(w, &t) < 0) {
+	if (queue_note(w, key) < 0 || push_task(w, &t) < 0) {
 		w->skipped++;
 		cp_stats_inc(d->stats, discovery_skipped);
 	}
+}
+
+/* Lists file @f in the file table (a public URL makes it an image).
+ * 0, or -1 when it cannot be kept. */
+static int table_add(struct cp_discover *d, const struct cp_listing_file *f)
+{
+	struct cp_file_facts facts;
+
+	cp_file_facts_init(&facts, f->id);
+	facts.purpose = f->url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
+	facts.public_url = f->url;
+	facts.name = f->name;
+	facts.size = f->size;
+	facts.width = f->width;
+	facts.height = f->height;
+	return cp_files_add_facts(d->files, &facts) ? 0 : -1;
 }
 
 /* Records file @f for this walk and in the file table; returns 0, or
@@ -294,21 +247,24 @@ static void queue_once(struct cp_discover *d, struct walk *w,
 static int found_file(struct cp_discover *d, struct walk *w,
 		      const struct cp_walk_file *f)
 {
-	struct cp_file_facts facts;
+	struct cp_listing_file lf;
 	struct found *x;
-	size_t at = idmap_get(&w->file_ix, f->id);
+	long at = cp_idindex_find(&w->file_ix, w->files, sizeof(*w->files),
+				  f->id);
 
-	if (at == (size_t)-1) {
+	if (at < 0) {
 		if (w->nfiles >= MAX_FOUND ||
 		    grow((void **)&w->files, &w->fcap, w->nfiles + 1,
-			 sizeof(*w->files)) < 0 ||
-		    idmap_put(&w->file_ix, f->id, w->nfiles) < 0)
+			 sizeof(*w->files)) < 0)
 			return -1;
-		x = &w->files[w->nfiles++];
+		x = &w->files[w->nfiles];
 		memset(x, 0, sizeof(*x));
 		snprintf(x->id, sizeof(x->id), "%s", f->id);
 		x->size = -1;
 		x->width = x->height = -1;
+		if (cp_idindex_add(&w->file_ix, w->files, sizeof(*w->files)))
+			return -1;
+		w->nfiles++;
 		atomic_store_explicit(&d->stats->discovery_files, w->nfiles,
 				      memory_order_relaxed);
 	} else {
@@ -325,33 +281,38 @@ static int found_file(struct cp_discover *d, struct walk *w,
 	if (f->height > 0)
 		x->height = f->height;
 
-	cp_file_facts_init(&facts, x->id);
-	facts.purpose = x->url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
-	facts.public_url = x->url;
-	facts.name = x->name;
-	facts.size = x->size;
-	facts.width = x->width;
-	facts.height = x->height;
-	cp_files_add_facts(d->files, &facts);
+	lf.id = x->id;
+	lf.size = x->size;
+	lf.width = x->width;
+	lf.height = x->height;
+	lf.url = x->url;
+	lf.name = x->name;
+	table_add(d, &lf);
 	return 0;
 }
 
 static struct owner *owner_get(struct walk *w, const char *id,
 			       const char *name)
 {
-	size_t at = idmap_get(&w->owner_ix, id);
+	long at = cp_idindex_find(&w->owner_ix, w->owners,
+				  sizeof(*w->owners), id);
 	struct owner *o;
 
-	if (at != (size_t)-1)
+	if (at >= 0)
 		return &w->owners[at];
 	if (grow((void **)&w->owners, &w->ocap, w->nowners + 1,
-		 sizeof(*w->owners)) < 0 ||
-	    idmap_put(&w->owner_ix, id, w->nowners) < 0)
+		 sizeof(*w->owners)) < 0)
 		return NULL;
-	o = &w->owners[w->nowners++];
+	o = &w->owners[w->nowners];
 	memset(o, 0, sizeof(*o));
 	snprintf(o->id, sizeof(o->id), "%s", id);
 	o->name = strdup(name && *name ? name : id);
+	if (!o->name ||
+	    cp_idindex_add(&w->owner_ix, w->owners, sizeof(*w->owners))) {
+		free(o->name);
+		return NULL;
+	}
+	w->nowners++;
 	return o;
 }
 
@@ -612,221 +573,84 @@ static int run_task(struct cp_discover *d, struct walk *w)
 
 /* ---- persisted walk ---- */
 
-static int add_str(cJSON *obj, const char *key, const char *val)
-{
-	return !val || cJSON_AddStringToObject(obj, key, val) ? 0 : -1;
-}
-
-static int add_num(cJSON *obj, const char *key, double val)
-{
-	return val < 0 || cJSON_AddNumberToObject(obj, key, val) ? 0 : -1;
-}
-
-static cJSON *walk_to_json(const struct walk *w)
-{
-	cJSON *root = cJSON_CreateObject(), *files, *pages;
-	size_t i, j;
-	int bad = !root;
-
-	if (bad)
-		return NULL;
-	cJSON_AddNumberToObject(root, "version", STATE_VERSION);
-	cJSON_AddNumberToObject(root, "complete_at", (double)time(NULL));
-	files = cJSON_AddArrayToObject(root, "files");
-	pages = cJSON_AddArrayToObject(root, "pages");
-	bad = !files || !pages;
-	for (i = 0; !bad && i < w->nfiles; i++) {
-		const struct found *f = &w->files[i];
-		cJSON *o = cJSON_CreateObject();
-
-		bad = !o || !cJSON_AddItemToArray(files, o) ||
-		      add_str(o, "id", f->id) || add_str(o, "url", f->url) ||
-		      add_str(o, "name", f->name) ||
-		      add_num(o, "size", (double)f->size) ||
-		      add_num(o, "width", f->width) ||
-		      add_num(o, "height", f->height);
-	}
-	for (i = 0; !bad && i < w->nowners; i++) {
-		const struct owner *ow = &w->owners[i];
-		cJSON *o, *ids;
-
-		if (!ow->n)
-			continue;
-		o = cJSON_CreateObject();
-		bad = !o || !cJSON_AddItemToArray(pages, o) ||
-		      add_str(o, "id", ow->id) ||
-		      add_str(o, "name", ow->name) ||
-		      !(ids = cJSON_AddArrayToObject(o, "files"));
-		for (j = 0; !bad && j < ow->n; j++)
-			bad = !cJSON_AddItemToArray(
-				ids, cJSON_CreateString(ow->files[j]));
-	}
-	if (bad) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
-/* Writes the complete walk @w to the state file (temporary + rename). */
+/* Writes the complete walk @w to the listing file (listing.h). */
 static void save_walk(struct cp_discover *d, const struct walk *w)
 {
+	struct cp_listing_writer *out;
 	char dir[4096], *slash;
-	cJSON *root;
-	char *text;
-	int err;
+	size_t i;
+	int err = 0;
 
 	if (!d->path[0])
 		return;
-	root = walk_to_json(w);
-	text = root ? cJSON_PrintUnformatted(root) : NULL;
-	cJSON_Delete(root);
-	if (!text) {
-		cp_warn("discovery: out of memory saving the listing");
-		return;
-	}
 	snprintf(dir, sizeof(dir), "%s", d->path);
 	slash = strrchr(dir, '/');
 	if (slash)
 		*slash = '\0';
-	err = cp_durable_replace(dir, 0, STATE_FILE, d->path, text,
-				 strlen(text));
+	out = cp_listing_begin(dir, d->path, cp_wallclock(), &err);
+	for (i = 0; out && !err && i < w->nfiles; i++) {
+		const struct found *f = &w->files[i];
+		struct cp_listing_file lf = { f->id, f->size, f->width,
+					      f->height, f->url, f->name };
+
+		err = cp_listing_file(out, &lf);
+	}
+	for (i = 0; out && !err && i < w->nowners; i++)
+		if (w->owners[i].n)
+			err = cp_listing_page(
+				out, w->owners[i].id, w->owners[i].name,
+				(const char(*)[CP_ID_BUF])w->owners[i].files,
+				w->owners[i].n);
+	if (out)
+		err = cp_listing_end(out, !err);
 	if (err < 0)
 		cp_warn("discovery: cannot save the listing in %s: %s", dir,
 			strerror(-err));
-	free(text);
 }
 
-static const char *json_str(const cJSON *obj, const char *key)
+/* Lists one persisted file; -1 when it cannot be kept. */
+static int load_file(void *arg, const struct cp_listing_file *f)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
+	return table_add(arg, f);
 }
 
-static double json_num(const cJSON *obj, const char *key, double max)
+/* Restores one persisted by-page entry. */
+static int load_page(void *arg, const char *id, const char *name,
+		     const char (*files)[CP_ID_BUF], size_t nfiles)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	struct cp_discover *d = arg;
 
-	return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
-			       v->valuedouble <= max
-		       ? v->valuedouble
-		       : -1;
-}
-
-/* Lists one persisted file; -1 when the entry is not sane. */
-static int load_file(struct cp_discover *d, const cJSON *o)
-{
-	const char *id = json_str(o, "id"), *url = json_str(o, "url");
-	const char *name = json_str(o, "name");
-	struct cp_file_facts facts;
-
-	if (!id || !cp_objectid_valid(id) ||
-	    (url && cp_url_check(url, NULL, 0) != 0) ||
-	    (name && strlen(name) > 255))
-		return -1;
-	cp_file_facts_init(&facts, id);
-	facts.purpose = url ? CP_PURPOSE_IMAGE : CP_PURPOSE_FILE;
-	facts.public_url = url;
-	facts.name = name;
-	facts.size = (int64_t)json_num(o, "size", 1125899906842624.0);
-	facts.width = (int32_t)json_num(o, "width", 1000000);
-	facts.height = (int32_t)json_num(o, "height", 1000000);
-	return cp_files_add_facts(d->files, &facts) ? 0 : -1;
-}
-
-/* Restores one persisted by-page entry; -1 when not sane. */
-static int load_page(struct cp_discover *d, const cJSON *o)
-{
-	const char *id = json_str(o, "id"), *name = json_str(o, "name");
-	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(o, "files");
-	char(*v)[CP_ID_BUF];
-	const cJSON *x;
-	size_t n = 0;
-	int ret;
-
-	if (!id || !cp_objectid_valid(id) || !cJSON_IsArray(ids))
-		return -1;
-	v = calloc((size_t)cJSON_GetArraySize(ids) + 1, sizeof(*v));
-	if (!v)
-		return -1;
-	cJSON_ArrayForEach(x, ids) {
-		if (cJSON_IsString(x) && cp_objectid_valid(x->valuestring))
-			snprintf(v[n++], CP_ID_BUF, "%s", x->valuestring);
-	}
-	ret = cp_pages_set(d->pages, id, name, (const char(*)[CP_ID_BUF])v, n, 0);
-	free(v);
-	return ret;
-}
-
-static char *read_state(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_size <= STATE_MAX_BYTES)
-		buf = malloc((size_t)st.st_size + 1);
-	if (buf) {
-		n = read(fd, buf, (size_t)st.st_size);
-		if (n != st.st_size) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-			*len = (size_t)n;
-		}
-	}
-	close(fd);
-	return buf;
+	return cp_pages_set(d->pages, id, name, files, nfiles, 0);
 }
 
 int cp_discover_load(struct cp_discover *d)
 {
-	const cJSON *files, *pages, *o;
+	const struct cp_listing_sink sink = { d, load_file, load_page };
 	unsigned bad = 0;
-	size_t len = 0;
-	int nfiles;
-	double at;
-	cJSON *root;
-	char *text;
+	size_t nfiles = 0;
+	double at = 0;
+	int ret;
 
 	if (!d->path[0])
 		return 0;
-	text = read_state(d->path, &len);
-	if (!text)
+	ret = cp_listing_read(d->path, &sink, &at, &nfiles, &bad);
+	if (ret == 0)
 		return 0;
-	root = cJSON_ParseWithLength(text, len);
-	free(text);
-	files = cJSON_GetObjectItemCaseSensitive(root, "files");
-	pages = cJSON_GetObjectItemCaseSensitive(root, "pages");
-	at = json_num(root, "complete_at", 1e11);
-	if (!cJSON_IsObject(root) ||
-	    json_num(root, "version", 1e9) != STATE_VERSION ||
-	    !cJSON_IsArray(files) || !cJSON_IsArray(pages) || at < 0) {
-		cp_warn("discovery: %s is damaged or of another version; "
+	if (ret < 0) {
+		cp_warn("discovery: %s is damaged or of another version (%s); "
 			"ignoring it (the next walk replaces it)",
-			d->path);
-		cJSON_Delete(root);
+			d->path, strerror(-ret));
 		return 0;
 	}
-	cJSON_ArrayForEach(o, files) bad += load_file(d, o) < 0;
-	cJSON_ArrayForEach(o, pages) bad += load_page(d, o) < 0;
 	if (bad)
 		cp_warn("discovery: %u damaged entries in %s ignored", bad,
 			d->path);
-	nfiles = cJSON_GetArraySize(files);
-	cJSON_Delete(root);
 	atomic_store_explicit(&d->stats->discovery_files, (uint64_t)nfiles,
 			      memory_order_relaxed);
 	atomic_store_explicit(&d->stats->discovery_last_walk, (uint64_t)at,
 			      memory_order_relaxed);
 	d->loaded_at = at;
-	cp_info("discovery: listed %d files from the walk of %.0f s ago",
+	cp_info("discovery: listed %zu files from the walk of %.0f s ago",
 		nfiles, cp_wallclock() - at);
 	return 1;
 }

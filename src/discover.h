@@ -18,7 +18,8 @@
  * bounded; malformed pieces are skipped and counted.
  *
  * Persisted: the last complete walk is written to
- * <cache_dir>/discovery-<fingerprint> (temporary file + rename; the
+ * <cache_dir>/discovery-<fingerprint> (listing.h's line format;
+ * temporary file + rename; the
  * fingerprint is a hash of the API URL and key, so accounts sharing a
  * cache_dir keep apart).  cp_discover_load() lists it with no API
  * call, and the thread walks again only once it is older than

@@ -34,6 +34,8 @@ struct cp_files {
 	struct cp_meta *meta;
 	struct cp_stats *stats;
 	time_t mount_time;
+	uid_t uid;                         /* owner shown: the config's, */
+	gid_t gid;                         /* else the daemon's (constant) */
 	uint64_t ino_mask;                 /* CP_INO_MASK but in tests */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
@@ -111,6 +113,9 @@ struct cp_files *cp_files_new(const struct cp_config *cfg,
 	files->meta = meta;
 	files->stats = stats;
 	files->mount_time = time(NULL);
+	/* Once, not per stat: a listing fills 100 000 of them. */
+	files->uid = cfg->has_uid ? cfg->uid : getuid();
+	files->gid = cfg->has_gid ? cfg->gid : getgid();
 	files->ino_mask = CP_INO_MASK;
 	files->nbuckets = FIRST_BUCKETS;
 	files->buckets = calloc(FIRST_BUCKETS, sizeof(*files->buckets));
@@ -630,8 +635,8 @@ void cp_files_stat(struct cp_files *files, struct cp_file *file,
 	st->st_ino = file->ino;
 	st->st_mode = S_IFREG | mode;
 	st->st_nlink = 1;
-	st->st_uid = cfg->has_uid ? cfg->uid : getuid();
-	st->st_gid = cfg->has_gid ? cfg->gid : getgid();
+	st->st_uid = files->uid;
+	st->st_gid = files->gid;
 	st->st_blksize = CP_BLOCK_SIZE;
 	pthread_mutex_lock(&files->lock);
 	st->st_size = file->size > 0 ? file->size : 0;

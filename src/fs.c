@@ -41,6 +41,9 @@ static struct cp_fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* One relaxed atomic add per request: what a listing cost, by kind. */
+#define COUNT_REQ(req, kind) cp_stats_inc(fs_of(req)->stats, fuse_##kind)
+
 /*
  * libfuse cancels its workers when the session ends.  Ops that wait on
  * the network hold locks and pins; they run with cancellation off and are
@@ -305,6 +308,7 @@ static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 	struct cp_name_entry *v = NULL;
 	char *buf = malloc(size);
 	size_t left = size;
+	uint64_t entries = 0;
 	ssize_t n;
 
 	n = buf ? view_entries(fs, dir, &v) : -ENOMEM;
@@ -332,7 +336,9 @@ static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 		if (len > left)
 			break;
 		left -= len;
+		entries++;
 	}
+	cp_stats_add(fs->stats, fuse_readdir_entries, entries);
 	fuse_reply_buf(req, buf, size - left);
 	free(buf);
 	free(v);
@@ -367,6 +373,7 @@ static void cp_ll_readlink(fuse_req_t req, fuse_ino_t ino)
 	char target[64];
 	int depth = 0;
 
+	COUNT_REQ(req, readlink);
 	file = link_file(fs, ino, &depth);
 	if (!file) {
 		fuse_reply_err(req, EINVAL);
@@ -420,6 +427,7 @@ static void do_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void cp_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	COUNT_REQ(req, lookup);
 	BLOCKING_OP_BEGIN;
 	do_ll_lookup(req, parent, name);
 	BLOCKING_OP_END;
@@ -468,6 +476,7 @@ static void do_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 static void cp_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
+	COUNT_REQ(req, getattr);
 	BLOCKING_OP_BEGIN;
 	do_ll_getattr(req, ino, fi);
 	BLOCKING_OP_END;
@@ -486,6 +495,7 @@ static void readdir_root(fuse_req_t req, struct cp_fs *fs, size_t size,
 	off_t first_file = fs->cfg->names ? 4 : 2;
 	char *buf = malloc(size), *p = buf;
 	size_t left = size;
+	uint64_t entries = 0;
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -536,7 +546,9 @@ static void readdir_root(fuse_req_t req, struct cp_fs *fs, size_t size,
 			break;
 		p += len;
 		left -= len;
+		entries++;
 	}
+	cp_stats_add(fs->stats, fuse_readdir_entries, entries);
 	fuse_reply_buf(req, buf, size - left);
 	free(buf);
 }
@@ -557,6 +569,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			  off_t off, struct fuse_file_info *fi)
 {
+	COUNT_REQ(req, readdir);
 	do_readdir(req, ino, size, off, 0);
 	(void)fi;
 }
@@ -564,6 +577,7 @@ static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void cp_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			      off_t off, struct fuse_file_info *fi)
 {
+	COUNT_REQ(req, readdirplus);
 	do_readdir(req, ino, size, off, 1);
 	(void)fi;
 }
@@ -612,6 +626,7 @@ static void do_ll_open(fuse_req_t req, fuse_ino_t ino,
 static void cp_ll_open(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	COUNT_REQ(req, open);
 	BLOCKING_OP_BEGIN;
 	do_ll_open(req, ino, fi);
 	BLOCKING_OP_END;
@@ -674,6 +689,16 @@ static void cp_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 	BLOCKING_OP_END;
 }
 
+/* Inodes live as long as the mount (files.h): nothing to drop, but the
+ * count says what a listing cost the kernel afterwards. */
+static void cp_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	COUNT_REQ(req, forget);
+	fuse_reply_none(req);
+	(void)ino;
+	(void)nlookup;
+}
+
 static void cp_ll_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
@@ -686,6 +711,7 @@ static void cp_ll_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
 
+	COUNT_REQ(req, statfs);
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = CP_BLOCK_SIZE;
 	sv.f_frsize = 4096;
@@ -719,6 +745,13 @@ static ssize_t xattr_value(struct cp_fs *fs, fuse_ino_t ino,
 	struct cp_file *file;
 	size_t i;
 
+	/* Only user.* attributes exist here.  For the other namespaces
+	 * (security.selinux, system.posix_acl_*, trusted.*) "not supported"
+	 * is the truth, and it lets `ls -l` and backup tools ask once per
+	 * mount instead of once per file: ENODATA would mean "supported,
+	 * none on this file", so they would ask the next file again. */
+	if (strncmp(name, "user.", 5) != 0)
+		return -EOPNOTSUPP;
 	if (ino == FUSE_ROOT_ID) {
 		if (strcmp(name, "user.cpfs.stats") != 0)
 			return -ENODATA;
@@ -745,8 +778,10 @@ static void cp_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			   size_t size)
 {
 	char buf[4096];
-	ssize_t n = xattr_value(fs_of(req), ino, name, buf, sizeof(buf));
+	ssize_t n;
 
+	COUNT_REQ(req, getxattr);
+	n = xattr_value(fs_of(req), ino, name, buf, sizeof(buf));
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -763,6 +798,7 @@ static void cp_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char list[512], val[4096];
 	size_t len = 0, i;
 
+	COUNT_REQ(req, listxattr);
 	if (ino == FUSE_ROOT_ID) {
 		memcpy(list, "user.cpfs.stats", 16);
 		len = 16;
@@ -855,6 +891,7 @@ static void cp_ll_removexattr(fuse_req_t req, fuse_ino_t ino,
 const struct fuse_lowlevel_ops cp_fs_ops = {
 	.init = cp_ll_init,
 	.lookup = cp_ll_lookup,
+	.forget = cp_ll_forget,
 	.getattr = cp_ll_getattr,
 	.readdir = cp_ll_readdir,
 	.readdirplus = cp_ll_readdirplus,

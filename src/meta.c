@@ -14,8 +14,9 @@
  *	name=report%0Afinal.pdf
  *	sum=0123456789abcdef
  *
- * String values are percent-escaped (every byte outside printable ASCII,
- * and '%' and '=', becomes %XX), so any name round-trips.  The last line
+ * String values are percent-escaped (util.h's cp_pct_escape(): every byte
+ * outside printable ASCII, and '%', '=', ',' and space, becomes %XX), so
+ * any name round-trips.  The last line
  * is the FNV-1a 64 hash of every byte before it; a record whose hash, version
  * line or fields do not check out is treated as absent and replaced by
  * the next put (a directory or file standing where the record or the
@@ -27,6 +28,7 @@
  * Thread safety: the store holds no mutable state but its health flags
  * (atomics), so get and put run concurrently from any thread.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -104,68 +106,6 @@ static int record_path(const struct cp_meta *meta, const char *id, char *out,
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Appends @s percent-escaped; returns the new length, or @cap on overflow. */
-static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c > 0x20 && c < 0x7f && c != '%' && c != '=') {
-			if (pos + 1 >= cap)
-				return cap;
-			out[pos++] = (char)c;
-		} else {
-			if (pos + 3 >= cap)
-				return cap;
-			out[pos++] = '%';
-			out[pos++] = hex[c >> 4];
-			out[pos++] = hex[c & 15];
-		}
-	}
-	return pos;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes @len bytes of @s into @out (size @cap). 0 or -EINVAL. */
-static int get_escaped(char *out, size_t cap, const char *s, size_t len)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < len; i++) {
-		int c = (unsigned char)s[i];
-
-		if (c == '%') {
-			int hi, lo;
-
-			if (i + 2 >= len)
-				return -EINVAL;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -EINVAL;
-			c = hi << 4 | lo;
-			i += 2;
-		}
-		if (c == 0 || n + 1 >= cap)
-			return -EINVAL;
-		out[n++] = (char)c;
-	}
-	out[n] = '\0';
-	return 0;
-}
-
 static int get_int64(int64_t *out, const char *s, size_t len)
 {
 	char buf[32];
@@ -198,15 +138,15 @@ static size_t format_record(const struct cp_meta_record *rec, char *out,
 		     rec->id, rec->size, rec->mtime, rec->created_at);
 	if (n < 0 || (size_t)n >= cap)
 		return 0;
-	pos = put_escaped(out, (size_t)n, cap, rec->etag);
+	pos = cp_pct_escape(out, (size_t)n, cap, rec->etag);
 	if (pos + 14 >= cap)
 		return 0;
 	memcpy(out + pos, "\ncontent_type=", 14);
-	pos = put_escaped(out, pos + 14, cap, rec->content_type);
+	pos = cp_pct_escape(out, pos + 14, cap, rec->content_type);
 	if (pos + 6 >= cap)
 		return 0;
 	memcpy(out + pos, "\nname=", 6);
-	pos = put_escaped(out, pos + 6, cap, rec->name);
+	pos = cp_pct_escape(out, pos + 6, cap, rec->name);
 	if (pos + 1 >= cap)
 		return 0;
 	out[pos++] = '\n';
@@ -237,7 +177,7 @@ static int parse_record(char *buf, size_t len, struct cp_meta_record *rec)
 	memcpy(sumtext, body_end + 4, 16);
 	sumtext[16] = '\0';
 	for (p = sumtext; *p; p++)
-		if (hexval(*p) < 0)
+		if (!isxdigit((unsigned char)*p))
 			return -EINVAL;
 	sum = strtoull(sumtext, NULL, 16);
 	if (sum != cp_fnv1a64(buf, (size_t)(body_end - buf)))
@@ -261,7 +201,7 @@ static int parse_record(char *buf, size_t len, struct cp_meta_record *rec)
 		len2 = (size_t)(end - val);
 #define KEY_IS(k) (klen == sizeof(k) - 1 && !memcmp(p, k, klen))
 		if (KEY_IS("id")) {
-			err = get_escaped(rec->id, sizeof(rec->id), val, len2);
+			err = cp_pct_unescape(rec->id, sizeof(rec->id), val, len2);
 			seen |= F_ID;
 		} else if (KEY_IS("size")) {
 			err = get_int64(&rec->size, val, len2);
@@ -273,13 +213,13 @@ static int parse_record(char *buf, size_t len, struct cp_meta_record *rec)
 			err = get_int64(&rec->created_at, val, len2);
 			seen |= F_CREATED;
 		} else if (KEY_IS("etag")) {
-			err = get_escaped(rec->etag, sizeof(rec->etag), val,
+			err = cp_pct_unescape(rec->etag, sizeof(rec->etag), val,
 					  len2);
 		} else if (KEY_IS("content_type")) {
-			err = get_escaped(rec->content_type,
+			err = cp_pct_unescape(rec->content_type,
 					  sizeof(rec->content_type), val, len2);
 		} else if (KEY_IS("name")) {
-			err = get_escaped(rec->name, sizeof(rec->name), val,
+			err = cp_pct_unescape(rec->name, sizeof(rec->name), val,
 					  len2);
 		}
 		/* Unknown keys are skipped: a later writer may add some. */

@@ -34,7 +34,18 @@
 	X(discovery_files)     /* files found by the current or last walk */   \
 	X(discovery_skipped)   /* malformed objects and answers skipped */     \
 	X(discovery_walks)     /* complete walks (this mount) */               \
-	X(discovery_last_walk) /* when the last complete walk ended (Epoch) */
+	X(discovery_last_walk) /* when the last complete walk ended (Epoch) */ \
+	X(fuse_lookup)         /* FUSE requests received, by kind: */          \
+	X(fuse_getattr)                                                        \
+	X(fuse_readdir)                                                        \
+	X(fuse_readdirplus)                                                    \
+	X(fuse_readdir_entries) /* entries answered by both kinds */           \
+	X(fuse_open)                                                           \
+	X(fuse_getxattr)                                                       \
+	X(fuse_listxattr)                                                      \
+	X(fuse_readlink)                                                       \
+	X(fuse_statfs)                                                         \
+	X(fuse_forget)         /* inodes forgotten (one per batch entry) */
 
 struct cp_stats {
 #define CP_STATS_DECLARE(name) _Atomic uint64_t name;

@@ -210,3 +210,65 @@ int cp_cache_path(char *out, size_t len, const char *cache_dir,
 		return -ENAMETOOLONG;
 	return 0;
 }
+
+size_t cp_pct_escape(char *out, size_t pos, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c > 0x20 && c < 0x7f && c != '%' && c != '=' && c != ',') {
+			if (pos + 1 >= cap)
+				return cap;
+			out[pos++] = (char)c;
+		} else {
+			if (pos + 3 >= cap)
+				return cap;
+			out[pos++] = '%';
+			out[pos++] = hex[c >> 4];
+			out[pos++] = hex[c & 15];
+		}
+	}
+	if (pos < cap)
+		out[pos] = '\0';
+	return pos;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int cp_pct_unescape(char *out, size_t cap, const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= len)
+				return -EINVAL;
+			hi = hexval(s[i + 1]);
+			lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		if (c == 0 || n + 1 >= cap)
+			return -EINVAL;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return 0;
+}

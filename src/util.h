@@ -1,7 +1,8 @@
 /*
  * util.h - small helpers every module uses: clocks and deadlines,
  * sleeping that ends at shutdown, random numbers, directories, signal
- * masks, and min/max/array-size macros.  (Allocation has no wrapper:
+ * masks, the percent escape of the text files cpfs persists, and
+ * min/max/array-size macros.  (Allocation has no wrapper:
  * every caller checks malloc's NULL and answers ENOMEM.)
  *
  * Thread safety: all functions are thread safe.
@@ -54,6 +55,19 @@ int cp_cache_path(char *out, size_t len, const char *cache_dir,
  * reach the FUSE loop's threads (libfuse's handlers end the loop), never
  * one of cpfs's own. */
 void cp_block_termination_signals(void);
+
+/*
+ * Percent escape for fields of persisted text (meta.c records, listing.c
+ * lines): every byte outside printable ASCII, and space, '%', '=' and
+ * ',', is written %XX, so a field never holds a separator.
+ * cp_pct_escape() appends @s to @out at @pos and returns the new length
+ * (NUL-terminated), or @cap when it does not fit.
+ * cp_pct_unescape() decodes @len bytes of @s into @out (@cap bytes; @out
+ * may be @s itself: the text only shrinks): 0, or -EINVAL on a broken
+ * escape, an escaped NUL or no room.
+ */
+size_t cp_pct_escape(char *out, size_t pos, size_t cap, const char *s);
+int cp_pct_unescape(char *out, size_t cap, const char *s, size_t len);
 
 #define CP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CP_MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -6,8 +6,8 @@
  * deep tree nor a wide one can blow the C stack; every node is visited
  * at most once and an object's members are scanned once, so the work is
  * linear in the size of the tree.  Ids are deduplicated through two
- * open-addressing hash tables (index + 1 in a slot, load factor at most
- * 1/2), so 20 000 files cost 20 000 lookups, not a scan each.
+ * idindex.h indexes over the files and products arrays, so 20 000 files
+ * cost 20 000 lookups, not a scan each.
  *
  * What counts is decided where the walk stands: an object looks at its
  * own members (fileId and its siblings, productId), a node looks at the
@@ -30,8 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MIN_SLOTS 64
 
 /* The members of one object the walk cares about: the first of each. */
 struct members {
@@ -62,8 +60,8 @@ void cp_walk_clear(struct cp_walk *w)
 	}
 	free(w->files);
 	free(w->products);
-	free(w->file_slots);
-	free(w->product_slots);
+	cp_idindex_free(&w->file_ix);
+	cp_idindex_free(&w->product_ix);
 	cp_walk_init(w);
 }
 
@@ -95,7 +93,7 @@ cJSON *cp_walk_parse(const char *body, size_t len, char *why, size_t whylen)
 	return root;
 }
 
-/* ---- the id indexes ---- */
+/* ---- ids ---- */
 
 static int is_objectid(const cJSON *item)
 {
@@ -109,69 +107,6 @@ static void lower_id(char dst[CP_ID_BUF], const char *src)
 	for (i = 0; i < 24; i++)
 		dst[i] = (char)tolower((unsigned char)src[i]);
 	dst[24] = '\0';
-}
-
-/* FNV-1a over the 24 characters, then a final mix so the low bits (the
- * slot) depend on every character. */
-static size_t id_hash(const char *id)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	int i;
-
-	for (i = 0; i < 24; i++) {
-		h ^= (unsigned char)id[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return (size_t)h;
-}
-
-/* The ids an index points into: @n of them, @stride bytes apart, each a
- * NUL-terminated id at the start of its element. */
-struct keys {
-	const char *base;
-	size_t stride;
-	size_t n;
-};
-
-static const char *key_at(const struct keys *k, uint32_t i)
-{
-	return k->base + (size_t)i * k->stride;
-}
-
-/* The slot holding @id, or the empty slot where it would go.  @cap is
- * a power of two and the table is never full. */
-static uint32_t *slot_for(uint32_t *slots, size_t cap, const struct keys *k,
-			  const char *id)
-{
-	size_t i = id_hash(id) & (cap - 1);
-
-	while (slots[i] && strcmp(key_at(k, slots[i] - 1), id) != 0)
-		i = (i + 1) & (cap - 1);
-	return &slots[i];
-}
-
-/* Makes room for one more key, rehashing into a table twice the size
- * when it would be more than half full.  0 or -ENOMEM. */
-static int index_reserve(uint32_t **slots, size_t *cap, const struct keys *k)
-{
-	size_t ncap = *cap ? *cap * 2 : MIN_SLOTS;
-	uint32_t *ns;
-	uint32_t i;
-
-	if ((k->n + 1) * 2 <= *cap)
-		return 0;
-	ns = calloc(ncap, sizeof(*ns));
-	if (!ns)
-		return -ENOMEM;
-	for (i = 0; i < k->n; i++)
-		*slot_for(ns, ncap, k, key_at(k, i)) = i + 1;
-	free(*slots);
-	*slots = ns;
-	*cap = ncap;
-	return 0;
 }
 
 /* Doubles @*arr (of @*alloc elements of @size bytes) when it holds @n. */
@@ -190,27 +125,15 @@ static int array_reserve(void **arr, size_t *alloc, size_t n, size_t size)
 	return 0;
 }
 
-static struct keys file_keys(const struct cp_walk *w)
-{
-	struct keys k = { (const char *)w->files, sizeof(*w->files),
-			  w->nfiles };
-
-	return k;
-}
-
 const struct cp_walk_file *cp_walk_find(const struct cp_walk *w,
 					const char *id)
 {
-	struct keys k;
-	char lid[CP_ID_BUF];
-	uint32_t *slot;
+	long at;
 
-	if (!w || !w->file_cap || !cp_objectid_valid(id))
+	if (!w || !cp_objectid_valid(id))
 		return NULL;
-	lower_id(lid, id);
-	k = file_keys(w);
-	slot = slot_for(w->file_slots, w->file_cap, &k, lid);
-	return *slot ? &w->files[*slot - 1] : NULL;
+	at = cp_idindex_find(&w->file_ix, w->files, sizeof(*w->files), id);
+	return at < 0 ? NULL : &w->files[at];
 }
 
 /* The file with the ObjectId @raw (any case), added with nothing known
@@ -219,37 +142,32 @@ static struct cp_walk_file *file_get(struct cp_walk *w, const char *raw,
 				     int *err)
 {
 	struct cp_walk_file *f;
-	struct keys k;
-	char id[CP_ID_BUF];
-	uint32_t *slot;
+	long at;
 
 	*err = 0;
-	lower_id(id, raw);
-	k = file_keys(w);
-	if (w->file_cap) {
-		slot = slot_for(w->file_slots, w->file_cap, &k, id);
-		if (*slot)
-			return &w->files[*slot - 1];
-	}
+	at = cp_idindex_find(&w->file_ix, w->files, sizeof(*w->files), raw);
+	if (at >= 0)
+		return &w->files[at];
 	if (w->nfiles >= CP_WALK_MAX_FILES) {
 		w->truncated = 1;
 		return NULL;
 	}
-	if (index_reserve(&w->file_slots, &w->file_cap, &k) ||
-	    array_reserve((void **)&w->files, &w->files_alloc, w->nfiles,
+	if (array_reserve((void **)&w->files, &w->files_alloc, w->nfiles,
 			  sizeof(*w->files))) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	k = file_keys(w);
-	slot = slot_for(w->file_slots, w->file_cap, &k, id);
 	f = &w->files[w->nfiles];
 	memset(f, 0, sizeof(*f));
-	memcpy(f->id, id, sizeof(f->id));
+	lower_id(f->id, raw);
 	f->size = -1;
 	f->width = -1;
 	f->height = -1;
-	*slot = (uint32_t)++w->nfiles;
+	if (cp_idindex_add(&w->file_ix, w->files, sizeof(*w->files))) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	w->nfiles++;
 	return f;
 }
 
@@ -257,29 +175,20 @@ static struct cp_walk_file *file_get(struct cp_walk *w, const char *raw,
  * the product limit drops it and marks @w truncated. */
 static int product_add(struct cp_walk *w, const char *raw)
 {
-	struct keys k = { (const char *)w->products, sizeof(*w->products),
-			  w->nproducts };
-	char id[CP_ID_BUF];
-	uint32_t *slot;
-
-	lower_id(id, raw);
-	if (w->product_cap) {
-		slot = slot_for(w->product_slots, w->product_cap, &k, id);
-		if (*slot)
-			return 0;
-	}
+	if (cp_idindex_find(&w->product_ix, w->products,
+			    sizeof(*w->products), raw) >= 0)
+		return 0;
 	if (w->nproducts >= CP_WALK_MAX_PRODUCTS) {
 		w->truncated = 1;
 		return 0;
 	}
-	if (index_reserve(&w->product_slots, &w->product_cap, &k) ||
-	    array_reserve((void **)&w->products, &w->products_alloc,
+	if (array_reserve((void **)&w->products, &w->products_alloc,
 			  w->nproducts, sizeof(*w->products)))
 		return -ENOMEM;
-	k.base = (const char *)w->products;
-	slot = slot_for(w->product_slots, w->product_cap, &k, id);
-	memcpy(w->products[w->nproducts], id, CP_ID_BUF);
-	*slot = (uint32_t)++w->nproducts;
+	lower_id(w->products[w->nproducts], raw);
+	if (cp_idindex_add(&w->product_ix, w->products, sizeof(*w->products)))
+		return -ENOMEM;
+	w->nproducts++;
 	return 0;
 }
 

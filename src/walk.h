@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "idindex.h"
 #include "valid.h"
 
 /* API bodies larger than this are refused by cp_walk_parse(). */
@@ -95,12 +96,9 @@ struct cp_walk {
 	 * ids are dropped, known ones still filled in).  Sticky. */
 	int truncated;
 
-	/* Private: open-addressing indexes of @files and @products (slot
-	 * = index + 1, 0 = empty; capacity a power of two or 0). */
-	uint32_t *file_slots;
-	size_t file_cap;
-	uint32_t *product_slots;
-	size_t product_cap;
+	/* Private: indexes by id of @files and @products. */
+	struct cp_idindex file_ix;
+	struct cp_idindex product_ix;
 	size_t files_alloc, products_alloc;
 };
 

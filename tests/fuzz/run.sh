@@ -26,7 +26,7 @@ esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${CPFS_FUZZ_BUILD:-$root/build-fuzz}
-targets=(fuzz_api_json fuzz_http fuzz_manifest fuzz_opts fuzz_walk)
+targets=(fuzz_api_json fuzz_http fuzz_manifest fuzz_opts fuzz_walk fuzz_listing)
 
 # Configure with clang and -Dfuzz=true, unless a fuzz build is there.
 if [ ! -f "$build/build.ninja" ]; then

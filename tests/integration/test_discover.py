@@ -182,12 +182,31 @@ def test_damaged_listing_heals(servers, cpfs, tmp_path):
     assert m.unmount() == 0
     state = [p for p in cache.iterdir() if p.name.startswith("discovery")]
     assert len(state) == 1
-    state[0].write_bytes(b'{"version":1,"files":[{"id":')
-    m2 = cpfs(FAST, manifest=None, discover=True, cache_dir=cache)
-    wait_walks(m2)
-    assert img["fileId"] in os.listdir(m2.mnt)
-    assert "damaged" in m2.log()
-    json.loads(state[0].read_text())  # rewritten whole
+    good = state[0].read_bytes()
+    lines = good.decode().splitlines()
+    assert lines[0].startswith("cpfs-listing 2 ") and \
+        lines[-1] == "end 1 1", lines
+    # cut short (no trailer), the old JSON format, and garbage: each is
+    # ignored whole, with one warning, and the next walk rewrites it
+    for bad in (good[:len(good) // 2], b'{"version":1,"files":[{"id":',
+                os.urandom(300)):
+        state[0].write_bytes(bad)
+        m2 = cpfs(FAST, manifest=None, discover=True, cache_dir=cache)
+        wait_walks(m2)
+        assert img["fileId"] in os.listdir(m2.mnt)
+        assert m2.log().count("damaged or of another version") == 1
+        assert m2.unmount() == 0
+        assert state[0].read_bytes().splitlines()[-1] == b"end 1 1"
+    # one damaged line among good ones: that entry alone is skipped
+    other = "%024x" % 0x6571c0de
+    state[0].write_bytes(good.replace(b"\nend 1 1", (
+        "\nf %s 5 -1 -1 - a%%zzb\nend 2 1" % other).encode()))
+    servers.clear_logs()
+    m3 = cpfs(FAST, "refresh=0", manifest=None, discover=True,
+              cache_dir=cache)
+    assert img["fileId"] in os.listdir(m3.mnt)
+    assert other not in os.listdir(m3.mnt)
+    assert "1 damaged entries" in m3.log()
 
 
 def test_refresh_finds_new_page_concurrently_with_reads(servers, cpfs):

@@ -30,6 +30,12 @@ static void test_format(void **state)
 	assert_non_null(strstr(buf, "bytes_fetched=1234567890123\n"));
 	assert_non_null(strstr(buf, "transfers_in_flight=0\n"));
 	assert_non_null(strstr(buf, "etag_changes=0\n"));
+	cp_stats_inc(&st, fuse_readdirplus);
+	cp_stats_add(&st, fuse_readdir_entries, 3);
+	need = cp_stats_format(&st, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "fuse_readdirplus=1\n"));
+	assert_non_null(strstr(buf, "fuse_readdir_entries=3\n"));
+	assert_non_null(strstr(buf, "fuse_lookup=0\n"));
 	assert_true(strncmp(buf, "api_calls=", 10) == 0);
 
 	/* truncation: terminated, full length reported */
