@@ -796,6 +796,7 @@ void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
 		pf->flat = 0;
 		pf->full = 0;
 	}
+	pf->small_first = small_first;
 	*from = *to = last + 1;
 	if (pf->random || pf->seek || small_first)
 		return;
@@ -1436,7 +1437,10 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	pthread_mutex_lock(&h->lock);
 	cp_prefetch_plan(&h->pf, v->size, off, end, cap, &from, &to);
 	delta = note_stream(h);
-	random = h->pf.random;
+	/* A small first read (a header, file(1), a first byte) is fetched
+	 * direct, just what the kernel asked for, not a whole block: the
+	 * reads that go on in order open a window then. */
+	random = h->pf.random || h->pf.small_first;
 	probed = h->probed;
 	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);

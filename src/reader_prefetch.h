@@ -40,6 +40,7 @@ struct cp_prefetch {
 	int64_t run;       /* bytes read in order since the last seek */
 	int random;        /* random mode: fetch only what a read needs */
 	int seek;          /* the last read planned was a seek (no window) */
+	int small_first;   /* ...was a small first read (no window) */
 	/* delivery rate, per round (see above): */
 	double round_t;    /* when the current round began; 0 = none yet */
 	int64_t round_off; /* next_off then */
