@@ -1439,8 +1439,10 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	delta = note_stream(h);
 	/* A small first read (a header, file(1), a first byte) is fetched
 	 * direct, just what the kernel asked for, not a whole block: the
-	 * reads that go on in order open a window then. */
-	random = h->pf.random || h->pf.small_first;
+	 * reads that go on in order open a window then.  Not when it runs
+	 * to the end of the object: a small file read whole goes through
+	 * the cache, and so to the disk cache (a second backup is free). */
+	random = h->pf.random || (h->pf.small_first && end < v->size);
 	probed = h->probed;
 	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);
