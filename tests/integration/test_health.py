@@ -392,7 +392,9 @@ def test_replaced_object_after_bytes_were_served_still_eio(servers, cpfs):
     size = 16 * MiB
     old = standin.make_bytes(size, seed=1286)
     oid = servers.add(old)
-    m = cpfs(manifest=None)
+    # A small cache keeps the first handle's prefetch window (4 blocks)
+    # short of 12 MiB: the read there must ask the data host.
+    m = cpfs("cache_size=8M", manifest=None)
     with open(m.path(oid), "rb") as fh:
         assert fh.read(MiB) == old[:MiB]
     servers.data.log.quiet(0.5)
