@@ -114,7 +114,7 @@ struct cp_part *cp_part_new_direct(struct cp_fetch *engine, uint64_t key,
 
 	if (part)
 		part->url = strdup(url);
-	if (!part || !part->url || len == 0 || size < 0) {
+	if (!part || !part->url || len == 0 || (size < 0 && start != 0)) {
 		free(part ? part->url : NULL);
 		free(part);
 		return NULL;
@@ -169,6 +169,13 @@ static void learn_size(struct cp_part *part, int64_t total)
 	size_t want = total < (int64_t)CP_BLOCK_SIZE ? (size_t)total
 						      : CP_BLOCK_SIZE;
 
+	if (part->dest) {
+		/* A direct probe: as much of its range as there is. */
+		part->size = total;
+		part->end = CP_MIN(part->end, total - 1);
+		part->satisfied = part->end < part->start;
+		return;
+	}
 	part->size = total;
 	part->end = (int64_t)want - 1;
 	cp_cache_set_want(part->engine->cache, b, want);

@@ -152,7 +152,10 @@ struct cp_part *cp_part_new(struct cp_fetch *engine, uint64_t key,
  * A direct part: bytes [@start, @start + @len) of an object of known
  * @size land in @dest (owned by the caller, who must wait for the done
  * callback before freeing it).  For random reads, which do not go
- * through cache blocks.  NULL on ENOMEM.
+ * through cache blocks.  @size -1 makes it a small probe (@start 0): the
+ * size comes from Content-Range, and only the bytes the object has are
+ * asked for (info.total; the part's end is min(@len, size) - 1).  NULL
+ * on ENOMEM.
  */
 struct cp_part *cp_part_new_direct(struct cp_fetch *engine, uint64_t key,
 				   const char *url, const char *if_match,

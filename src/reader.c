@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,8 +37,18 @@
 /* Bytes read in order after which a handle leaves random mode. */
 #define SEQ_RUN ((int64_t)4 << 20)
 #define RANDOM_AFTER_SEEKS 2
+/* The window stops growing after FLAT_ROUNDS rounds in a row whose rate
+ * did not reach RATE_RISE x the best; it probes again after
+ * PROBE_AFTER_ROUNDS more (reader_prefetch.h). */
+#define RATE_RISE 1.25
+#define FLAT_ROUNDS 2
+#define PROBE_AFTER_ROUNDS 4
 _Static_assert(CP_PART_BLOCKS <= CP_PART_MAX_BLOCKS,
 	       "a transfer of CP_PART_BLOCKS must fit in struct cp_part");
+
+/* What a probe of an object of unknown size asks for: enough for its
+ * Content-Range (size) and ETag, and the whole of a tiny object. */
+#define PROBE_BYTES 4096
 
 /* Shorter 206 answers one request follows up at once, for free. */
 #define PARTIAL_FREE 64
@@ -51,6 +62,8 @@ struct cp_reader {
 	struct cp_stats *stats;
 	unsigned window_max;   /* per handle, blocks */
 	size_t fetching_max;   /* all handles, blocks */
+	atomic_uint streams;   /* handles with a window open, which share
+				* fetching_max (see share()) */
 	pthread_mutex_t lock;
 	struct cp_handle *handles; /* open handles; protected by lock */
 	struct served *served;     /* hash set, see served_add(); lock */
@@ -76,6 +89,7 @@ struct cp_handle {
 	int probed;               /* the data host was asked about the
 				   * object of view (its ETag is in view,
 				   * or it has none) */
+	int streaming;            /* counted in reader->streams */
 	struct cp_handle *prev, *next; /* reader->handles; reader->lock */
 };
 
@@ -113,15 +127,54 @@ struct cp_reader *cp_reader_new(const struct cp_config *cfg,
 	r->fetch = fetch;
 	r->dc = dc;
 	r->stats = stats;
-	/* Leave half the cache to data already fetched and being read.
-	 * One reader may use all of that half; several share it, and
-	 * CP_GET_PREFETCH keeps them from evicting each other's window. */
-	r->fetching_max = cap / 2 ? cap / 2 : 1;
+	/* Blocks asked for ahead of the readers: all of the cache but 12
+	 * blocks for the reads themselves (pinned while their replies go
+	 * out) and what was read last; half of a small cache.  A window
+	 * is as much a bandwidth-delay product as the memory allows: at
+	 * +20 ms each way 64 MiB carries about 300 MiB/s.  Readers share
+	 * it (share()), and CP_GET_PREFETCH keeps them from evicting each
+	 * other's window. */
+	r->fetching_max = CP_MAX(cap / 2, cap > 12 ? cap - 12 : 0);
+	if (!r->fetching_max)
+		r->fetching_max = 1;
 	r->window_max = CP_WINDOW_MAX;
-	if (r->window_max > cap / 2)
-		r->window_max = cap / 2 ? cap / 2 : 1;
+	if (r->window_max > r->fetching_max)
+		r->window_max = r->fetching_max;
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
+}
+
+/* A handle's share of the in-flight budget, in blocks: each reader with a
+ * window open gets as much (the connections are shared alike: a window
+ * is sent as transfers of the same size for every reader). */
+static unsigned share(struct cp_reader *r)
+{
+	unsigned n = atomic_load(&r->streams);
+	size_t each = r->fetching_max / (n ? n : 1);
+
+	return each < r->window_max ? (unsigned)each : r->window_max;
+}
+
+/* Counts @h in the readers that share the budget, or not.  Called
+ * without h->lock (the count is atomic); @delta from note_stream(). */
+static void count_stream(struct cp_reader *r, int delta)
+{
+	if (delta > 0)
+		atomic_fetch_add(&r->streams, 1);
+	else if (delta < 0)
+		atomic_fetch_sub(&r->streams, 1);
+}
+
+/* Whether @h has a window open now; returns the change to the count.
+ * Called with h->lock held. */
+static int note_stream(struct cp_handle *h)
+{
+	int streaming = !h->pf.random && h->pf.ahead > 0;
+
+	if (streaming == h->streaming)
+		return 0;
+	h->streaming = streaming;
+	return streaming ? 1 : -1;
 }
 
 void cp_reader_free(struct cp_reader *reader)
@@ -516,29 +569,42 @@ static int run_part(struct attempt *a, struct cp_part *part,
 }
 
 /*
- * Asks for the first block once; 0 or the positive errno of the part
- * (ETIMEDOUT when not even memory for the block came in time).  The
- * block is pinned only while its transfer runs: never while the URL is
- * asked for or a retry waits.
+ * Asks for the first PROBE_BYTES of the object once, into @p's buffer:
+ * a small range whose Content-Range tells the size and whose headers the
+ * ETag.  0 or the positive errno of the part (ETIMEDOUT when the engine
+ * did not end it in time).
  */
 static int probe_once(struct attempt *a, struct part_wait *p)
 {
 	struct cp_reader *r = a->reader;
-	struct cp_block *b;
 	struct cp_part *part;
-	int err;
 
-	if (cp_cache_get_run(r->cache, a->file->ino, 0, 1, -1, &b,
-			     a->deadline) < 0)
-		return ETIMEDOUT;
-	if (!cp_cache_begin_fetch(r->cache, b)) {
-		cp_cache_unpin(r->cache, b);
-		return EIO;
+	part = cp_part_new_direct(r->fetch, a->file->ino, a->url, NULL, -1, 0,
+				  p->buf, PROBE_BYTES);
+	return part ? run_part(a, part, p) : ENOMEM;
+}
+
+/* An object no larger than the probe came whole with it: its one block
+ * goes to the cache, and reading it costs no request. */
+static void keep_probe(struct cp_reader *r, struct cp_file *file,
+		       const struct part_wait *p)
+{
+	int64_t total = p->info.total;
+	struct cp_block *b;
+
+	if (total <= 0 || total > PROBE_BYTES || p->pos != total)
+		return;
+	b = cp_cache_get(r->cache, file->ino, 0, (size_t)total,
+			 CP_GET_CREATE);
+	if (!b)
+		return;
+	if (cp_cache_begin_fetch(r->cache, b)) {
+		cp_cache_set_want(r->cache, b, (size_t)total);
+		memcpy(b->data, p->buf, (size_t)total);
+		b->filled = (size_t)total;
+		cp_cache_complete(r->cache, b);
 	}
-	part = cp_part_new(r->fetch, a->file->ino, a->url, NULL, -1, &b, 1);
-	err = part ? run_part(a, part, p) : ENOMEM;
 	cp_cache_unpin(r->cache, b);
-	return err;
 }
 
 /*
@@ -579,7 +645,7 @@ static int resolve(struct cp_reader *r, struct cp_file *file, int need_probe,
 	if (view.size >= 0 && !force)
 		return resolve_lease(r, file, &view);
 	attempt_init(&a, r, file, &view);
-	p = part_wait_new(0);
+	p = part_wait_new(PROBE_BYTES);
 	if (!p) {
 		ret = -ENOMEM;
 		goto out;
@@ -593,6 +659,9 @@ static int resolve(struct cp_reader *r, struct cp_file *file, int need_probe,
 		if (ret < 0)
 			break;
 		err = probe_once(&a, p);
+		/* A shorter answer told the size and the ETag all the same. */
+		if (err == CP_FETCH_EPARTIAL)
+			err = 0;
 		if (err == 0 || err == ETIMEDOUT) {
 			ret = err ? -EIO : 0;
 			break;
@@ -605,6 +674,8 @@ static int resolve(struct cp_reader *r, struct cp_file *file, int need_probe,
 	}
 	if (ret == -ESTALE)
 		ret = -EIO;
+	if (ret == 0)
+		keep_probe(r, file, p);
 out:
 	cp_files_end_resolve(r->files, file, ret == 0 ? &p->info : NULL,
 			     ret);
@@ -647,6 +718,8 @@ void cp_handle_free(struct cp_handle *h)
 	if (!h)
 		return;
 	r = h->reader;
+	if (h->streaming)
+		count_stream(r, -1);
 	pthread_mutex_lock(&r->lock);
 	if (h->prev)
 		h->prev->next = h->next;
@@ -664,7 +737,7 @@ void cp_handle_free(struct cp_handle *h)
 void cp_prefetch_init(struct cp_prefetch *pf)
 {
 	memset(pf, 0, sizeof(*pf));
-	pf->window = CP_WINDOW_MIN;
+	pf->window = CP_WINDOW_START;
 }
 
 /* A quarter of the window, so that a young window is already spread over
@@ -691,7 +764,7 @@ static int sequential(const struct cp_prefetch *pf, int64_t off)
 }
 
 void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
-		      int64_t end, uint64_t *from, uint64_t *to)
+		      int64_t end, unsigned max, uint64_t *from, uint64_t *to)
 {
 	uint64_t last = (uint64_t)(end - 1) >> CP_BLOCK_SHIFT;
 	uint64_t nblocks = ((uint64_t)size + CP_BLOCK_SIZE - 1) >>
@@ -699,6 +772,8 @@ void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
 	int small_first = pf->next_off == 0 && pf->run == 0 &&
 			  pf->seeks == 0 && end - off < SMALL_FIRST_READ;
 
+	if (pf->window > CP_MAX(max, CP_WINDOW_MIN))
+		pf->window = CP_MAX(max, CP_WINDOW_MIN);
 	pf->seek = !sequential(pf, off);
 	if (!pf->seek) {
 		pf->run += end - off;
@@ -715,7 +790,13 @@ void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
 		pf->next_off = end;
 		pf->window = CP_WINDOW_MIN;
 		pf->ahead = 0;
+		/* Rates measured elsewhere in the object say little. */
+		pf->round_t = 0;
+		pf->best_rate = 0;
+		pf->flat = 0;
+		pf->full = 0;
 	}
+	pf->small_first = small_first;
 	*from = *to = last + 1;
 	if (pf->random || pf->seek || small_first)
 		return;
@@ -744,11 +825,44 @@ void cp_prefetch_cut(struct cp_prefetch *pf, uint64_t index,
 		pf->ahead = index;
 }
 
-void cp_prefetch_waited(struct cp_prefetch *pf, unsigned max)
+/* A round ended at @now: did the throughput still rise? */
+static void round_end(struct cp_prefetch *pf, double now)
 {
-	if (pf->random || pf->window >= max)
+	double rate = (double)(pf->next_off - pf->round_off) /
+		      (now - pf->round_t);
+
+	if (rate >= pf->best_rate * RATE_RISE) {
+		pf->best_rate = rate;
+		pf->flat = 0;
+		pf->full = 0;
+	} else if (!pf->full && ++pf->flat >= FLAT_ROUNDS) {
+		pf->full = 1;
+		pf->flat = 0;
+	} else if (pf->full && ++pf->flat >= PROBE_AFTER_ROUNDS) {
+		/* Probe: grow again, measured from today's rate. */
+		pf->full = 0;
+		pf->flat = 0;
+		pf->best_rate = rate;
+	}
+	pf->round_t = now;
+	pf->round_off = pf->next_off;
+}
+
+void cp_prefetch_served(struct cp_prefetch *pf, double now, int waited,
+			unsigned max)
+{
+	if (pf->random || pf->seek)
 		return;
-	pf->window = CP_MIN(pf->window * 2, max);
+	if (pf->round_t == 0) {
+		pf->round_t = now;
+		pf->round_off = pf->next_off;
+	} else if (now > pf->round_t &&
+		   pf->next_off - pf->round_off >=
+			   ((int64_t)pf->window << CP_BLOCK_SHIFT)) {
+		round_end(pf, now);
+	}
+	if (waited && !pf->full && pf->window < max)
+		pf->window = CP_MIN(pf->window * 2, max);
 }
 
 /* ---- reads ---- */
@@ -1098,6 +1212,33 @@ out:
 	return ret == -ENOENT ? -EIO : ret;
 }
 
+/* Extends the first transfer's run of @n blocks (the read's) with the
+ * window ahead, up to @to and a whole part: blocks made for a prefetch,
+ * marked FETCHING (that state keeps them).  Returns the run's length. */
+static int first_window(struct attempt *a, struct cp_handle *h,
+			struct cp_block **run, int n, uint64_t to)
+{
+	struct cp_reader *r = a->reader;
+	uint64_t idx = run[n - 1]->index + 1;
+
+	for (; idx < to && n < CP_PART_BLOCKS; idx++) {
+		struct cp_block *b = cp_cache_get(
+			r->cache, h->file->ino, idx,
+			block_want(a->view->size, idx), CP_GET_PREFETCH);
+		int started;
+
+		if (!b)
+			break;
+		started = cp_cache_begin_fetch(r->cache, b);
+		if (started)
+			run[n++] = b;
+		cp_cache_unpin(r->cache, b);
+		if (!started)
+			break;
+	}
+	return n;
+}
+
 /*
  * The first transfer of the object, for a file whose size is known
  * (manifest, discovery) but that was not probed in this mount: instead of
@@ -1110,6 +1251,12 @@ out:
  * names the object with If-Match: the blocks of one read, and the window
  * ahead, are of one object.
  *
+ * The window ahead [@from, @to), when it continues the read, rides on
+ * the same transfer up to a whole part: the one connection open so far
+ * streams it while the others the window needs are being opened (each
+ * costs a round trip on a far link), and none of it may be asked for
+ * before the ETag is known.
+ *
  * Returns 0 with the read's @n blocks pinned in @blocks (the first ones
  * on their way), 1 when the file was learnt meanwhile or cannot be
  * learnt this way (nothing pinned, @v updated: read as usual), or -errno
@@ -1117,12 +1264,12 @@ out:
  */
 static int first_transfer(struct attempt *a, struct cp_handle *h,
 			  struct cp_file_view *v, uint64_t first, int n,
-			  struct cp_block **blocks)
+			  uint64_t from, uint64_t to, struct cp_block **blocks)
 {
 	struct cp_reader *r = a->reader;
 	struct cp_object_info info;
 	struct part_wait *p;
-	int ret, pinned = 0;
+	int ret, pinned = 0, tries = 0;
 
 	ret = cp_files_begin_resolve(r->files, h->file, 1, a->deadline);
 	if (ret < 0)
@@ -1143,19 +1290,24 @@ static int first_transfer(struct attempt *a, struct cp_handle *h,
 		struct cp_part *part;
 		int i, nrun, err;
 
+		struct cp_block *run[CP_PART_MAX_BLOCKS];
+
 		nrun = begin_first_run(r, blocks, n);
 		if (nrun == 0) {
 			ret = 1; /* on its way already: probe, then read */
 			break;
 		}
+		memcpy(run, blocks, (size_t)nrun * sizeof(*run));
+		if (tries++ == 0 && nrun == n && from == first + (uint64_t)n)
+			nrun = first_window(a, h, run, nrun, to);
 		ret = attempt_lease(a, 0);
 		if (ret < 0) {
 			for (i = 0; i < nrun; i++)
-				cp_cache_fail(r->cache, blocks[i], -ret, 1, 0);
+				cp_cache_fail(r->cache, run[i], -ret, 1, 0);
 			break;
 		}
 		part = cp_part_new(r->fetch, h->file->ino, a->url, NULL,
-				   v->size, blocks, nrun);
+				   v->size, run, nrun);
 		if (!part) {
 			ret = -ENOMEM; /* and the blocks were failed */
 			break;
@@ -1225,17 +1377,19 @@ static int read_pinned(struct attempt *a, struct cp_handle *h,
 	return 0;
 }
 
-/* After a read from cache blocks: a window that made the reader wait
- * grows, and a block read to its end by a sequential reader goes to the
+/* After a read from cache blocks: the planner learns how fast data came
+ * (a window that made the reader wait grows while that still helps), and a block read to its end by a sequential reader goes to the
  * cold end of the cache (drop-behind: the kernel's page cache has it). */
 static void after_read(struct cp_handle *h, int waited, int random,
 		       int64_t end, struct cp_block *last)
 {
 	struct cp_reader *r = h->reader;
+	unsigned max = share(r);
+	double now = cp_now();
 
-	if (waited) {
+	if (!random) {
 		pthread_mutex_lock(&h->lock);
-		cp_prefetch_waited(&h->pf, r->window_max);
+		cp_prefetch_served(&h->pf, now, waited, max);
 		pthread_mutex_unlock(&h->lock);
 	}
 	if (!random && (end & (CP_BLOCK_SIZE - 1)) == 0)
@@ -1263,7 +1417,8 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	struct attempt a;
 	uint64_t first, last, from, to;
 	int64_t end;
-	int n, random, probed, pinned = 0, waited = 0, ret;
+	int n, random, probed, pinned = 0, waited = 0, ret, delta;
+	unsigned cap = share(r);
 
 	cp_files_view(r->files, h->file, &now);
 	if (now.gen != v->gen)
@@ -1280,17 +1435,24 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 		return -EINVAL;
 	attempt_init(&a, r, h->file, v);
 	pthread_mutex_lock(&h->lock);
-	cp_prefetch_plan(&h->pf, v->size, off, end, &from, &to);
-	random = h->pf.random;
+	cp_prefetch_plan(&h->pf, v->size, off, end, cap, &from, &to);
+	delta = note_stream(h);
+	/* A small first read (a header, file(1), a first byte) is fetched
+	 * direct, just what the kernel asked for, not a whole block: the
+	 * reads that go on in order open a window then.  Not when it runs
+	 * to the end of the object: a small file read whole goes through
+	 * the cache, and so to the disk cache (a second backup is free). */
+	random = h->pf.random || (h->pf.small_first && end < v->size);
 	probed = h->probed;
 	a.part_blocks = cp_prefetch_part_blocks(h->pf.window);
 	pthread_mutex_unlock(&h->lock);
+	count_stream(r, delta);
 	/* A read larger than the whole cache cannot be pinned: it goes
 	 * direct, like a random one. */
 	if ((size_t)n > cp_cache_capacity(r->cache))
 		random = 1;
 	if (!probed && !random) {
-		ret = first_transfer(&a, h, v, first, n, blocks);
+		ret = first_transfer(&a, h, v, first, n, from, to, blocks);
 		pinned = ret == 0; /* 1: nothing pinned */
 		if (ret == 1)
 			ret = probe_first(h, v);

@@ -15,11 +15,17 @@
  *
  * Prefetch, per open handle (after mountpoint-s3 and sshfs): a read that
  * continues where the previous ones ended is sequential; the window of
- * blocks kept in flight ahead of it starts at CP_WINDOW_MIN, doubles each
- * time the reader had to wait, and is capped per handle, by the blocks
- * being fetched in total and by the cache's free room (it shrinks instead
- * of failing).  Several seeks with little reading between them switch the
- * handle to random mode: only the blocks a read needs are fetched.
+ * blocks kept in flight ahead of it starts at CP_WINDOW_START blocks
+ * (CP_WINDOW_MIN after a seek), and doubles each time the reader had to
+ * wait for as long as that still raises the throughput (it tracks the
+ * bandwidth-delay product; see reader_prefetch.h).  It is capped by the
+ * handle's fair share of the in-flight budget (3/4 of the cache, divided
+ * among the handles with a window open), by the blocks being fetched in
+ * total and by the cache's free room (it shrinks instead of failing).
+ * The first transfer of an object carries the start of the window too,
+ * so that one connection streams it while the others open.  Several
+ * seeks with little reading between them switch the handle to random
+ * mode: only the blocks a read needs are fetched.
  *
  * Thread safety: the reader is shared by all FUSE workers.  A handle may
  * be used by several threads at once (the kernel sends concurrent reads
@@ -45,7 +51,8 @@ struct cp_stats;
 struct cp_reader;
 struct cp_handle;
 
-#define CP_WINDOW_MIN 4     /* blocks */
+#define CP_WINDOW_MIN 4     /* blocks, after a seek */
+#define CP_WINDOW_START 8   /* blocks, from the start of a file */
 #define CP_WINDOW_MAX 128   /* blocks, per handle */
 #define CP_PART_BLOCKS 8    /* blocks per transfer, aligned */
 
@@ -59,8 +66,11 @@ void cp_reader_free(struct cp_reader *reader);
 
 /*
  * Makes sure @file's size is known: from the table (manifest, persisted
- * metadata, earlier probe), else by asking the API for a URL and reading
- * the first block (its Content-Range gives the size; the data is kept).
+ * metadata, earlier probe), else by asking the API for a URL and asking
+ * the data host for the first 4 KiB (one small range GET on the I/O
+ * thread's connections, which the reads after it reuse: its
+ * Content-Range gives the size, its headers the ETag; an object that
+ * small is kept whole in the cache).
  * @need_probe (an open) also wants the object's ETag: known from this
  * mount's probe or the persisted metadata; else, when the size is known,
  * only a URL is asked for (so an id the API refuses fails here), and the

@@ -12,8 +12,18 @@
  * read between them switch the handle to random mode (no prefetch); a
  * long enough run in order switches it back.  A
  * sequential handle keeps a window of blocks asked for ahead of its
- * reads, topped up a whole transfer at a time; the window doubles when
- * the reader had to wait and halves when memory is short.
+ * reads, topped up a whole transfer at a time, and capped by the
+ * handle's share of the in-flight budget.
+ *
+ * The window follows the bandwidth-delay product of the path: it doubles
+ * when the reader had to wait, for as long as that still raises the
+ * throughput.  The planner counts rounds (the reader consumed a window's
+ * worth since the last one) and their delivery rate; after two rounds in
+ * a row that did not raise the best rate by a quarter the link is taken
+ * as full and waits no longer grow the window (TCP's slow start, BBR's
+ * "full pipe").  Every few full rounds it probes again (another reader
+ * may have left), measuring from the rate it gets then.  The window
+ * halves when memory is short.
  *
  * Thread safety: none; reader.c calls it under the handle's lock.
  */
@@ -30,6 +40,13 @@ struct cp_prefetch {
 	int64_t run;       /* bytes read in order since the last seek */
 	int random;        /* random mode: fetch only what a read needs */
 	int seek;          /* the last read planned was a seek (no window) */
+	int small_first;   /* ...was a small first read (no window) */
+	/* delivery rate, per round (see above): */
+	double round_t;    /* when the current round began; 0 = none yet */
+	int64_t round_off; /* next_off then */
+	double best_rate;  /* best bytes/s of a round since the last probe */
+	unsigned flat;     /* rounds in a row without a rise */
+	int full;          /* throughput stopped rising: waits do not grow */
 };
 
 void cp_prefetch_init(struct cp_prefetch *pf);
@@ -42,12 +59,13 @@ int cp_prefetch_part_blocks(unsigned window);
  * Takes a read of [@off, @end) of an object of @size bytes into the
  * pattern and returns the blocks to ask for ahead of it, [*from, *to)
  * (empty for a seek or a small first read, in random mode, or while
- * less than a whole
- * transfer is missing from the window).  Those blocks count as asked for from now
- * on.
+ * less than a whole transfer is missing from the window).  The window
+ * is first cut to @max blocks (the handle's share of the budget; not
+ * below CP_WINDOW_MIN).  Those blocks count as asked for from now on.
  */
 void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
-		      int64_t end, uint64_t *from, uint64_t *to);
+		      int64_t end, unsigned max, uint64_t *from,
+		      uint64_t *to);
 
 /* The blocks from @index on were not asked for after all (out of
  * budget); with @memory_short the window also halves (not below
@@ -55,8 +73,12 @@ void cp_prefetch_plan(struct cp_prefetch *pf, int64_t size, int64_t off,
 void cp_prefetch_cut(struct cp_prefetch *pf, uint64_t index,
 		     int memory_short);
 
-/* The reader had to wait for data: the window doubles, up to @max
- * blocks (not in random mode). */
-void cp_prefetch_waited(struct cp_prefetch *pf, unsigned max);
+/* A read planned by cp_prefetch_plan() was served at time @now (seconds,
+ * any monotonic scale), after waiting for the network when @waited: the
+ * round's rate is taken when a round ends, and a wait doubles the window,
+ * up to @max blocks, while the throughput still rises (not in random
+ * mode, nor after a seek). */
+void cp_prefetch_served(struct cp_prefetch *pf, double now, int waited,
+			unsigned max);
 
 #endif

@@ -378,6 +378,40 @@ def w_first(spec, prog):
     return res
 
 
+def w_stat(spec, prog):
+    """Cold stat of an id whose size is unknown (cpfs: a bare id in its
+    manifest): what it costs to learn the size.  curl: one
+    `curl -r 0-0` on a new connection (its Content-Range has the size),
+    its time_total."""
+    errs = []
+    if spec["via"] == "curl":
+        pid, out, _ = spawn_curl(["-s", "--fail", "-r", "0-0", "-D", "-",
+                                  "-o", "/dev/null", "-w",
+                                  "\n%{time_total}", spec["target"]],
+                                 pipe_out=True)
+        with open(out, "rb") as fo:
+            body = fo.read()
+        rc, _ = reap(pid)
+        head, _, t = body.rpartition(b"\n")
+        secs = float(t or 0)
+        size = -1
+        for line in head.decode("latin-1").splitlines():
+            if line.lower().startswith("content-range:"):
+                size = int(line.rsplit("/", 1)[1])
+        if rc:
+            errs.append("curl exit %d" % rc)
+    else:
+        t0 = time.perf_counter()
+        size = os.stat(spec["target"]).st_size
+        secs = time.perf_counter() - t0
+    if size != spec["size"]:
+        errs.append("wrong size %d, expected %d" % (size, spec["size"]))
+    res = {"secs": secs, "ms": secs * 1e3, "ok": not errs}
+    if errs:
+        res["error"] = "; ".join(errs)
+    return res
+
+
 def w_curlraw(spec, prog):
     """curl -o /dev/null: the limit, bytes not hashed (sizes checked)."""
     b0 = busy_ticks()
@@ -411,7 +445,7 @@ def worker_main(spec_json):
     prog = Progress(spec.get("progress"))
     try:
         fn = {"stream": w_stream, "rand": w_rand, "curlraw": w_curlraw,
-              "first": w_first}[
+              "first": w_first, "stat": w_stat}[
             spec["kind"]]
         res = fn(spec, prog)
     except BaseException as e:  # noqa: B902 - reported, not raised
@@ -505,10 +539,16 @@ def warm_up(spec):
             os.close(fd)
 
 
-def data_requests(mnt):
-    """cpfs's own count of data-host requests, from user.cpfs.stats."""
+def cpfs_stats(mnt):
+    """cpfs's own counters, from user.cpfs.stats."""
     stats = os.getxattr(mnt, "user.cpfs.stats").decode()
-    return int(dict(f.split("=", 1) for f in stats.split())["data_requests"])
+    return {k: int(v) for k, v in (f.split("=", 1) for f in stats.split())
+            if v.lstrip("-").isdigit()}
+
+
+def data_requests(mnt):
+    """cpfs's own count of data-host requests."""
+    return cpfs_stats(mnt)["data_requests"]
 
 
 def fresh_memory_speed(size=256 * MiB):
@@ -630,6 +670,7 @@ class Bench:
         self.mounts = set()  # mount points that may be mounted
         self.cur = []        # the running daemons
         self.cur_worker = None
+        self.cur_wl = None
         self.tmp = None
         self.tmpfs = None
         self.results = []
@@ -703,6 +744,11 @@ class Bench:
             self.api_port = int(fh.read().split()[0])
         self.api_url = "http://127.0.0.1:%d" % self.api_port
         wait_file(self.manifest, self.procs[-1])
+        # The stat workload's: the ids alone, so no size is known.
+        self.manifest_nosize = os.path.join(self.tmp, "ids-nosize.manifest")
+        with open(self.manifest_nosize, "w") as fh:
+            for o in self.obj.values():
+                fh.write(o["id"] + "\n")
 
         # The URL curl fetches is one the API hands out, as for cpfs.
         self.url = {}
@@ -756,10 +802,13 @@ class Bench:
 
         def cpfs_cmd(cache):
             def f(mnt, cdir):
+                ids = self.manifest_nosize if self.cur_wl == "stat" else \
+                    self.manifest
                 return [cpfs, "-f", "-o",
                         "ids=%s,cache_size=%s,cache_dir=%s" % (
-                            self.manifest, cache, cdir),
+                            ids, cache, cdir),
                         self.api_url, mnt]
+            f.cpfs = True
             return f
 
         def httpfs2_cmd(mnt, cdir, name):
@@ -818,6 +867,11 @@ class Bench:
         if wl == "first":
             r = o["rand"]
             return {"kind": "first", "via": via, "source": r["path"],
+                    "target": self.url["rand"] if via == "curl" else
+                    where["rand"]}
+        if wl == "stat":
+            r = o["rand"]
+            return {"kind": "stat", "via": via, "size": r["size"],
                     "target": self.url["rand"] if via == "curl" else
                     where["rand"]}
         if wl == "rand":
@@ -899,7 +953,8 @@ class Bench:
         if cmdf is None:  # curl, curl-pipe or local
             via = {"local": "file", "curl-pipe": "curl"}.get(sysname)
             if sysname == "curl":
-                via = "curl" if wl in ("rand", "first") else "curlraw"
+                via = "curl" if wl in ("rand", "first", "stat") else \
+                    "curlraw"
             mark = self.data_mark()
             res, stuck = self.run_worker(
                 self.spec(wl, via, self.tmpfs), a.timeout)
@@ -909,6 +964,7 @@ class Bench:
             if res.get("rss_kib"):
                 res["rss_mib"] = res["rss_kib"] / 1024.0
             return res
+        self.cur_wl = wl
         d = os.path.join(self.tmp, "run-%s-%s-%d" % (sysname, wl, run))
         cdir = os.path.join(d, "cache")
         os.makedirs(cdir)
@@ -940,8 +996,16 @@ class Bench:
                 warm_up(spec)
                 drop_caches()
                 before = data_requests(daemons[0][1])
+            counted = getattr(cmdf, "cpfs", False) and wl in ("first",
+                                                                "stat")
+            if counted:
+                before = cpfs_stats(daemons[0][1])
             mark = self.data_mark()
             res, stuck = self.run_worker(spec, a.timeout)
+            if counted and res.get("ok"):
+                # What the one cold operation cost, as cpfs counts it.
+                after = cpfs_stats(daemons[0][1])
+                res["api_calls"] = after["api_calls"] - before["api_calls"]
             if sysname == "cpfs-ram" and res.get("ok"):
                 fetched = data_requests(daemons[0][1]) - before
                 if fetched:
@@ -976,7 +1040,7 @@ class Bench:
     def objects_of(self, wl):
         if wl in ("seq", "rand"):
             return [wl]
-        if wl == "first":
+        if wl in ("first", "stat"):
             return ["rand"]
         return ["par%d" % i for i in range(self.a.par)]
 
@@ -1050,9 +1114,10 @@ class Bench:
         cells = [(sysname, cmdf, wl) for wl in wls
                  for sysname, cmdf, _ in sysl
                  if not (sysname == "curl-pipe" and wl in ("rand",
-                                                           "first"))
+                                                           "first",
+                                                           "stat"))
                  and not (sysname in ("cpfs-ram", "local") and
-                          wl == "first")]
+                          wl in ("first", "stat"))]
         runs = {(n, wl): [] for n, _, wl in cells}
         given_up = set()
         for run in range(a.runs):
@@ -1104,9 +1169,14 @@ def brief(res):
     if not res.get("ok"):
         return "FAIL " + res.get("error", "")
     extra = ""
-    if res.get("host_requests") is not None:
+    if res.get("host_requests") is not None and "ms" in res:
+        extra = " host %.1f KiB in %d requests" % (
+            res["host_bytes"] / 1024.0, res["host_requests"])
+    elif res.get("host_requests") is not None:
         extra = " host %.1f MiB in %d requests" % (
             res["host_bytes"] / MiB, res["host_requests"])
+    if res.get("api_calls") is not None:
+        extra += " api %d" % res["api_calls"]
     if res.get("cpu_s") is not None and res.get("bytes"):
         extra += " cpu %.2f core-s/GiB" % (res["cpu_s"] * GiB / res["bytes"])
     if "ms" in res:
@@ -1126,9 +1196,10 @@ def fmt_rss(res):
 def summarize_runs(runs, wl):
     ok = [r for r in runs if r.get("ok")]
     bad = [r for r in runs if not r.get("ok")]
-    key = {"rand": "ops", "first": "ms"}.get(wl, "mibs")
+    key = {"rand": "ops", "first": "ms", "stat": "ms"}.get(wl, "mibs")
     s = {"runs_ok": len(ok), "runs": len(runs), "value": None,
-         "unit": {"rand": "ops/s", "first": "ms"}.get(wl, "MiB/s"),
+         "unit": {"rand": "ops/s", "first": "ms", "stat": "ms"}.get(
+             wl, "MiB/s"), "api_calls": None,
          "p50_ms": None,
          "p99_ms": None, "rss_mib": None, "cpu_s": None, "busy_pct": None,
          "cpu_per_gib": None, "host_mib": None, "host_requests": None}
@@ -1168,12 +1239,16 @@ def summarize_runs(runs, wl):
                                               for r in host) / MiB
             s["host_requests"] = statistics.median(r["host_requests"]
                                                    for r in host)
+        api = [r["api_calls"] for r in ok if r.get("api_calls") is not None]
+        if api:
+            s["api_calls"] = statistics.median(api)
     return s
 
 
 WL_NAME = {"seq": "sequential cat", "rand": "random 4 KiB pread",
            "par": "parallel cats",
-           "first": "cold open + first 4 KiB (ms; × curl: of its time)"}
+           "first": "cold open + first 4 KiB (ms; × curl: of its time)",
+           "stat": "cold stat, size unknown (ms; × curl: of its time)"}
 
 
 def table(rows, par):
@@ -1203,7 +1278,13 @@ def table(rows, par):
             cpu = "%.2f (%.2f, %.0f %%)" % (s["cpu_per_gib"], s["cpu_s"],
                                              s["busy_pct"])
         host = ""
-        if s.get("host_requests") is not None:
+        if s.get("host_requests") is not None and s["unit"] == "ms":
+            # One cold operation: KiB, and the API calls cpfs made.
+            host = "%.1f KiB (%d)" % (s["host_mib"] * 1024,
+                                      s["host_requests"])
+            if s.get("api_calls") is not None:
+                host += ", %d API" % s["api_calls"]
+        elif s.get("host_requests") is not None:
             host = "%.1f (%d)" % (s["host_mib"], s["host_requests"])
         st = s["status"]
         if s["status"] != "OK":
@@ -1273,7 +1354,7 @@ def main():
                     "cpfs,cpfs-256M,cpfs-ram,httpfs2,httpdirfs,"
                     "httpdirfs-tuned,rclone,rclone-tuned")
     ap.add_argument("--workloads", type=lambda s: s.split(","),
-                    default=["seq", "rand", "par", "first"])
+                    default=["seq", "rand", "par", "first", "stat"])
     ap.add_argument("--ops", type=int,
                     help="random preads per run (default 2000; 200 with "
                     "--rtt, where each costs a round trip)")
