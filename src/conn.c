@@ -25,10 +25,14 @@
 #define REQUEST_MAX 8192
 #define ORIGIN_MAX 512
 #define WAIT_SLICE 0.25       /* seconds between looks at shutdown */
+/* A connection idle for longer is checked before it is used again (a
+ * server that times it out may have closed it, or sent a 408). */
+#define IDLE_CHECK 1.0
 
 struct conn {
 	CURL *easy;                /* CONNECT_ONLY: holds the connection */
 	curl_socket_t fd;
+	double idle_since;         /* cp_now() when last put back */
 	char origin[ORIGIN_MAX];   /* "scheme://authority" */
 	size_t have;               /* bytes in buf */
 	char buf[CONN_BUF];
@@ -131,6 +135,7 @@ static void pool_put(struct cp_conns *pool, struct conn *c)
 	struct conn *old = NULL;
 
 	c->have = 0;
+	c->idle_since = cp_now();
 	pthread_mutex_lock(&pool->lock);
 	if (pool->nidle == POOL_MAX) {
 		old = pool->idle[0];
@@ -461,7 +466,7 @@ int cp_conns_get(struct cp_conns *pool, const struct cp_conn_get *get)
 	if (!reqlen)
 		return CP_CONN_DECLINED;
 	c = pool_take(pool, origin);
-	if (c && !conn_alive(c)) {
+	if (c && cp_now() - c->idle_since > IDLE_CHECK && !conn_alive(c)) {
 		conn_close(c);
 		c = NULL;
 	}
