@@ -10,7 +10,8 @@
  * Also owns what cp_fetch_run() uses on the callers' threads: a second
  * curl share (connections, DNS, TLS sessions), whose locks are curl's
  * own short critical sections (one mutex per kind of data, leaves, never
- * held across I/O), and a pool of idle easy handles (sync_lock).
+ * held across I/O), a pool of idle easy handles (sync_lock), and
+ * conn.c's pool of kept-alive connections, tried first (run_conn()).
  */
 #include "fetch.h"
 
