@@ -18,7 +18,11 @@
 
 struct cp_cache {
 	pthread_mutex_t lock;
-	pthread_cond_t changed;   /* a block finished, or one became free */
+	pthread_cond_t changed;   /* a block finished (cp_cache_wait()) */
+	pthread_cond_t room;      /* memory may have come free: a block
+				   * unpinned, finished or freed, or the
+				   * first waiter left; signalled only when
+				   * reads wait for memory (waiters) */
 	struct cp_block **buckets;
 	size_t nbuckets;          /* power of two */
 	size_t capacity;          /* blocks */
@@ -81,6 +85,7 @@ struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats)
 			cache->capacity - 1 - cache->nfree;
 	pthread_mutex_init(&cache->lock, NULL);
 	pthread_cond_init(&cache->changed, NULL);
+	pthread_cond_init(&cache->room, NULL);
 	cache->stats = stats;
 	return cache;
 }
@@ -140,12 +145,20 @@ static void slot_give(struct cp_cache *cache, char *data)
 		(size_t)(data - cache->arena) / CP_BLOCK_SIZE;
 }
 
+/* Wakes the reads waiting for memory, if any (with the lock held): a
+ * reply's unpin must not wake every reader waiting for its blocks. */
+static void room_changed(struct cp_cache *cache)
+{
+	if (cache->waiters)
+		pthread_cond_broadcast(&cache->room);
+}
+
 static void block_destroy(struct cp_cache *cache, struct cp_block *b)
 {
 	slot_give(cache, b->data);
 	free(b);
 	cache->nblocks--;
-	pthread_cond_broadcast(&cache->changed);
+	room_changed(cache);
 }
 
 void cp_cache_free(struct cp_cache *cache)
@@ -163,6 +176,7 @@ void cp_cache_free(struct cp_cache *cache)
 	free(cache->buckets);
 	pthread_mutex_destroy(&cache->lock);
 	pthread_cond_destroy(&cache->changed);
+	pthread_cond_destroy(&cache->room);
 	free(cache);
 }
 
@@ -372,7 +386,7 @@ static void waiter_remove(struct cp_cache *cache, struct mem_waiter *w)
 	if (cache->waiters_tail == w)
 		cache->waiters_tail = prev;
 	/* The next in line may fit now. */
-	pthread_cond_broadcast(&cache->changed);
+	room_changed(cache);
 }
 
 int cp_cache_get_run(struct cp_cache *cache, uint64_t key, uint64_t first,
@@ -419,8 +433,8 @@ int cp_cache_get_run(struct cp_cache *cache, uint64_t key, uint64_t first,
 		/* Nothing is pinned while this thread sleeps: a read that
 		 * held one slot while waiting for another could deadlock
 		 * with reads holding the rest. */
-		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
-					   &ts) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&cache->room, &cache->lock, &ts) ==
+		    ETIMEDOUT)
 			timed_out = 1; /* one last look, then give up */
 	}
 	if (queued)
@@ -462,7 +476,7 @@ static void unpin_locked(struct cp_cache *cache, struct cp_block *b)
 		if (b->detached)
 			block_destroy(cache, b);
 		else
-			pthread_cond_broadcast(&cache->changed);
+			room_changed(cache);
 	}
 }
 
@@ -476,6 +490,7 @@ static void finish(struct cp_cache *cache, struct cp_block *b,
 	b->err = err;
 	cache->nfetching--;
 	pthread_cond_broadcast(&cache->changed);
+	room_changed(cache); /* no longer FETCHING: evictable */
 	unpin_locked(cache, b);
 	pthread_mutex_unlock(&cache->lock);
 }
@@ -611,6 +626,7 @@ void cp_cache_stop(struct cp_cache *cache)
 	pthread_mutex_lock(&cache->lock);
 	cache->stopping = 1;
 	pthread_cond_broadcast(&cache->changed);
+	pthread_cond_broadcast(&cache->room);
 	pthread_mutex_unlock(&cache->lock);
 }
 

@@ -10,7 +10,8 @@
  * Also owns what cp_fetch_run() uses on the callers' threads: a second
  * curl share (connections, DNS, TLS sessions), whose locks are curl's
  * own short critical sections (one mutex per kind of data, leaves, never
- * held across I/O), and a pool of idle easy handles (sync_lock).
+ * held across I/O), a pool of idle easy handles (sync_lock), and
+ * conn.c's pool of kept-alive connections, tried first (run_conn()).
  */
 #include "fetch.h"
 
@@ -23,6 +24,7 @@
 
 #include "cache.h"
 #include "cfg.h"
+#include "conn.h"
 #include "http.h"
 #include "log.h"
 #include "retry.h"
@@ -56,6 +58,8 @@ struct cp_fetch {
 	pthread_mutex_t sync_lock;
 	CURL *sync_pool[16];       /* idle; protected by sync_lock */
 	unsigned nsync;            /* protected by sync_lock */
+	struct cp_conns *conns;    /* cp_fetch_run()'s GETs without curl's
+				    * transfer machinery; may be NULL */
 };
 
 static void part_free(struct cp_part *part)
@@ -248,7 +252,10 @@ static void check_response(struct cp_part *part, CURL *easy)
 	long status;
 
 	part->checked = 1;
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &info->status);
+	/* Without a transfer of curl's (conn.c), header_cb() took the
+	 * status from the status line. */
+	if (easy)
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &info->status);
 	status = info->status;
 	if (status != 200 && status != 206 && status != 416) {
 		part_error(part, status_errno(status),
@@ -353,7 +360,12 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 		return 0;
 	}
 	if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+		int minor;
+
 		/* A new response (after a 100 or a redirect): start over. */
+		if (!part->easy &&
+		    cp_http_parse_status(line, len, &minor, &info->status) < 0)
+			info->status = 0;
 		part->nheaders = 1;
 		info->total = -1;
 		info->content_length = -1;
@@ -735,6 +747,71 @@ static void sync_put(struct cp_fetch *engine, CURL *easy)
 		curl_easy_cleanup(easy);
 }
 
+static int conn_line(const char *line, size_t len, void *arg)
+{
+	return header_cb((char *)line, 1, len, arg) == len ? 0 : -1;
+}
+
+static size_t conn_body(const char *ptr, size_t len, void *arg)
+{
+	return write_cb((char *)ptr, 1, len, arg);
+}
+
+/*
+ * Runs the direct @part over conn.c's connections (no curl transfer):
+ * 0 with *@result as curl would have ended it, or 1 when conn.c
+ * declined it and nothing of the part changed.
+ */
+static int run_conn(struct cp_fetch *engine, struct cp_part *part,
+		    double deadline, CURLcode *result)
+{
+	struct cp_conn_get get = {
+		.url = part->url,
+		.start = part->start,
+		.end = part->end,
+		.if_match = part->if_match,
+		.deadline = deadline,
+		.on_line = conn_line,
+		.on_body = conn_body,
+		.arg = part,
+	};
+	int ret;
+
+	if (!engine->conns)
+		return 1;
+	cp_stats_inc(engine->stats, transfers_in_flight);
+	ret = cp_conns_get(engine->conns, &get);
+	cp_stats_dec(engine->stats, transfers_in_flight);
+	if (ret == CP_CONN_DECLINED)
+		return 1;
+	cp_stats_inc(engine->stats, data_requests);
+	if (cp_log_enabled(CP_LOG_DEBUG)) {
+		char u[256];
+
+		cp_dbg("GET %s range %lld-%lld (kept connection)",
+		       cp_log_url(part->url, u, sizeof(u)),
+		       (long long)part->start, (long long)part->end);
+	}
+	switch (ret) {
+	case 0:
+		*result = CURLE_OK;
+		break;
+	case -ETIMEDOUT:
+		*result = CURLE_OPERATION_TIMEDOUT;
+		break;
+	case -ECANCELED:
+		*result = CURLE_ABORTED_BY_CALLBACK;
+		break;
+	case -EPROTO: /* a callback hung up, as with curl */
+		*result = CURLE_WRITE_ERROR;
+		break;
+	default:
+		*result = CURLE_RECV_ERROR;
+		break;
+	}
+	return 0;
+}
+
 int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
 		 double deadline, int64_t *pos, struct cp_object_info *info)
 {
@@ -748,6 +825,8 @@ int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
 	if (cp_shutting_down() || left <= 0) {
 		part->err = left <= 0 ? CP_FETCH_ERETRY : ECANCELED;
 		result = CURLE_OK;
+		easy = NULL;
+	} else if (run_conn(engine, part, deadline, &result) == 0) {
 		easy = NULL;
 	} else if (!(easy = sync_get(engine))) {
 		part->err = ENOMEM;
@@ -795,6 +874,7 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 	engine->sync_share = curl_share_init();
 	if (!engine->multi || !engine->share || !engine->sync_share)
 		goto err_out;
+	engine->conns = cp_conns_new(cfg); /* NULL: curl does them all */
 	/* Shared by the threads that call cp_fetch_run(): curl locks it. */
 	curl_share_setopt(engine->sync_share, CURLSHOPT_LOCKFUNC, share_lock);
 	curl_share_setopt(engine->sync_share, CURLSHOPT_UNLOCKFUNC,
@@ -820,6 +900,7 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 	return engine;
 
 err_out:
+	cp_conns_free(engine->conns);
 	if (engine->sync_share)
 		curl_share_cleanup(engine->sync_share);
 	if (engine->share)
@@ -863,6 +944,7 @@ void cp_fetch_free(struct cp_fetch *engine)
 	/* No cp_fetch_run() is running: the FUSE workers are gone. */
 	while (engine->nsync)
 		curl_easy_cleanup(engine->sync_pool[--engine->nsync]);
+	cp_conns_free(engine->conns);
 	curl_multi_cleanup(engine->multi);
 	curl_share_cleanup(engine->share);
 	curl_share_cleanup(engine->sync_share);

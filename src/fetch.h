@@ -27,7 +27,10 @@
  *
  * A small direct part may instead be run on the caller's own thread
  * (cp_fetch_run()): no hand-off to the I/O thread and back, the same
- * checks, over connections that those callers share.
+ * checks, over connections that those callers share.  Its GET goes
+ * over a kept-alive connection of conn.c (curl opens it, conn.c frames
+ * the answer) and, when conn.c declines the answer before handing over
+ * a byte, through curl_easy_perform() as before.
  *
  * Thread safety: cp_part_new(), cp_part_new_direct(), cp_fetch_submit()
  * and cp_fetch_run() may be called from any thread; everything else in a

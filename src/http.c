@@ -406,3 +406,69 @@ int cp_http_parse_etag(const char *value, char *out, size_t len)
 	out[n] = '\0';
 	return 0;
 }
+
+size_t cp_http_head_length(const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	/* Each line: an empty one ("\r\n" or "\n") ends the head. */
+	while (i < len) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+		size_t line;
+
+		if (!nl)
+			return 0;
+		line = (size_t)(nl - (buf + i));
+		if (line == 0 || (line == 1 && buf[i] == '\r'))
+			return (size_t)(nl - buf) + 1;
+		i += line + 1;
+	}
+	return 0;
+}
+
+int cp_http_parse_status(const char *line, size_t len, int *minor,
+			 long *status)
+{
+	size_t i;
+
+	/* "HTTP/1.x SSS" then the end, or a space and a reason. */
+	if (len < 12 || memcmp(line, "HTTP/1.", 7) != 0 ||
+	    (line[7] != '0' && line[7] != '1') || line[8] != ' ')
+		return -EINVAL;
+	for (i = 9; i < 12; i++)
+		if (!is_digit(line[i]))
+			return -EINVAL;
+	if (line[9] == '0')
+		return -EINVAL;
+	if (len > 12 && line[12] != ' ' && line[12] != '\r' &&
+	    line[12] != '\n')
+		return -EINVAL;
+	*minor = line[7] - '0';
+	*status = (line[9] - '0') * 100 + (line[10] - '0') * 10 +
+		  (line[11] - '0');
+	return 0;
+}
+
+int cp_http_has_token(const char *value, const char *token)
+{
+	size_t tlen = strlen(token);
+	const char *p = value;
+
+	while (*p) {
+		const char *end;
+		size_t n;
+
+		while (*p == ',' || is_space(*p))
+			p++;
+		end = p;
+		while (*end && *end != ',')
+			end++;
+		n = (size_t)(end - p);
+		while (n && is_space(p[n - 1]))
+			n--;
+		if (n == tlen && tlen && strncasecmp(p, token, tlen) == 0)
+			return 1;
+		p = end;
+	}
+	return 0;
+}

@@ -65,4 +65,27 @@ int cp_http_parse_date(const char *value, time_t *out);
  */
 int cp_http_parse_etag(const char *value, char *out, size_t len);
 
+/*
+ * The head of an HTTP/1.x response at the start of @buf (@len bytes,
+ * not NUL-terminated): the number of bytes up to and including the
+ * empty line that ends it (lines end in CRLF or a bare LF), or 0 when
+ * the empty line is not within @len bytes.
+ */
+size_t cp_http_head_length(const char *buf, size_t len);
+
+/*
+ * The status line of an HTTP/1.x response ("HTTP/1.1 206 Partial
+ * Content", @len bytes, its line end included or not): the minor
+ * version (0 or 1) and the three-digit status code.  0 or -EINVAL
+ * (another version, a malformed line).
+ */
+int cp_http_parse_status(const char *line, size_t len, int *minor,
+			 long *status);
+
+/*
+ * 1 when the comma-separated list in @value (a Connection header's
+ * value) holds @token, compared without regard to case; else 0.
+ */
+int cp_http_has_token(const char *value, const char *token);
+
 #endif

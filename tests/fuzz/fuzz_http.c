@@ -7,7 +7,9 @@
  *   cp_http_parse_retry_after, cp_http_parse_etag, cp_http_parse_date,
  *   cp_http_parse_content_length, cp_http_parse_filename,
  * and then around again.  The whole rest is also given to every parser
- * once, so values with embedded newlines and NULs are tried too.
+ * once, so values with embedded newlines and NULs are tried too, and
+ * as a whole response head to cp_http_head_length,
+ * cp_http_parse_status and cp_http_has_token.
  *
  * Raw header lines are passed unterminated and exactly sized (as curl
  * delivers them); values are passed as exactly sized C strings.  Output
@@ -202,6 +204,40 @@ static void fuzz_value(unsigned which, const char *v, size_t len,
 	free(s);
 }
 
+/* A response head as it comes off a connection (conn.c): its length,
+ * then its status line, and the Connection token check on each value. */
+static void fuzz_head(const char *v, size_t len)
+{
+	char *buf = fuzz_alloc(len);
+	size_t head, i;
+	long status = -7;
+	int minor = -7;
+
+	memcpy(buf, v, len);
+	head = cp_http_head_length(buf, len);
+	FUZZ_CHECK(head <= len);
+	if (head) {
+		/* It ends in an empty line: LF, or CR LF. */
+		FUZZ_CHECK(buf[head - 1] == '\n');
+		FUZZ_CHECK(head == 1 || buf[head - 2] == '\n' ||
+			   (buf[head - 2] == '\r' &&
+			    (head == 2 || buf[head - 3] == '\n')));
+		/* No earlier empty line. */
+		for (i = 0; i + 1 < head - 1; i++)
+			FUZZ_CHECK(!(buf[i] == '\n' && buf[i + 1] == '\n'));
+	}
+	if (cp_http_parse_status(buf, len, &minor, &status) == 0) {
+		FUZZ_CHECK(minor == 0 || minor == 1);
+		FUZZ_CHECK(status >= 100 && status <= 999);
+	} else {
+		FUZZ_CHECK(minor == -7 && status == -7);
+	}
+	free(buf);
+	buf = fuzz_strndup(v, len);
+	(void)cp_http_has_token(buf, "close");
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const size_t vallens[] = {256, 1, 2, 8, 32, 1024, 64, 16};
@@ -228,5 +264,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (i = 0; i < 7; i++)
 		fuzz_value(i, (const char *)data + 1, size - 1, &k);
+	fuzz_head((const char *)data + 1, size - 1);
 	return 0;
 }

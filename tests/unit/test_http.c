@@ -428,6 +428,79 @@ static void test_truncations(void **state)
 	}
 }
 
+static void test_head_length(void **state)
+{
+	static const char crlf[] = "HTTP/1.1 206 P\r\nA: b\r\n\r\nbody";
+	static const char lf[] = "HTTP/1.1 206 P\nA: b\n\nbody";
+	static const char mixed[] = "HTTP/1.1 206 P\r\nA: b\n\r\nxx";
+	size_t i;
+
+	(void)state;
+	assert_int_equal(cp_http_head_length(crlf, strlen(crlf)),
+			 strlen(crlf) - 4);
+	assert_int_equal(cp_http_head_length(lf, strlen(lf)), strlen(lf) - 4);
+	assert_int_equal(cp_http_head_length(mixed, strlen(mixed)),
+			 strlen(mixed) - 2);
+	/* Every cut before the empty line ends is incomplete. */
+	for (i = 0; i < strlen(crlf) - 4; i++)
+		assert_int_equal(cp_http_head_length(crlf, i), 0);
+	/* A line that is only white space is not the end. */
+	assert_int_equal(cp_http_head_length("A\r\n \r\n", 6), 0);
+	assert_int_equal(cp_http_head_length("\r\n", 2), 2);
+	assert_int_equal(cp_http_head_length("", 0), 0);
+}
+
+static void test_status(void **state)
+{
+	static const char *const bad[] = {
+		"HTTP/2 206 \r\n", "HTTP/1.2 206 x", "HTTP/1.1 20 x",
+		"HTTP/1.1 2066 x", "HTTP/1.1  206", "http/1.1 206 x",
+		"HTTP/1.1 099 x", "HTTP/1.1 2x6 x", "HTTP/1.1 206x", "HTTP/1.1",
+	};
+	int minor = -1;
+	long status = -1;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(cp_http_parse_status("HTTP/1.1 206 Partial\r\n", 22,
+					      &minor, &status),
+			 0);
+	assert_int_equal(minor, 1);
+	assert_int_equal(status, 206);
+	assert_int_equal(cp_http_parse_status("HTTP/1.0 404", 12, &minor,
+					      &status),
+			 0);
+	assert_int_equal(minor, 0);
+	assert_int_equal(status, 404);
+	assert_int_equal(cp_http_parse_status("HTTP/1.1 412\r\n", 14, &minor,
+					      &status),
+			 0);
+	assert_int_equal(status, 412);
+	for (i = 0; i < N(bad); i++) {
+		minor = -1;
+		if (cp_http_parse_status(bad[i], strlen(bad[i]), &minor,
+					 &status) != -EINVAL)
+			fail_msg("accepted \"%s\"", bad[i]);
+		assert_int_equal(minor, -1);
+	}
+	/* Only the given length is read. */
+	assert_int_equal(cp_http_parse_status("HTTP/1.1 206 x", 11, &minor,
+					      &status),
+			 -EINVAL);
+}
+
+static void test_has_token(void **state)
+{
+	(void)state;
+	assert_int_equal(cp_http_has_token("close", "close"), 1);
+	assert_int_equal(cp_http_has_token("Keep-Alive, CLOSE ", "close"), 1);
+	assert_int_equal(cp_http_has_token(" ,close,", "close"), 1);
+	assert_int_equal(cp_http_has_token("keep-alive", "close"), 0);
+	assert_int_equal(cp_http_has_token("closed, xclose", "close"), 0);
+	assert_int_equal(cp_http_has_token("", "close"), 0);
+	assert_int_equal(cp_http_has_token(",,", "close"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +513,9 @@ int main(void)
 		cmocka_unit_test(test_content_length),
 		cmocka_unit_test(test_filename),
 		cmocka_unit_test(test_truncations),
+		cmocka_unit_test(test_head_length),
+		cmocka_unit_test(test_status),
+		cmocka_unit_test(test_has_token),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,502 @@
+/*
+ * conn.c - small range GETs over kept-alive connections (see conn.h).
+ *
+ * Owns: the pool of idle connections (pool->lock) and each connection
+ * while one call uses it (no lock: one thread at a time).
+ */
+#include "conn.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "cfg.h"
+#include "http.h"
+#include "util.h"
+#include "valid.h"
+
+#define POOL_MAX 16
+#define CONN_BUF (16 * 1024)  /* the head must fit; body passes through */
+#define REQUEST_MAX 8192
+#define ORIGIN_MAX 512
+#define WAIT_SLICE 0.25       /* seconds between looks at shutdown */
+/* A connection idle for longer is checked before it is used again (a
+ * server that times it out may have closed it, or sent a 408). */
+#define IDLE_CHECK 1.0
+
+struct conn {
+	CURL *easy;                /* CONNECT_ONLY: holds the connection */
+	curl_socket_t fd;
+	double idle_since;         /* cp_now() when last put back */
+	char origin[ORIGIN_MAX];   /* "scheme://authority" */
+	size_t have;               /* bytes in buf */
+	char buf[CONN_BUF];
+};
+
+struct cp_conns {
+	const struct cp_config *cfg;
+	int disabled;              /* a proxy is configured: curl only */
+	pthread_mutex_t lock;
+	struct conn *idle[POOL_MAX]; /* protected by lock */
+	unsigned nidle;              /* protected by lock */
+};
+
+/* curl reads these (http_proxy only in lower case); a proxy would need
+ * a request of another form, so transfers then go through curl. */
+static int proxy_configured(void)
+{
+	static const char *const names[] = {
+		"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+		"ALL_PROXY",
+	};
+	size_t i;
+
+	for (i = 0; i < CP_ARRAY_SIZE(names); i++) {
+		const char *v = getenv(names[i]);
+
+		if (v && *v)
+			return 1;
+	}
+	return 0;
+}
+
+struct cp_conns *cp_conns_new(const struct cp_config *cfg)
+{
+	struct cp_conns *pool = calloc(1, sizeof(*pool));
+
+	if (!pool)
+		return NULL;
+	pool->cfg = cfg;
+	pool->disabled = proxy_configured();
+	pthread_mutex_init(&pool->lock, NULL);
+	return pool;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (!c)
+		return;
+	curl_easy_cleanup(c->easy);
+	free(c);
+}
+
+void cp_conns_free(struct cp_conns *pool)
+{
+	if (!pool)
+		return;
+	while (pool->nidle)
+		conn_close(pool->idle[--pool->nidle]);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool);
+}
+
+/* An idle connection to @origin, or NULL. */
+static struct conn *pool_take(struct cp_conns *pool, const char *origin)
+{
+	struct conn *c = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&pool->lock);
+	for (i = pool->nidle; i-- > 0;) {
+		if (strcmp(pool->idle[i]->origin, origin) == 0) {
+			c = pool->idle[i];
+			pool->idle[i] = pool->idle[--pool->nidle];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return c;
+}
+
+/*
+ * Whether an idle connection may carry a request (as curl checks before
+ * reusing one): not if the peer closed it, nor, over plain HTTP, if
+ * bytes wait that no request asked for (a server's 408 before it
+ * hangs up).  Over TLS, bytes may be a session ticket: alive.
+ */
+static int conn_alive(const struct conn *c)
+{
+	char b;
+	ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (r < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK;
+	return r > 0 && strncmp(c->origin, "https:", 6) == 0;
+}
+
+/* Keeps @c for the next call; the pool full, the oldest goes. */
+static void pool_put(struct cp_conns *pool, struct conn *c)
+{
+	struct conn *old = NULL;
+
+	c->have = 0;
+	c->idle_since = cp_now();
+	pthread_mutex_lock(&pool->lock);
+	if (pool->nidle == POOL_MAX) {
+		old = pool->idle[0];
+		memmove(pool->idle, pool->idle + 1,
+			(POOL_MAX - 1) * sizeof(*pool->idle));
+		pool->nidle--;
+	}
+	pool->idle[pool->nidle++] = c;
+	pthread_mutex_unlock(&pool->lock);
+	conn_close(old);
+}
+
+/* A new connection to @origin, opened by curl with the same checks as
+ * every transfer (verified TLS, http/https only, HTTP/1.1 by ALPN).
+ * NULL when it cannot be had. */
+static struct conn *conn_open(struct cp_conns *pool, const char *origin,
+			      double deadline)
+{
+	const struct cp_config *cfg = pool->cfg;
+	struct conn *c = malloc(sizeof(*c));
+	char url[ORIGIN_MAX + 2];
+	double left = deadline - cp_now();
+	curl_socket_t fd;
+
+	if (!c || left <= 0)
+		goto err_out;
+	c->have = 0;
+	snprintf(c->origin, sizeof(c->origin), "%s", origin);
+	snprintf(url, sizeof(url), "%s/", origin);
+	c->easy = curl_easy_init();
+	if (!c->easy)
+		goto err_out;
+	curl_easy_setopt(c->easy, CURLOPT_URL, url);
+	curl_easy_setopt(c->easy, CURLOPT_CONNECT_ONLY, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS,
+			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION,
+			 (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT, (long)cfg->timeout);
+	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)(left * 1000) + 1);
+	curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (cfg->cafile)
+		curl_easy_setopt(c->easy, CURLOPT_CAINFO, cfg->cafile);
+	if (curl_easy_perform(c->easy) != CURLE_OK ||
+	    curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &fd) !=
+		    CURLE_OK ||
+	    fd == CURL_SOCKET_BAD) {
+		curl_easy_cleanup(c->easy);
+		goto err_out;
+	}
+	c->fd = fd;
+	return c;
+
+err_out:
+	free(c);
+	return NULL;
+}
+
+/*
+ * The parts of a GET of @url: "scheme://authority" into @origin, and
+ * the request into @req.  Returns its length, or 0 when the URL is not
+ * one this module sends (then curl does).
+ */
+static size_t build_request(const struct cp_conn_get *get, char *origin,
+			    char *req)
+{
+	struct cp_url u;
+	const char *target, *hash;
+	char why[128], host[ORIGIN_MAX];
+	size_t hostlen;
+	int n;
+
+	if (cp_url_parse(get->url, &u, why, sizeof(why)) < 0)
+		return 0;
+	hash = strchr(get->url, '#');
+	if (hash || u.authority_len >= sizeof(host) ||
+	    u.scheme_len + 3 + u.authority_len >= ORIGIN_MAX)
+		return 0;
+	/* Host as curl sends it: the port left out when it is the
+	 * scheme's own. */
+	hostlen = u.authority_len;
+	if (u.port && u.port == (u.https ? 443u : 80u))
+		hostlen = (size_t)(u.host + u.host_len + u.ipv6 - u.authority);
+	memcpy(host, u.authority, hostlen);
+	host[hostlen] = '\0';
+	snprintf(origin, ORIGIN_MAX, "%s://%.*s", u.https ? "https" : "http",
+		 (int)u.authority_len, u.authority);
+	target = u.path; /* the path, then the query */
+	n = snprintf(req, REQUEST_MAX,
+		     "GET %s%s HTTP/1.1\r\nHost: %s\r\n"
+		     "Range: bytes=%lld-%lld\r\nAccept: */*\r\n%s%s%s\r\n",
+		     u.path_len ? "" : "/", target, host,
+		     (long long)get->start, (long long)get->end,
+		     get->if_match && get->if_match[0] ? "If-Match: " : "",
+		     get->if_match ? get->if_match : "",
+		     get->if_match && get->if_match[0] ? "\r\n" : "");
+	if (n <= 0 || n >= REQUEST_MAX)
+		return 0;
+	return (size_t)n;
+}
+
+/* Waits until @c's socket is ready for @events, at most until the
+ * earlier of @deadline and @stall.  0, -ETIMEDOUT or -ECANCELED. */
+static int wait_ready(struct conn *c, short events, double deadline,
+		      double stall)
+{
+	for (;;) {
+		struct pollfd p = { .fd = c->fd, .events = events };
+		double now = cp_now(), until = CP_MIN(deadline, stall);
+		double slice = CP_MIN(until - now, WAIT_SLICE);
+		int r;
+
+		if (cp_shutting_down())
+			return -ECANCELED;
+		if (slice <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)(slice * 1000) + 1);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -ECONNRESET;
+	}
+}
+
+static int send_all(struct conn *c, const char *req, size_t len,
+		    double deadline, double timeout)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		size_t n = 0;
+		CURLcode rc = curl_easy_send(c->easy, req + off, len - off, &n);
+
+		if (rc == CURLE_AGAIN) {
+			int err = wait_ready(c, POLLOUT, deadline,
+					     cp_now() + timeout);
+
+			if (err < 0)
+				return err;
+			continue;
+		}
+		if (rc != CURLE_OK)
+			return -ECONNRESET;
+		off += n;
+	}
+	return 0;
+}
+
+/* Reads more into c->buf.  The count (0: the peer closed), or
+ * -ETIMEDOUT, -ECANCELED, -ECONNRESET. */
+static ssize_t recv_some(struct conn *c, double deadline, double timeout)
+{
+	double stall = cp_now() + timeout;
+
+	for (;;) {
+		size_t n = 0;
+		CURLcode rc = curl_easy_recv(c->easy, c->buf + c->have,
+					     sizeof(c->buf) - c->have, &n);
+
+		if (rc == CURLE_AGAIN) {
+			int err = wait_ready(c, POLLIN, deadline, stall);
+
+			if (err < 0)
+				return err;
+			continue;
+		}
+		if (rc != CURLE_OK)
+			return -ECONNRESET;
+		c->have += n;
+		return (ssize_t)n;
+	}
+}
+
+/*
+ * How the answer in c->buf[0, @head) is framed: 0 with the body's
+ * length in *@length (-1: no body is read, an error status) and
+ * whether the connection must close after it, or CP_CONN_DECLINED.
+ */
+static int framing(const struct conn *c, size_t head, long status,
+		   int minor, int64_t *length, int *close_after)
+{
+	const char *p = c->buf, *end = c->buf + head;
+	char val[256];
+	int has_length = 0;
+
+	*length = -1;
+	*close_after = minor == 0;
+	if (status < 200)
+		return CP_CONN_DECLINED; /* 1xx: another head follows */
+	p = memchr(p, '\n', (size_t)(end - p)) + 1; /* the status line */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = (size_t)(nl - p) + 1;
+		int r;
+
+		if (cp_http_header_value(p, len, "Transfer-Encoding", val,
+					 sizeof(val)) != -1)
+			return CP_CONN_DECLINED;
+		r = cp_http_header_value(p, len, "Content-Length", val,
+					 sizeof(val));
+		if (r == -E2BIG ||
+		    (r >= 0 && (has_length ||
+				cp_http_parse_content_length(val, length) <
+					0)))
+			return CP_CONN_DECLINED;
+		has_length |= r >= 0;
+		r = cp_http_header_value(p, len, "Connection", val,
+					 sizeof(val));
+		if (r == -E2BIG || (r >= 0 && cp_http_has_token(val, "close")))
+			*close_after = 1;
+		p = nl + 1;
+	}
+	if (status >= 300) {
+		/* Not read: the caller hangs up on an error answer. */
+		*length = -1;
+		*close_after = 1;
+		return 0;
+	}
+	return has_length ? 0 : CP_CONN_DECLINED;
+}
+
+/* Hands the head's lines to on_line.  0 or -EPROTO. */
+static int give_head(const struct cp_conn_get *get, const struct conn *c,
+		     size_t head)
+{
+	const char *p = c->buf, *end = c->buf + head;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = (size_t)(nl - p) + 1;
+
+		if (get->on_line(p, len, get->arg) < 0)
+			return -EPROTO;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/* Hands @length body bytes to on_body: those after the head in c->buf,
+ * then what comes.  0, -EPROTO (on_body stopped: hang up), -ECONNRESET
+ * (closed early), -ETIMEDOUT or -ECANCELED; *@extra when more bytes
+ * came than the body holds. */
+static int give_body(const struct cp_conn_get *get, struct conn *c,
+		     size_t head, int64_t length, double timeout, int *extra)
+{
+	size_t off = head;
+
+	*extra = 0;
+	while (length > 0) {
+		size_t n = c->have - off;
+		ssize_t got;
+
+		if (n) {
+			if ((int64_t)n > length)
+				n = (size_t)length;
+			if (get->on_body(c->buf + off, n, get->arg) != n)
+				return -EPROTO;
+			length -= (int64_t)n;
+			off += n;
+			continue;
+		}
+		c->have = off = 0;
+		got = recv_some(c, get->deadline, timeout);
+		if (got < 0)
+			return (int)got;
+		if (got == 0)
+			return -ECONNRESET;
+	}
+	*extra = off < c->have;
+	return 0;
+}
+
+/*
+ * One try on @c: sends the request and reads the head.  0 with the head
+ * complete in c->buf (its length in *@head, status and version parsed),
+ * CP_CONN_DECLINED, -EAGAIN (the connection was closed before the
+ * answer began: a stale one), -ETIMEDOUT or -ECANCELED.
+ */
+static int request_head(struct conn *c, const struct cp_conn_get *get,
+			const char *req, size_t reqlen, double timeout,
+			size_t *head, long *status, int *minor)
+{
+	int err = send_all(c, req, reqlen, get->deadline, timeout);
+
+	if (err == -ECONNRESET)
+		return -EAGAIN;
+	if (err < 0)
+		return err;
+	c->have = 0;
+	for (;;) {
+		ssize_t got;
+
+		*head = cp_http_head_length(c->buf, c->have);
+		if (*head)
+			break;
+		if (c->have == sizeof(c->buf))
+			return CP_CONN_DECLINED;
+		got = recv_some(c, get->deadline, timeout);
+		if (got == -ECONNRESET || got == 0)
+			return c->have ? CP_CONN_DECLINED : -EAGAIN;
+		if (got < 0)
+			return (int)got;
+	}
+	if (cp_http_parse_status(c->buf, *head, minor, status) < 0)
+		return CP_CONN_DECLINED;
+	return 0;
+}
+
+int cp_conns_get(struct cp_conns *pool, const struct cp_conn_get *get)
+{
+	double timeout = pool->cfg->timeout;
+	char origin[ORIGIN_MAX], req[REQUEST_MAX];
+	struct conn *c;
+	size_t reqlen, head = 0;
+	int64_t length;
+	long status = 0;
+	int minor = 1, err, close_after, extra = 0, fresh = 0;
+
+	if (pool->disabled)
+		return CP_CONN_DECLINED;
+	reqlen = build_request(get, origin, req);
+	if (!reqlen)
+		return CP_CONN_DECLINED;
+	c = pool_take(pool, origin);
+	if (c && cp_now() - c->idle_since > IDLE_CHECK && !conn_alive(c)) {
+		conn_close(c);
+		c = NULL;
+	}
+	for (;;) {
+		if (!c) {
+			c = conn_open(pool, origin, get->deadline);
+			fresh = 1;
+		}
+		if (!c)
+			return cp_shutting_down() ? -ECANCELED
+						  : CP_CONN_DECLINED;
+		err = request_head(c, get, req, reqlen, timeout, &head,
+				   &status, &minor);
+		if (err != -EAGAIN)
+			break;
+		/* Closed while idle: one new connection, then curl. */
+		conn_close(c);
+		c = NULL;
+		if (fresh)
+			return CP_CONN_DECLINED;
+	}
+	if (err == 0)
+		err = framing(c, head, status, minor, &length, &close_after);
+	if (err == 0)
+		err = give_head(get, c, head);
+	if (err == 0 && length >= 0)
+		err = give_body(get, c, head, length, timeout, &extra);
+	if (err == 0 && !close_after && !extra)
+		pool_put(pool, c);
+	else
+		conn_close(c);
+	return err;
+}
