@@ -15,6 +15,7 @@
 #include "api_policy.h"
 
 #include "cfg.h"
+#include "curlopt.h"
 #include "config.h"
 #include "http.h"
 #include "json.h"
@@ -365,21 +366,10 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_SHARE, api->share);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS,
-			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	cp_curl_safe_defaults(curl, cfg);
 	/* Unmounting must not wait for a stalled API server. */
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_on_shutdown);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (cfg->cafile)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->cafile);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 CP_MIN(timeout * 1000, left_ms));
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, left_ms);

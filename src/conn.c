@@ -16,12 +16,13 @@
 #include <sys/socket.h>
 
 #include "cfg.h"
+#include "curlopt.h"
 #include "http.h"
 #include "util.h"
 #include "valid.h"
 
 #define POOL_MAX 16
-#define CONN_BUF (16 * 1024)  /* the head must fit; body passes through */
+#define CONN_BUF CP_CONN_HEAD_MAX /* the head must fit; body passes */
 #define REQUEST_MAX 8192
 #define ORIGIN_MAX 512
 #define WAIT_SLICE 0.25       /* seconds between looks at shutdown */
@@ -170,21 +171,11 @@ static struct conn *conn_open(struct cp_conns *pool, const char *origin,
 		goto err_out;
 	curl_easy_setopt(c->easy, CURLOPT_URL, url);
 	curl_easy_setopt(c->easy, CURLOPT_CONNECT_ONLY, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS,
-			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+	cp_curl_safe_defaults(c->easy, cfg);
 	curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION,
 			 (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT, (long)cfg->timeout);
 	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)(left * 1000) + 1);
-	curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (cfg->cafile)
-		curl_easy_setopt(c->easy, CURLOPT_CAINFO, cfg->cafile);
 	if (curl_easy_perform(c->easy) != CURLE_OK ||
 	    curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &fd) !=
 		    CURLE_OK ||
@@ -438,7 +429,7 @@ static int request_head(struct conn *c, const struct cp_conn_get *get,
 		if (*head)
 			break;
 		if (c->have == sizeof(c->buf))
-			return CP_CONN_DECLINED;
+			return -EMSGSIZE;
 		got = recv_some(c, get->deadline, timeout);
 		if (got == -ECONNRESET || got == 0)
 			return c->have ? CP_CONN_DECLINED : -EAGAIN;

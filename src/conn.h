@@ -14,9 +14,11 @@
  * It reads what it can frame safely and declines the rest before it
  * hands a single byte to the caller, who then runs the transfer through
  * curl as before: a proxy in the environment, a URL with userinfo or a
- * fragment, a head larger than its buffer, a 1xx, a body without a
- * Content-Length, or a chunked one.  A connection that was idle and
- * turns out to be closed is replaced once.
+ * fragment, a 1xx, a body without a Content-Length, or a chunked one.
+ * A head larger than CP_CONN_HEAD_MAX is refused (-EMSGSIZE), as
+ * fetch.c's header callback refuses one from curl, so both paths take
+ * the same answers and a refused one costs one request.  A connection
+ * that was idle and turns out to be closed is replaced once.
  *
  * Thread safety: cp_conns_get() may be called from any thread; each
  * call uses a connection of its own, taken from (and given back to) a
@@ -52,6 +54,10 @@ struct cp_conn_get {
 	void *arg;
 };
 
+/* Bytes of response head (status line and header lines) any data
+ * transfer accepts; more is a refused answer. */
+#define CP_CONN_HEAD_MAX (32 * 1024)
+
 /* cp_conns_get(): nothing was handed over; run the transfer with curl. */
 #define CP_CONN_DECLINED 1
 
@@ -60,7 +66,8 @@ struct cp_conn_get {
  * read whole or until on_body stopped; the callbacks' own state says
  * whether the answer is good.  CP_CONN_DECLINED (see above).  At any
  * point: -ETIMEDOUT (no byte for the configured timeout, or the
- * deadline passed) or -ECANCELED (shutdown).  Once lines were handed
+ * deadline passed) or -ECANCELED (shutdown), -EMSGSIZE (the head is
+ * larger than CP_CONN_HEAD_MAX; nothing handed over).  Once lines were handed
  * over: -ECONNRESET (the connection broke or closed early), -EPROTO
  * (on_line hung up).
  */

@@ -24,6 +24,7 @@
 
 #include "cache.h"
 #include "cfg.h"
+#include "curlopt.h"
 #include "conn.h"
 #include "http.h"
 #include "log.h"
@@ -355,7 +356,9 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 	size_t len = size * n, i;
 	char val[512];
 
-	if (len > MAX_HEADER_LINE || ++part->nheaders > MAX_HEADERS) {
+	part->head_bytes += len;
+	if (len > MAX_HEADER_LINE || ++part->nheaders > MAX_HEADERS ||
+	    part->head_bytes > CP_CONN_HEAD_MAX) {
 		part_error(part, CP_FETCH_EPROTO, "response headers too large");
 		return 0;
 	}
@@ -367,6 +370,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 		    cp_http_parse_status(line, len, &minor, &info->status) < 0)
 			info->status = 0;
 		part->nheaders = 1;
+		part->head_bytes = len;
 		info->total = -1;
 		info->content_length = -1;
 		info->etag[0] = '\0';
@@ -584,15 +588,7 @@ static void setup_easy(struct cp_fetch *engine, struct cp_part *part,
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, part);
 	curl_easy_setopt(easy, CURLOPT_RANGE, range);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, part->headers);
-	/* CURLOPT_PROTOCOLS_STR came with 7.85; meson accepts 7.68. */
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS,
-			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	cp_curl_safe_defaults(easy, cfg);
 	curl_easy_setopt(easy, CURLOPT_SHARE, share);
 	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE,
 			 share == engine->share ? (long)RECV_BUFFER
@@ -600,10 +596,6 @@ static void setup_easy(struct cp_fetch *engine, struct cp_part *part,
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)cfg->timeout);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)cfg->timeout);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (cfg->cafile)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->cafile);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, part);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
@@ -803,6 +795,10 @@ static int run_conn(struct cp_fetch *engine, struct cp_part *part,
 		*result = CURLE_ABORTED_BY_CALLBACK;
 		break;
 	case -EPROTO: /* a callback hung up, as with curl */
+		*result = CURLE_WRITE_ERROR;
+		break;
+	case -EMSGSIZE: /* what header_cb says of such a head */
+		part_error(part, CP_FETCH_EPROTO, "response headers too large");
 		*result = CURLE_WRITE_ERROR;
 		break;
 	default:

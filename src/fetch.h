@@ -123,7 +123,8 @@ struct cp_part {
 	int checked;              /* response headers validated */
 	int satisfied;            /* every block complete */
 	int err;                  /* positive errno decided mid-transfer */
-	unsigned nheaders;
+	unsigned nheaders;        /* header lines of this answer */
+	size_t head_bytes;        /* and their bytes (CP_CONN_HEAD_MAX) */
 	struct cp_part *next;     /* submit queue */
 	struct cp_part *run_prev, *run_next; /* running list */
 };

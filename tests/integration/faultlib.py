@@ -50,6 +50,22 @@ def rng_of(req):
     return int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
 
 
+def asked_again(gets, req):
+    """True when every byte of @req's range was asked for again after it,
+    by 206 answers in @gets: in one range or in several (each read
+    waiting on a refused part resumes its own block)."""
+    lo, hi = rng_of(req)
+    spans = sorted(rng_of(r) for r in gets
+                   if r.status == 206 and r.time > req.time and rng_of(r))
+    for a, b in spans:
+        if a > lo:
+            break
+        if b is None or b >= hi:
+            return True
+        lo = max(lo, b + 1)
+    return False
+
+
 def rstart(req):
     r = rng_of(req)
     return r[0] if r else None
