@@ -48,6 +48,7 @@ STANDIN = os.path.join(ROOT, "tests", "standin", "standin.py")
 sys.path.insert(0, os.path.dirname(STANDIN))
 
 import standin  # noqa: E402
+from run import drop_caches, is_mounted  # noqa: E402  (tests/bench/run.py)
 
 PY = "/usr/bin/python3"
 ENV = dict(os.environ, LC_ALL="C")
@@ -57,22 +58,6 @@ FIND_ARGS = ["-printf", "%s\\n"]
 
 def log(msg):
     print(msg, flush=True)
-
-
-def is_mounted(path):
-    path = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as fh:
-        for line in fh:
-            f = line.split()
-            if len(f) > 4 and f[4].replace("\\040", " ") == path:
-                return True
-    return False
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as fh:
-        fh.write("3\n")
 
 
 def make_ids(n, seed):
