@@ -159,10 +159,8 @@ static unsigned share(struct cp_reader *r)
  * without h->lock (the count is atomic); @delta from note_stream(). */
 static void count_stream(struct cp_reader *r, int delta)
 {
-	if (delta > 0)
-		atomic_fetch_add(&r->streams, 1);
-	else if (delta < 0)
-		atomic_fetch_sub(&r->streams, 1);
+	if (delta)
+		atomic_fetch_add(&r->streams, (unsigned)delta);
 }
 
 /* Whether @h has a window open now; returns the change to the count.
@@ -1384,15 +1382,17 @@ static void after_read(struct cp_handle *h, int waited, int random,
 		       int64_t end, struct cp_block *last)
 {
 	struct cp_reader *r = h->reader;
-	unsigned max = share(r);
-	double now = cp_now();
+	unsigned max;
+	double now;
 
-	if (!random) {
-		pthread_mutex_lock(&h->lock);
-		cp_prefetch_served(&h->pf, now, waited, max);
-		pthread_mutex_unlock(&h->lock);
-	}
-	if (!random && (end & (CP_BLOCK_SIZE - 1)) == 0)
+	if (random)
+		return;
+	max = share(r);
+	now = cp_now();
+	pthread_mutex_lock(&h->lock);
+	cp_prefetch_served(&h->pf, now, waited, max);
+	pthread_mutex_unlock(&h->lock);
+	if ((end & (CP_BLOCK_SIZE - 1)) == 0)
 		cp_cache_demote(r->cache, last);
 }
 

@@ -342,6 +342,18 @@ def w_rand(spec, prog):
     return res
 
 
+def curl_timed(args):
+    """Runs one curl with -w "\n%{time_total}" added: (what it wrote
+    before that line, its time_total in seconds, its exit status)."""
+    pid, out, _ = spawn_curl(args + ["-w", "\n%{time_total}"],
+                             pipe_out=True)
+    with open(out, "rb") as fo:
+        body = fo.read()
+    rc, _ = reap(pid)
+    got, _, t = body.rpartition(b"\n")
+    return got, float(t or 0), rc
+
+
 def w_first(spec, prog):
     """Cold first byte: open + the first 4 KiB of an object never read
     (its size known to cpfs from the manifest), one request's latency.
@@ -350,14 +362,8 @@ def w_first(spec, prog):
         expect = fh.read(BLOCK)
     errs = []
     if spec["via"] == "curl":
-        pid, out, _ = spawn_curl(["-s", "--fail", "-r", "0-%d" % (BLOCK - 1),
-                                  "-w", "\n%{time_total}", spec["target"]],
-                                 pipe_out=True)
-        with open(out, "rb") as fo:
-            body = fo.read()
-        rc, _ = reap(pid)
-        got, _, t = body.rpartition(b"\n")
-        secs = float(t or 0)
+        got, secs, rc = curl_timed(["-s", "--fail", "-r", "0-%d" % (BLOCK - 1),
+                                    spec["target"]])
         if rc:
             errs.append("curl exit %d" % rc)
     else:
@@ -385,15 +391,8 @@ def w_stat(spec, prog):
     its time_total."""
     errs = []
     if spec["via"] == "curl":
-        pid, out, _ = spawn_curl(["-s", "--fail", "-r", "0-0", "-D", "-",
-                                  "-o", "/dev/null", "-w",
-                                  "\n%{time_total}", spec["target"]],
-                                 pipe_out=True)
-        with open(out, "rb") as fo:
-            body = fo.read()
-        rc, _ = reap(pid)
-        head, _, t = body.rpartition(b"\n")
-        secs = float(t or 0)
+        head, secs, rc = curl_timed(["-s", "--fail", "-r", "0-0", "-D", "-",
+                                     "-o", "/dev/null", spec["target"]])
         size = -1
         for line in head.decode("latin-1").splitlines():
             if line.lower().startswith("content-range:"):
