@@ -799,11 +799,11 @@ class Bench:
         base = self.data_base + "/"
         cpfs = a.cpfs
 
-        def cpfs_cmd(cache):
+        def cpfs_cmd(cache, binary=None):
             def f(mnt, cdir):
                 ids = self.manifest_nosize if self.cur_wl == "stat" else \
                     self.manifest
-                return [cpfs, "-f", "-o",
+                return [binary or cpfs, "-f", "-o",
                         "ids=%s,cache_size=%s,cache_dir=%s" % (
                             ids, cache, cdir),
                         self.api_url, mnt]
@@ -831,6 +831,9 @@ class Bench:
              "range GETs one by one, bytes checked"),
             ("cpfs", cpfs_cmd("64M"), "cache_size=64M"),
             ("cpfs-256M", cpfs_cmd("256M"), "cache_size=256M"),
+            ("cpfs-old", cpfs_cmd("64M", a.cpfs_old),
+             "cache_size=64M, the binary given by --cpfs-old (an A/B in "
+             "one invocation)"),
             ("cpfs-ram", cpfs_cmd("1G"), "the ceiling of the kernel side: "
              "cache_size=1G, objects read once untimed, page cache dropped, "
              "then the timed run is served from cpfs's memory with no "
@@ -1104,6 +1107,8 @@ class Bench:
         if a.systems:
             keep = set(a.systems) | {"curl"}
             sysl = [s for s in sysl if s[0] in keep]
+        if not a.cpfs_old:
+            sysl = [s for s in sysl if s[0] != "cpfs-old"]
         if not (a.cpfs and os.access(a.cpfs, os.X_OK)):
             log("cpfs binary %s not found: cpfs rows will FAIL" % a.cpfs)
         self.sysdesc = {n: d for n, _, d in sysl}
@@ -1348,9 +1353,11 @@ def main():
                     help="where to write the results (default %(default)s)")
     ap.add_argument("--cpfs", default=os.path.join(ROOT, "build", "src",
                                                    "cpfs"))
+    ap.add_argument("--cpfs-old", metavar="PATH",
+                    help="a second cpfs binary, run as the cpfs-old system")
     ap.add_argument("--systems", type=lambda s: s.split(","),
                     help="only these (curl always runs): local,curl,curl-pipe,"
-                    "cpfs,cpfs-256M,cpfs-ram,httpfs2,httpdirfs,"
+                    "cpfs,cpfs-256M,cpfs-old,cpfs-ram,httpfs2,httpdirfs,"
                     "httpdirfs-tuned,rclone,rclone-tuned")
     ap.add_argument("--workloads", type=lambda s: s.split(","),
                     default=["seq", "rand", "par", "first", "stat"])
@@ -1371,6 +1378,7 @@ def main():
         if w not in WL_NAME:
             sys.exit("unknown workload %s" % w)
     a.cpfs = os.path.abspath(a.cpfs) if a.cpfs else None
+    a.cpfs_old = os.path.abspath(a.cpfs_old) if a.cpfs_old else None
     if a.ops is None:
         a.ops = 200 if a.rtt else 2000
     check_tools()
