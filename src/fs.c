@@ -653,6 +653,10 @@ static void do_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 		 * and the next open drops its pages (keep_cache off). */
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 		got = -EIO;
+	} else if (cp_reader_grown(h)) {
+		/* Before the reply: a later read past the old end asks for
+		 * the new size. */
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	}
 	if (got < 0) {
 		fuse_reply_err(req, (int)-got);

@@ -8,6 +8,7 @@
  */
 #include "reader.h"
 
+#include <inttypes.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,6 +91,8 @@ struct cp_handle {
 				   * object of view (its ETag is in view,
 				   * or it has none) */
 	int streaming;            /* counted in reader->streams */
+	int grown;                /* switched to a larger object the kernel
+				   * has not been told of (cp_reader_grown()) */
 	struct cp_handle *prev, *next; /* reader->handles; reader->lock */
 };
 
@@ -1017,10 +1020,17 @@ static int still_current(struct cp_handle *h, const struct cp_file_view *v)
  * what @seen describes.  A handle that has not served a byte, of a file
  * whose bytes under @seen no handle served (the kernel's page cache may
  * keep those: a program must never see a mix of two objects), probes the
- * object again (the file table keeps and persists what it learns) and,
- * when the new object has the size the kernel was told, switches to it
- * and the read goes on.  1 if it did (or a concurrent read on @h did),
- * 0 if the read must fail.
+ * object again (the file table keeps and persists what it learns),
+ * switches to it and the read goes on.  1 if it did (or a concurrent
+ * read on @h did), 0 if the read must fail.
+ *
+ * The kernel was told the old size.  A larger object would be cut
+ * there, so the handle notes it (cp_reader_grown()) and the caller drops
+ * the kernel's attributes: a read past the old end then asks for them
+ * again.  A smaller one is EIO now, and the next open reads it (known
+ * and persisted already): the kernel takes a new size from a short
+ * read, but only from the first of the short reads in flight, and pages
+ * between the new end and the end that one sets would read as zeros.
  *
  * Why this is safe: a read marks its bytes served before its last look
  * at the generation (still_current()); a switch looks for that mark
@@ -1050,22 +1060,21 @@ static int switch_object(struct cp_handle *h, const struct cp_file_view *seen)
 	if (cp_reader_resolve(r, h->file, 1) < 0)
 		return 0;
 	cp_files_view(r->files, h->file, &fresh);
-	/* The kernel was told the old size and reads up to it: a new size
-	 * is EIO now (the caller drops the kernel's attributes), and the
-	 * next open reads the new object, known and persisted already. */
-	if (fresh.gen == seen->gen || fresh.size != seen->size)
+	if (fresh.gen == seen->gen || fresh.size < seen->size)
 		return 0;
 	pthread_mutex_lock(&h->lock);
 	served = h->served;
 	if (!served && h->view.gen == seen->gen) {
 		h->view = fresh;
 		cp_prefetch_init(&h->pf);
+		if (fresh.size > seen->size)
+			h->grown = 1;
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (!served)
 		cp_info("%s: the object changed before this open read from "
-			"it; reading the new one",
-			h->file->id);
+			"it; reading the new one (%" PRId64 " bytes, was %"
+			PRId64 ")", h->file->id, fresh.size, seen->size);
 	return !served;
 }
 
@@ -1478,6 +1487,17 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	after_read(h, waited, random, end, blocks[n - 1]);
 	*nblocks = n;
 	return end - off;
+}
+
+int cp_reader_grown(struct cp_handle *h)
+{
+	int grown;
+
+	pthread_mutex_lock(&h->lock);
+	grown = h->grown;
+	h->grown = 0;
+	pthread_mutex_unlock(&h->lock);
+	return grown;
 }
 
 ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,

@@ -95,8 +95,8 @@ void cp_handle_free(struct cp_handle *handle);
  * caller answers EIO and drops what the kernel caches).  A handle that
  * has not served a byte yet, of a file none of whose old bytes went to
  * the kernel, probes the new object then (the file table persists it)
- * and, when its size is the one the kernel was told, reads on from it
- * instead of failing.
+ * and, unless it is smaller than the kernel was told, reads on from it
+ * instead of failing (see cp_reader_grown()).
  * The bytes are either in cache blocks, pinned into @blocks (room for
  * @max; at most @size / CP_BLOCK_SIZE + 2 are needed; *@nblocks set),
  * starting at offset @off % CP_BLOCK_SIZE of blocks[0] -- the caller
@@ -107,6 +107,14 @@ void cp_handle_free(struct cp_handle *handle);
 ssize_t cp_reader_read(struct cp_handle *handle, off_t off, size_t size,
 		       struct cp_block **blocks, int max, int *nblocks,
 		       char **direct);
+
+/*
+ * 1 once after a read of @handle switched to a new object larger than
+ * the one the kernel was told of: the kernel would stop at the old size,
+ * so the caller drops its attributes (a read past the old end then asks
+ * for them again).
+ */
+int cp_reader_grown(struct cp_handle *handle);
 
 /* Drops the pins of a read.  Takes the reader, not the handle: once the
  * reply is sent the kernel may release the handle at any moment. */

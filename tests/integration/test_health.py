@@ -367,18 +367,36 @@ def test_replaced_object_served_on_first_open_after_remount(
             gets
 
 
-@pytest.mark.parametrize("new_size", [2 * MiB + 99, 5 * MiB + 99],
-                         ids=["smaller", "larger"])
-def test_replaced_object_of_another_size_eio_once(servers, cpfs, tmp_path,
-                                                  new_size):
-    """A new size: the kernel was told the old one and would read up to
-    it, so that read fails (EIO) - but the new object is learnt and
-    persisted by it: the next open reads it whole, and so does the next
-    mount, without a 412."""
+def test_replaced_object_larger_served_on_first_open(servers, cpfs,
+                                                     tmp_path):
+    """A larger object: the kernel was told the old size and would stop
+    there, so cpfs drops the kernel's attributes when the first read
+    switches; the same open reads the new object whole and stat shows
+    its size.  It is persisted: the next mount reads it without a 412."""
+    new_size = 5 * MiB + 99
     m, oid, new, cache_dir = _replaced_between_mounts(
         servers, cpfs, tmp_path, new_size=new_size, seed=1282)
+    assert sha256(read_file(m.path(oid))) == sha256(new)
+    assert os.stat(m.path(oid)).st_size == new_size
+    assert m.unmount() == 0
+    m = cpfs(cache_dir=str(cache_dir), manifest=None)
+    assert os.stat(m.path(oid)).st_size == new_size
+    assert sha256(read_file(m.path(oid))) == sha256(new)
+    assert servers.data.log.count(id=oid, status=412) == 0
+
+
+def test_replaced_object_smaller_eio_once(servers, cpfs, tmp_path):
+    """A smaller object: the kernel would take the new size only from
+    the first short read in flight, and could show zeros between the
+    true end and that one - so that open's read fails (EIO), never wrong
+    bytes.  The new object is learnt and persisted by it: the next open
+    reads it whole, and so does the next mount, without a 412."""
+    new_size = 2 * MiB + 99
+    m, oid, new, cache_dir = _replaced_between_mounts(
+        servers, cpfs, tmp_path, new_size=new_size, seed=1290)
     assert errno_of(read_file, m.path(oid)) == errno.EIO
     assert sha256(read_file(m.path(oid))) == sha256(new)
+    assert os.stat(m.path(oid)).st_size == new_size
     assert m.unmount() == 0
     m = cpfs(cache_dir=str(cache_dir), manifest=None)
     assert sha256(read_file(m.path(oid))) == sha256(new)
