@@ -193,6 +193,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cpfs: out of memory\n");
 		goto err_out5;
 	}
+	/* Until the session starts, this thread alone uses the store. */
+	cp_meta_bulk_begin(meta);
 	if (cfg.ids_path &&
 	    cp_manifest_load(cfg.ids_path, add_entry, files, why,
 			     sizeof(why)) < 0) {
@@ -210,6 +212,7 @@ int main(int argc, char **argv)
 	/* The last complete walk is listed before the first readdir. */
 	if (disc)
 		cp_discover_load(disc);
+	cp_meta_bulk_end(meta);
 
 	memset(&fs, 0, sizeof(fs));
 	fs.cfg = &cfg;

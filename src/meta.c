@@ -29,6 +29,7 @@
  * (atomics), so get and put run concurrently from any thread.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,6 +42,7 @@
 #include <unistd.h>
 
 #include "durable.h"
+#include "idindex.h"
 #include "log.h"
 #include "meta.h"
 #include "stats.h"
@@ -50,10 +52,20 @@
 #define META_MAX_RECORD 4096 /* far above the largest valid record */
 #define STORE "metadata store"
 
+/* The ids that had a record when a bulk load began. */
+struct bulk_id {
+	char id[CP_DURABLE_ID_MAX + 1]; /* first: idindex.h's layout */
+};
+
 struct cp_meta {
 	char dir[PATH_MAX];
 	struct cp_stats *stats; /* may be NULL */
 	struct cp_durable_health health;
+	/* Between cp_meta_bulk_begin() and _end() only (one thread). */
+	int bulk;               /* ids is the listing to consult */
+	struct bulk_id *ids;
+	size_t nids, ids_cap;
+	struct cp_idindex index;
 };
 
 void cp_meta_record_init(struct cp_meta_record *rec, const char *id)
@@ -95,7 +107,62 @@ struct cp_meta *cp_meta_open(const char *cache_dir, struct cp_stats *stats)
 
 void cp_meta_close(struct cp_meta *meta)
 {
+	if (meta)
+		cp_meta_bulk_end(meta);
 	free(meta);
+}
+
+/* Adds @name to the bulk listing; 0 or -ENOMEM. */
+static int bulk_add(struct cp_meta *meta, const char *name)
+{
+	if (cp_idindex_find(&meta->index, meta->ids, sizeof(*meta->ids),
+			    name) >= 0)
+		return 0; /* the same id in another case */
+	if (meta->nids == meta->ids_cap) {
+		size_t cap = meta->ids_cap ? 2 * meta->ids_cap : 1024;
+		struct bulk_id *ids = realloc(meta->ids, cap * sizeof(*ids));
+
+		if (!ids)
+			return -ENOMEM;
+		meta->ids = ids;
+		meta->ids_cap = cap;
+	}
+	/* cp_durable_id_ok() kept it within the buffer */
+	memcpy(meta->ids[meta->nids].id, name, strlen(name) + 1);
+	if (cp_idindex_add(&meta->index, meta->ids, sizeof(*meta->ids)))
+		return -ENOMEM;
+	meta->nids++;
+	return 0;
+}
+
+void cp_meta_bulk_begin(struct cp_meta *meta)
+{
+	struct dirent *de;
+	DIR *d;
+	int ok = 1;
+
+	if (!meta || meta->bulk || !cp_durable_can_read(&meta->health))
+		return;
+	d = opendir(meta->dir);
+	if (!d)
+		return; /* then every get looks for itself */
+	while (ok && (de = readdir(d)))
+		if (cp_durable_id_ok(de->d_name))
+			ok = bulk_add(meta, de->d_name) == 0;
+	closedir(d);
+	if (ok)
+		meta->bulk = 1;
+	else
+		cp_meta_bulk_end(meta);
+}
+
+void cp_meta_bulk_end(struct cp_meta *meta)
+{
+	meta->bulk = 0;
+	cp_idindex_free(&meta->index);
+	free(meta->ids);
+	meta->ids = NULL;
+	meta->nids = meta->ids_cap = 0;
 }
 
 static int record_path(const struct cp_meta *meta, const char *id, char *out,
@@ -244,8 +311,13 @@ int cp_meta_get(struct cp_meta *meta, const char *id,
 	if (!meta || !cp_durable_can_read(&meta->health) ||
 	    !cp_durable_id_ok(id))
 		return -ENOENT;
+	if (meta->bulk && cp_idindex_find(&meta->index, meta->ids,
+					  sizeof(*meta->ids), id) < 0)
+		return -ENOENT;
 	if (record_path(meta, id, path, sizeof(path)))
 		return -ENOENT;
+	if (meta->stats)
+		cp_stats_inc(meta->stats, meta_reads);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -ENOENT;

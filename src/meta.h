@@ -13,7 +13,7 @@
  * warns once and carries on as a no-op: cpfs works without it.
  *
  * Thread safety: thread safe; get/put may run concurrently from any
- * thread.
+ * thread, except during a bulk load (below).
  */
 #ifndef CP_META_H
 #define CP_META_H
@@ -50,6 +50,19 @@ void cp_meta_close(struct cp_meta *meta);
 /* 0 and *@rec filled, or -ENOENT (absent, unreadable or corrupt). */
 int cp_meta_get(struct cp_meta *meta, const char *id,
 		struct cp_meta_record *rec);
+
+/*
+ * A start-up load (a manifest, a discovery listing) asks for many ids,
+ * most of them without a record: between cp_meta_bulk_begin() and
+ * cp_meta_bulk_end(), an id that was not in one listing of the directory
+ * taken at the beginning misses at once, with no path lookup (a record
+ * another mount writes meanwhile is missed: it costs an API call, no
+ * more).  Both, and every get and put between them, on one thread while
+ * no other uses the store.  When the listing cannot be made, every get
+ * looks on the disk as usual.
+ */
+void cp_meta_bulk_begin(struct cp_meta *meta);
+void cp_meta_bulk_end(struct cp_meta *meta);
 
 /* Persists @rec (replacing any older one).  0 or -errno; failures after
  * the first are silent. */

@@ -29,6 +29,7 @@
 	X(disk_hits)           /* blocks found in the disk cache */            \
 	X(disk_misses)         /* blocks not in the disk cache */              \
 	X(meta_hits)           /* lookups answered by persisted metadata */    \
+	X(meta_reads)          /* metadata records looked for on the disk */   \
 	X(etag_changes)        /* objects seen changing under their id */      \
 	X(discovery_calls)     /* API calls made by discovery */               \
 	X(discovery_files)     /* files found by the current or last walk */   \

@@ -65,6 +65,28 @@ def ls_l(mnt):
 
 # ------------------------------------------------- 1. persistent metadata
 
+def test_manifest_load_reads_only_the_records_there_are(servers, cpfs,
+                                                        tmp_path):
+    """Loading a manifest looks on the disk only for the ids that have a
+    record (one listing of the directory tells which): a manifest of
+    many ids never seen costs no lookup each.  The records there are
+    still serve stat without a call."""
+    ids = add_files(servers, 5)
+    cache = tmp_path / "meta-cache"
+    cache.mkdir()
+    m1 = cpfs(manifest=None, cache_dir=cache)
+    sizes = {oid: os.stat(m1.path(oid)).st_size for oid in ids}
+    assert m1.unmount() == 0
+    unseen = ["%024x" % (0x64b000000000000000000000 + i) for i in range(300)]
+    m2 = cpfs(manifest=unseen[:150] + ids + unseen[150:], cache_dir=cache)
+    s = bl.stats(m2.mnt)
+    assert (s["meta_reads"], s["meta_hits"]) == (5, 5), s
+    for oid in ids:
+        assert os.stat(m2.path(oid)).st_size == sizes[oid]
+    quiet(servers)
+    assert bl.stats(m2.mnt)["api_calls"] == 1  # the start-up key check
+
+
 def test_remount_ls_l_makes_no_calls(servers, cpfs, tmp_path):
     ids = add_files(servers, N_FILES)
     cache = tmp_path / "meta-cache"
