@@ -8,7 +8,10 @@ import errno
 import os
 import threading
 
+import pytest
+
 from conftest import MiB, read_file, sha256
+from faultlib import errno_of
 
 
 def test_cold_open_of_known_size_costs_one_call_one_get(servers, cpfs):
@@ -58,26 +61,31 @@ def test_cold_open_learns_the_etag_from_the_first_read(servers, cpfs):
     assert etag
 
 
-def test_cold_open_of_known_size_replaced_before_reading(servers, cpfs):
-    """The size the kernel was told is checked by the first read: an
-    object of another size behind the id is EIO, never a byte of it
-    under the old size."""
+@pytest.mark.parametrize("new_kib", [63, 65], ids=["smaller", "larger"])
+def test_cold_open_of_known_size_replaced_before_reading(servers, cpfs,
+                                                         new_kib):
+    """The size the kernel was told is checked by the first read, which
+    never serves a byte of another object under the old size: a larger
+    object is read whole by this open (from its first byte; the kernel
+    is told the new size), a smaller one is EIO."""
     oid = servers.add(os.urandom(64 * 1024), name="small")
     m = cpfs(manifest=[("json", oid)])
     st = os.stat(m.path(oid))
-    servers.replace(oid, os.urandom(65 * 1024))
+    new = os.urandom(new_kib * 1024)
+    servers.replace(oid, new)
     fd = os.open(m.path(oid), os.O_RDONLY)
     try:
-        try:
-            got = os.read(fd, st.st_size)
-        except OSError as e:
-            assert e.errno == errno.EIO
+        if new_kib < 64:
+            assert errno_of(os.read, fd, st.st_size) == errno.EIO
         else:
-            raise AssertionError("read %d bytes of another object" % len(got))
+            assert os.read(fd, st.st_size) == new[:st.st_size]
+            assert os.read(fd, 1 << 20) == new[st.st_size:]
+            assert os.read(fd, 1 << 20) == b""
+            assert os.fstat(fd).st_size == len(new)
     finally:
         os.close(fd)
     # The next open sees the new object.
-    assert sha256(read_file(m.path(oid))) == sha256(servers.content[oid])
+    assert sha256(read_file(m.path(oid))) == sha256(new)
 
 
 def test_concurrent_first_reads_of_known_size(servers, cpfs):
