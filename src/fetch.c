@@ -38,8 +38,8 @@
 #include "stats.h"
 #include "util.h"
 
-#define MAX_HOST_CONNECTIONS 32 /* per I/O thread: stalled ones must not
-				 * queue others */
+/* Per I/O thread: stalled ones must not queue others. */
+#define MAX_HOST_CONNECTIONS 32
 /* One I/O thread per online CPU, up to this many: receiving a byte and
  * copying it into its block costs a core's time, and one thread doing
  * that for every stream serialises them. */
