@@ -73,7 +73,7 @@ def test_stress_many_readers_with_faults(servers, cpfs, capsys):
     d.set_fault_rate("stall", 0.006, after=20000, seconds=0.8)
     d.set_fault_rate("stall", 0.004, after=300000, seconds=4)
 
-    m = cpfs("timeout=2", "cache_size=64M", "api_rate=600", manifest=None)
+    m = cpfs("timeout=2", "cache_size=16M", "api_rate=600", manifest=None)
     t0 = time.monotonic()
     stop_at = t0 + READ_PHASE
     counts = {"bytes": 0, "seq": 0, "rand": 0, "direct": 0}
