@@ -484,7 +484,7 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* ---- the I/O thread ---- */
+/* ---- the I/O threads ---- */
 
 static CURL *easy_get(struct io_loop *loop)
 {
