@@ -3,7 +3,7 @@
  *
  * Owns: every block and its buffer, the hash index, the LRU list.
  * Threads: FUSE workers (lookups, waits, pins) and the fetch engine's
- * I/O thread (complete/fail).  Everything but block data is under
+ * I/O threads (complete/fail).  Everything but block data is under
  * cache->lock; one condition variable wakes waiters of any block.
  */
 #include "cache.h"

@@ -1,11 +1,15 @@
 /*
  * fetch.c - the fetch engine (see fetch.h).
  *
- * Owns: the I/O thread, the curl multi handle, a pool of easy handles,
- * the queue of submitted parts.  The queue is the only state shared with
- * other threads (engine->lock); everything a part holds once it is
- * running is touched by the I/O thread alone, except block data, which
- * readers see only after cp_cache_complete().
+ * Owns: the I/O threads, one "loop" each (struct io_loop): a curl multi
+ * handle, a pool of easy handles and the queue of parts submitted to
+ * it.  A loop's queue is the only state of it shared with other threads
+ * (loop->lock); everything a part holds once it is running is touched by
+ * its loop's thread alone, except block data, which readers see only
+ * after cp_cache_complete().  The loops share DNS and TLS sessions
+ * through one curl share, locked by curl's short critical sections
+ * (io_share_locks: leaves, never held across I/O); each keeps its own
+ * connections.
  *
  * Also owns what cp_fetch_run() uses on the callers' threads: a second
  * curl share (connections, DNS, TLS sessions), whose locks are curl's
@@ -18,9 +22,11 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "cfg.h"
@@ -32,7 +38,12 @@
 #include "stats.h"
 #include "util.h"
 
-#define MAX_HOST_CONNECTIONS 32 /* stalled ones must not queue others */
+/* Per I/O thread: stalled ones must not queue others. */
+#define MAX_HOST_CONNECTIONS 32
+/* One I/O thread per online CPU, up to this many: receiving a byte and
+ * copying it into its block costs a core's time, and one thread doing
+ * that for every stream serialises them. */
+#define MAX_IO_THREADS 4
 #define MAX_HEADERS 100
 #define MAX_HEADER_LINE 8192
 #define MAX_ERROR_BODY (64 * 1024)
@@ -41,19 +52,29 @@
  * allocated (mmap'd) and faulted in again for each one. */
 #define SYNC_RECV_BUFFER (16 * 1024)
 
+/* One I/O thread and what it alone drives. */
+struct io_loop {
+	struct cp_fetch *engine;
+	pthread_t thread;
+	int started;               /* thread created; set before it runs */
+	CURLM *multi;
+	pthread_mutex_t lock;      /* a leaf: hands parts over */
+	struct cp_part *queue;     /* protected by lock */
+	int stop;                  /* protected by lock */
+	struct cp_part *running;   /* started parts; this thread only */
+	CURL *pool[8];             /* idle easy handles; this thread only */
+	unsigned npool;
+};
+
 struct cp_fetch {
 	const struct cp_config *cfg;
 	struct cp_cache *cache;
 	struct cp_stats *stats;
-	pthread_t thread;
-	CURLM *multi;
-	CURLSH *share;
-	pthread_mutex_t lock;
-	struct cp_part *queue;     /* protected by lock */
-	int stop;                  /* protected by lock */
-	struct cp_part *running;   /* started parts; I/O thread only */
-	CURL *pool[8];             /* idle easy handles; I/O thread only */
-	unsigned npool;
+	struct io_loop loops[MAX_IO_THREADS];
+	unsigned nloops;           /* set before the threads start */
+	atomic_uint next_loop;     /* round robin of cp_fetch_submit() */
+	CURLSH *share;             /* the loops' DNS and TLS sessions */
+	pthread_mutex_t io_share_locks[CURL_LOCK_DATA_LAST];
 	CURLSH *sync_share;        /* cp_fetch_run()'s connections */
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t sync_lock;
@@ -463,14 +484,14 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* ---- the I/O thread ---- */
+/* ---- the I/O threads ---- */
 
-static CURL *easy_get(struct cp_fetch *engine)
+static CURL *easy_get(struct io_loop *loop)
 {
 	CURL *easy;
 
-	if (engine->npool) {
-		easy = engine->pool[--engine->npool];
+	if (loop->npool) {
+		easy = loop->pool[--loop->npool];
 		curl_easy_reset(easy);
 	} else {
 		easy = curl_easy_init();
@@ -478,10 +499,10 @@ static CURL *easy_get(struct cp_fetch *engine)
 	return easy;
 }
 
-static void easy_put(struct cp_fetch *engine, CURL *easy)
+static void easy_put(struct io_loop *loop, CURL *easy)
 {
-	if (engine->npool < CP_ARRAY_SIZE(engine->pool))
-		engine->pool[engine->npool++] = easy;
+	if (loop->npool < CP_ARRAY_SIZE(loop->pool))
+		loop->pool[loop->npool++] = easy;
 	else
 		curl_easy_cleanup(easy);
 }
@@ -546,18 +567,20 @@ static int settle_part(struct cp_fetch *engine, struct cp_part *part,
 	return err;
 }
 
-static void finish_part(struct cp_fetch *engine, struct cp_part *part,
+/* Ends @part, which @loop ran (or refused before starting it). */
+static void finish_part(struct io_loop *loop, struct cp_part *part,
 			CURLcode result)
 {
+	struct cp_fetch *engine = loop->engine;
 	int err = settle_part(engine, part, result);
 
 	if (part->easy) {
-		curl_multi_remove_handle(engine->multi, part->easy);
-		easy_put(engine, part->easy);
+		curl_multi_remove_handle(loop->multi, part->easy);
+		easy_put(loop, part->easy);
 		if (part->run_prev)
 			part->run_prev->run_next = part->run_next;
 		else
-			engine->running = part->run_next;
+			loop->running = part->run_next;
 		if (part->run_next)
 			part->run_next->run_prev = part->run_prev;
 		/* Only a part that was started counted as in flight. */
@@ -609,75 +632,150 @@ static void setup_easy(struct cp_fetch *engine, struct cp_part *part,
 	cp_stats_inc(engine->stats, data_requests);
 }
 
-static int start_part(struct cp_fetch *engine, struct cp_part *part)
+static int start_part(struct io_loop *loop, struct cp_part *part)
 {
-	CURL *easy = easy_get(engine);
+	struct cp_fetch *engine = loop->engine;
+	CURL *easy = easy_get(loop);
 
 	if (!easy)
 		return -ENOMEM;
 	/* From here on finish_part() undoes both. */
 	cp_stats_inc(engine->stats, transfers_in_flight);
 	setup_easy(engine, part, easy, engine->share);
-	part->run_next = engine->running;
-	if (engine->running)
-		engine->running->run_prev = part;
-	engine->running = part;
-	if (curl_multi_add_handle(engine->multi, easy) != CURLM_OK)
+	part->run_next = loop->running;
+	if (loop->running)
+		loop->running->run_prev = part;
+	loop->running = part;
+	if (curl_multi_add_handle(loop->multi, easy) != CURLM_OK)
 		return -EIO;
 	return 0;
 }
 
-static void collect_done(struct cp_fetch *engine)
+static void collect_done(struct io_loop *loop)
 {
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(engine->multi, &left))) {
+	while ((msg = curl_multi_info_read(loop->multi, &left))) {
 		struct cp_part *part = NULL;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &part);
-		finish_part(engine, part, msg->data.result);
+		finish_part(loop, part, msg->data.result);
 	}
 }
 
 static void *io_main(void *arg)
 {
-	struct cp_fetch *engine = arg;
+	struct io_loop *loop = arg;
 	int running = 0, stop = 0;
 
 	cp_block_termination_signals();
+	pthread_setname_np(pthread_self(), "cpfs-io");
 	while (!stop) {
 		struct cp_part *queue, *part;
 
-		pthread_mutex_lock(&engine->lock);
-		queue = engine->queue;
-		engine->queue = NULL;
-		stop = engine->stop;
-		pthread_mutex_unlock(&engine->lock);
+		pthread_mutex_lock(&loop->lock);
+		queue = loop->queue;
+		loop->queue = NULL;
+		stop = loop->stop;
+		pthread_mutex_unlock(&loop->lock);
 		while ((part = queue)) {
 			queue = part->next;
 			if (stop) {
 				part->err = ECANCELED;
-				finish_part(engine, part, CURLE_OK);
-			} else if (start_part(engine, part) < 0) {
+				finish_part(loop, part, CURLE_OK);
+			} else if (start_part(loop, part) < 0) {
 				part->err = CP_FETCH_ERETRY;
-				finish_part(engine, part, CURLE_OK);
+				finish_part(loop, part, CURLE_OK);
 			}
 		}
 		if (stop)
 			break;
-		curl_multi_perform(engine->multi, &running);
-		collect_done(engine);
-		curl_multi_poll(engine->multi, NULL, 0, 1000, NULL);
+		curl_multi_perform(loop->multi, &running);
+		collect_done(loop);
+		curl_multi_poll(loop->multi, NULL, 0, 1000, NULL);
 	}
 	/* Shutdown: fail whatever is still running. */
-	while (engine->running) {
-		engine->running->err = ECANCELED;
-		finish_part(engine, engine->running, CURLE_OK);
+	while (loop->running) {
+		loop->running->err = ECANCELED;
+		finish_part(loop, loop->running, CURLE_OK);
 	}
 	return NULL;
+}
+
+/* The loops' share: curl calls these around its own short critical
+ * sections (DNS cache, TLS sessions), from any I/O thread. */
+static void io_share_lock(CURL *easy, curl_lock_data data,
+			  curl_lock_access access, void *arg)
+{
+	struct cp_fetch *engine = arg;
+
+	pthread_mutex_lock(&engine->io_share_locks[data]);
+	(void)easy;
+	(void)access;
+}
+
+static void io_share_unlock(CURL *easy, curl_lock_data data, void *arg)
+{
+	struct cp_fetch *engine = arg;
+
+	pthread_mutex_unlock(&engine->io_share_locks[data]);
+	(void)easy;
+}
+
+/* How many I/O threads: one per online CPU, 1 to MAX_IO_THREADS. */
+static unsigned io_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > MAX_IO_THREADS ? MAX_IO_THREADS : (unsigned)n;
+}
+
+static int loop_init(struct cp_fetch *engine, struct io_loop *loop)
+{
+	loop->engine = engine;
+	loop->multi = curl_multi_init();
+	if (!loop->multi)
+		return -ENOMEM;
+	pthread_mutex_init(&loop->lock, NULL);
+	curl_multi_setopt(loop->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)MAX_HOST_CONNECTIONS);
+	curl_multi_setopt(loop->multi, CURLMOPT_MAXCONNECTS,
+			  (long)(4 * MAX_HOST_CONNECTIONS));
+	return 0;
+}
+
+/* Undoes loop_init() once the loop's thread has ended (or never ran):
+ * fails the parts submitted after it ended. */
+static void loop_destroy(struct io_loop *loop)
+{
+	if (!loop->multi)
+		return;
+	while (loop->queue) {
+		struct cp_part *part = loop->queue;
+
+		loop->queue = part->next;
+		part->err = ECANCELED;
+		finish_part(loop, part, CURLE_OK);
+	}
+	while (loop->npool)
+		curl_easy_cleanup(loop->pool[--loop->npool]);
+	curl_multi_cleanup(loop->multi);
+	pthread_mutex_destroy(&loop->lock);
+}
+
+static void loop_stop(struct io_loop *loop)
+{
+	if (!loop->multi)
+		return;
+	pthread_mutex_lock(&loop->lock);
+	loop->stop = 1;
+	pthread_mutex_unlock(&loop->lock);
+	curl_multi_wakeup(loop->multi);
 }
 
 /* ---- transfers on the caller's thread ---- */
@@ -850,10 +948,42 @@ int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
 
 /* ---- public ---- */
 
+/* Stops and joins the loops' threads, then frees what the engine holds
+ * (the setup ladder's end, and cp_fetch_free()'s). */
+static void engine_teardown(struct cp_fetch *engine)
+{
+	unsigned l;
+	int i;
+
+	for (l = 0; l < engine->nloops; l++)
+		loop_stop(&engine->loops[l]);
+	for (l = 0; l < engine->nloops; l++)
+		if (engine->loops[l].started)
+			pthread_join(engine->loops[l].thread, NULL);
+	/* Parts submitted after the I/O threads ended. */
+	for (l = 0; l < engine->nloops; l++)
+		loop_destroy(&engine->loops[l]);
+	/* No cp_fetch_run() is running: the FUSE workers are gone. */
+	while (engine->nsync)
+		curl_easy_cleanup(engine->sync_pool[--engine->nsync]);
+	cp_conns_free(engine->conns);
+	if (engine->share)
+		curl_share_cleanup(engine->share);
+	if (engine->sync_share)
+		curl_share_cleanup(engine->sync_share);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+		pthread_mutex_destroy(&engine->share_locks[i]);
+		pthread_mutex_destroy(&engine->io_share_locks[i]);
+	}
+	pthread_mutex_destroy(&engine->sync_lock);
+	free(engine);
+}
+
 struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 			      struct cp_cache *cache, struct cp_stats *stats)
 {
 	struct cp_fetch *engine = calloc(1, sizeof(*engine));
+	unsigned l, nloops = io_threads();
 	int i;
 
 	if (!engine)
@@ -861,15 +991,21 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 	engine->cfg = cfg;
 	engine->cache = cache;
 	engine->stats = stats;
-	pthread_mutex_init(&engine->lock, NULL);
+	atomic_init(&engine->next_loop, 0);
 	pthread_mutex_init(&engine->sync_lock, NULL);
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++) {
 		pthread_mutex_init(&engine->share_locks[i], NULL);
-	engine->multi = curl_multi_init();
+		pthread_mutex_init(&engine->io_share_locks[i], NULL);
+	}
 	engine->share = curl_share_init();
 	engine->sync_share = curl_share_init();
-	if (!engine->multi || !engine->share || !engine->sync_share)
+	if (!engine->share || !engine->sync_share)
 		goto err_out;
+	for (l = 0; l < nloops; l++) {
+		engine->nloops = l + 1;
+		if (loop_init(engine, &engine->loops[l]) < 0)
+			goto err_out;
+	}
 	engine->conns = cp_conns_new(cfg); /* NULL: curl does them all */
 	/* Shared by the threads that call cp_fetch_run(): curl locks it. */
 	curl_share_setopt(engine->sync_share, CURLSHOPT_LOCKFUNC, share_lock);
@@ -882,92 +1018,69 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 			  CURL_LOCK_DATA_SSL_SESSION);
 	curl_share_setopt(engine->sync_share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_CONNECT);
-	/* The share is used by the I/O thread alone: no lock callbacks. */
+	/* Shared by the I/O threads (not their connections: each multi
+	 * keeps its own): curl locks it. */
+	curl_share_setopt(engine->share, CURLSHOPT_LOCKFUNC, io_share_lock);
+	curl_share_setopt(engine->share, CURLSHOPT_UNLOCKFUNC,
+			  io_share_unlock);
+	curl_share_setopt(engine->share, CURLSHOPT_USERDATA, engine);
 	curl_share_setopt(engine->share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_DNS);
 	curl_share_setopt(engine->share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_SSL_SESSION);
-	curl_multi_setopt(engine->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-			  (long)MAX_HOST_CONNECTIONS);
-	curl_multi_setopt(engine->multi, CURLMOPT_MAXCONNECTS,
-			  (long)(4 * MAX_HOST_CONNECTIONS));
-	if (pthread_create(&engine->thread, NULL, io_main, engine) != 0)
-		goto err_out;
+	for (l = 0; l < engine->nloops; l++) {
+		struct io_loop *loop = &engine->loops[l];
+
+		if (pthread_create(&loop->thread, NULL, io_main, loop) != 0)
+			goto err_out;
+		loop->started = 1;
+	}
 	return engine;
 
 err_out:
-	cp_conns_free(engine->conns);
-	if (engine->sync_share)
-		curl_share_cleanup(engine->sync_share);
-	if (engine->share)
-		curl_share_cleanup(engine->share);
-	if (engine->multi)
-		curl_multi_cleanup(engine->multi);
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&engine->share_locks[i]);
-	pthread_mutex_destroy(&engine->sync_lock);
-	pthread_mutex_destroy(&engine->lock);
-	free(engine);
+	engine_teardown(engine);
 	return NULL;
 }
 
 void cp_fetch_stop(struct cp_fetch *engine)
 {
-	pthread_mutex_lock(&engine->lock);
-	engine->stop = 1;
-	pthread_mutex_unlock(&engine->lock);
-	curl_multi_wakeup(engine->multi);
+	unsigned l;
+
+	for (l = 0; l < engine->nloops; l++)
+		loop_stop(&engine->loops[l]);
 }
 
 void cp_fetch_free(struct cp_fetch *engine)
 {
-	int i;
-
-	if (!engine)
-		return;
-	cp_fetch_stop(engine);
-	pthread_join(engine->thread, NULL);
-	/* Parts submitted after the I/O thread ended. */
-	while (engine->queue) {
-		struct cp_part *part = engine->queue;
-
-		engine->queue = part->next;
-		part->err = ECANCELED;
-		finish_part(engine, part, CURLE_OK);
-	}
-	while (engine->npool)
-		curl_easy_cleanup(engine->pool[--engine->npool]);
-	/* No cp_fetch_run() is running: the FUSE workers are gone. */
-	while (engine->nsync)
-		curl_easy_cleanup(engine->sync_pool[--engine->nsync]);
-	cp_conns_free(engine->conns);
-	curl_multi_cleanup(engine->multi);
-	curl_share_cleanup(engine->share);
-	curl_share_cleanup(engine->sync_share);
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&engine->share_locks[i]);
-	pthread_mutex_destroy(&engine->sync_lock);
-	pthread_mutex_destroy(&engine->lock);
-	free(engine);
+	if (engine)
+		engine_teardown(engine);
 }
 
+/*
+ * Parts go to the loops in turn, so the consecutive parts of one stream
+ * (and the streams of several readers) are received and copied on
+ * different cores at once.
+ */
 void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part)
 {
+	unsigned n = atomic_fetch_add_explicit(&engine->next_loop, 1,
+					       memory_order_relaxed);
+	struct io_loop *loop = &engine->loops[n % engine->nloops];
 	struct cp_part **tail;
 
 	part->next = NULL;
-	pthread_mutex_lock(&engine->lock);
-	if (engine->stop) {
+	pthread_mutex_lock(&loop->lock);
+	if (loop->stop) {
 		/* Shutting down: fail it here, the I/O thread may be gone. */
-		pthread_mutex_unlock(&engine->lock);
+		pthread_mutex_unlock(&loop->lock);
 		part->err = ECANCELED;
-		finish_part(engine, part, CURLE_OK);
+		finish_part(loop, part, CURLE_OK);
 		return;
 	}
 	/* Keep submission order: earlier parts are needed sooner. */
-	for (tail = &engine->queue; *tail; tail = &(*tail)->next)
+	for (tail = &loop->queue; *tail; tail = &(*tail)->next)
 		;
 	*tail = part;
-	pthread_mutex_unlock(&engine->lock);
-	curl_multi_wakeup(engine->multi);
+	pthread_mutex_unlock(&loop->lock);
+	curl_multi_wakeup(loop->multi);
 }

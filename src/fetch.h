@@ -2,13 +2,17 @@
  * fetch.h - the fetch engine: range GETs on presigned URLs, straight into
  * cache blocks.
  *
- * One I/O thread drives a curl multi handle.  A transfer ("part") asks for
- * a run of consecutive blocks of one object with
+ * I/O threads, one per online CPU up to 4, each drive a curl multi
+ * handle of their own; submitted parts go to them in turn, so the
+ * consecutive parts of one stream, and parallel streams, are received
+ * and copied into blocks on several cores at once.  A transfer ("part")
+ * asks for a run of consecutive blocks of one object with
  * "Range: bytes=START-END" (START resumes after the bytes the first block
  * already holds) and writes the body directly into the blocks' buffers;
  * each block is completed, waking its readers, the moment its last byte
- * lands, not when the part ends.  Connections, DNS and TLS sessions are
- * reused across parts and files; connections per host are capped.
+ * lands, not when the part ends.  Connections are reused across parts
+ * and files by the I/O thread that opened them, DNS and TLS sessions by
+ * all of them; connections per host are capped per I/O thread.
  *
  * The engine checks what the data host sends before trusting it:
  * a 206 whose Content-Range starts where asked, ends no later than asked
@@ -26,7 +30,7 @@
  * retries by itself: retry policy lives with the thread that waits.
  *
  * A small direct part may instead be run on the caller's own thread
- * (cp_fetch_run()): no hand-off to the I/O thread and back, the same
+ * (cp_fetch_run()): no hand-off to an I/O thread and back, the same
  * checks, over connections that those callers share.  Its GET goes
  * over a kept-alive connection of conn.c (curl opens it, conn.c frames
  * the answer) and, when conn.c declines the answer before handing over
@@ -35,12 +39,13 @@
  * Thread safety: cp_part_new(), cp_part_new_direct(), cp_fetch_submit()
  * and cp_fetch_run() may be called from any thread; everything else in a
  * part belongs to the engine once submitted.  A part's done callback
- * runs once, on the I/O thread as a rule, but on the thread calling
- * cp_fetch_submit() or cp_fetch_free() for a part the stopping engine
- * refuses; it must not block and must not take a lock that the
- * submitter may hold.  cp_part_new() fails its blocks on the calling
- * thread when it cannot allocate.  The engine's lock is a leaf, held
- * only to hand parts over.
+ * runs once, on the I/O thread that ran the part as a rule, but on the
+ * thread calling cp_fetch_submit() or cp_fetch_free() for a part the
+ * stopping engine refuses; it must not block and must not take a lock
+ * that the submitter may hold.  Callbacks of different parts may run at
+ * the same time on different I/O threads.  cp_part_new() fails its
+ * blocks on the calling thread when it cannot allocate.  Each I/O
+ * thread's lock is a leaf, held only to hand parts over.
  */
 #ifndef CP_FETCH_H
 #define CP_FETCH_H
@@ -76,7 +81,8 @@ struct cp_fetch;
 #define CP_PART_MAX_BLOCKS 8
 #define CP_ETAG_MAX 128
 
-/* What the data host said about the object (filled by the I/O thread). */
+/* What the data host said about the object (filled by the I/O thread
+ * running the part). */
 struct cp_object_info {
 	long status;              /* HTTP status of the transfer */
 	int64_t total;            /* object size; -1 unknown */
@@ -104,11 +110,12 @@ struct cp_part {
 	cp_part_done_fn done;     /* may be NULL; runs once, when the part
 				   * ends (see Thread safety above) */
 	cp_part_done_fn on_headers; /* may be NULL; runs at most once, on
-				   * the I/O thread, when the response
-				   * headers passed the checks (info is
-				   * complete, err 0), before the first
-				   * body byte lands; done still runs
-				   * later.  Same rules as done. */
+				   * the I/O thread running the part, when
+				   * the response headers passed the
+				   * checks (info is complete, err 0),
+				   * before the first body byte lands;
+				   * done still runs later.  Same rules
+				   * as done. */
 	void *done_arg;           /* for done and on_headers */
 	struct cp_object_info info;
 	/* engine-private state below */
@@ -130,7 +137,7 @@ struct cp_part {
 };
 
 /* @cfg, @cache and @stats must outlive the engine.  Starts the I/O
- * thread.  NULL on failure. */
+ * threads.  NULL on failure. */
 struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 			      struct cp_cache *cache, struct cp_stats *stats);
 
@@ -138,7 +145,7 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
  * fail with ECANCELED. */
 void cp_fetch_stop(struct cp_fetch *engine);
 
-/* Stops the I/O thread (cp_fetch_stop() if not done) and frees. */
+/* Stops the I/O threads (cp_fetch_stop() if not done) and frees. */
 void cp_fetch_free(struct cp_fetch *engine);
 
 /*
@@ -166,7 +173,7 @@ struct cp_part *cp_part_new_direct(struct cp_fetch *engine, uint64_t key,
 				   int64_t size, int64_t start, char *dest,
 				   size_t len);
 
-/* Hands @part to the I/O thread (ownership passes; freed after done). */
+/* Hands @part to an I/O thread (ownership passes; freed after done). */
 void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part);
 
 /*

@@ -4,7 +4,7 @@
  * take everything down again in reverse (the err_out ladder).
  *
  * Threads: main runs the FUSE loop (libfuse adds workers); the fetch
- * engine's I/O thread; a signal thread that dumps the counters on
+ * engine's I/O threads; a signal thread that dumps the counters on
  * SIGUSR1; the discovery thread (discover.h).  Threads start only after
  * fuse_daemonize(), which forks.
  */

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import MiB, read_file, sha256, standin
+from conftest import MiB, block_coverage, read_file, sha256, standin
 from faultlib import Bg, stats
 
 SEED = 20240604
@@ -73,7 +73,7 @@ def test_stress_many_readers_with_faults(servers, cpfs, capsys):
     d.set_fault_rate("stall", 0.006, after=20000, seconds=0.8)
     d.set_fault_rate("stall", 0.004, after=300000, seconds=4)
 
-    m = cpfs("timeout=2", "cache_size=32M", "api_rate=600", manifest=None)
+    m = cpfs("timeout=2", "cache_size=16M", "api_rate=600", manifest=None)
     t0 = time.monotonic()
     stop_at = t0 + READ_PHASE
     counts = {"bytes": 0, "seq": 0, "rand": 0, "direct": 0}
@@ -211,3 +211,51 @@ def test_200_opens_at_once_never_429(servers, cpfs):
     times = sorted(r.time for r in reqs)
     assert all(b - a >= 59.0 for a, b in zip(times, times[100:]))
     assert 55 <= elapsed < 110, elapsed
+
+
+def _io_threads(pid):
+    """Threads of process @pid named cpfs-io (the fetch engine's)."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as fh:
+                n += fh.read().strip() == "cpfs-io"
+        except OSError:
+            pass
+    return n
+
+
+def test_parallel_streams_over_several_io_threads(servers, cpfs):
+    """The engine runs one I/O thread per online CPU, up to 4, and parts
+    go to them in turn: 4 parallel sequential readers get every byte
+    right, no block of a file is transferred twice, and the daemon
+    has the I/O threads it says it has (fetch.h)."""
+    size = 12 * MiB
+    files = [os.urandom(size) for _ in range(4)]
+    oids = [servers.add(d, name="par%d" % i) for i, d in enumerate(files)]
+    m = cpfs("cache_size=64M", manifest=[("json", o) for o in oids])
+    want = min(os.cpu_count() or 1, 4)
+    assert _io_threads(m.proc.pid) == want
+    errs = []
+
+    def reader(i):
+        try:
+            got = read_file(m.path(oids[i]))
+            if sha256(got) != sha256(files[i]):
+                errs.append("wrong bytes in par%d" % i)
+        except OSError as e:
+            errs.append("par%d: %s" % (i, e))
+
+    ths = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert not errs, errs
+    servers.data.log.quiet(0.3)
+    for o in oids:
+        cov = block_coverage(servers.data.log.find(method="GET", id=o), size)
+        twice = {b: c for b, c in cov.items() if c > 1}
+        assert not twice, (o, twice)
+    assert _io_threads(m.proc.pid) == want
+    assert m.unmount() == 0
