@@ -8,12 +8,14 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "cfg.h"
 #include "curlopt.h"
@@ -33,6 +35,7 @@
 struct conn {
 	CURL *easy;                /* CONNECT_ONLY: holds the connection */
 	curl_socket_t fd;
+	int plain;                 /* http: blocking socket, own send/recv */
 	double idle_since;         /* cp_now() when last put back */
 	char origin[ORIGIN_MAX];   /* "scheme://authority" */
 	size_t have;               /* bytes in buf */
@@ -149,6 +152,30 @@ static void pool_put(struct cp_conns *pool, struct conn *c)
 	conn_close(old);
 }
 
+/*
+ * Over plain HTTP the socket is used directly, and blocking: a thread
+ * that waits for an answer sleeps in recv(2) and wakes with the bytes,
+ * where curl's non-blocking socket costs a recv that finds nothing, a
+ * poll, and the recv again.  The timeouts wake it every WAIT_SLICE to
+ * look at the deadline and at shutdown.  (CONNECT_ONLY hands the socket
+ * to the application; curl only closes it.)  TLS stays with curl.
+ */
+static int make_blocking(curl_socket_t fd)
+{
+	struct timeval tv = {
+		.tv_sec = 0,
+		.tv_usec = (suseconds_t)(WAIT_SLICE * 1e6),
+	};
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
 /* A new connection to @origin, opened by curl with the same checks as
  * every transfer (verified TLS, http/https only, HTTP/1.1 by ALPN).
  * NULL when it cannot be had. */
@@ -184,6 +211,9 @@ static struct conn *conn_open(struct cp_conns *pool, const char *origin,
 		goto err_out;
 	}
 	c->fd = fd;
+	c->plain = strncmp(origin, "https:", 6) != 0;
+	if (c->plain && make_blocking(fd) < 0)
+		c->plain = 0; /* curl's non-blocking way still works */
 	return c;
 
 err_out:
@@ -257,6 +287,32 @@ static int wait_ready(struct conn *c, short events, double deadline,
 	}
 }
 
+/*
+ * One send(2) or recv(2) (@out: send) on the blocking socket of a plain
+ * connection, waking every WAIT_SLICE until it moves bytes or the
+ * earlier of @deadline and @stall.  The count (0 from recv: the peer
+ * closed), -ETIMEDOUT, -ECANCELED or -ECONNRESET.
+ */
+static ssize_t plain_io(struct conn *c, int out, char *buf, size_t len,
+			double deadline, double stall)
+{
+	for (;;) {
+		ssize_t r = out ? send(c->fd, buf, len, MSG_NOSIGNAL)
+				: recv(c->fd, buf, len, 0);
+
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -ECONNRESET;
+		if (cp_shutting_down())
+			return -ECANCELED;
+		if (cp_now() >= CP_MIN(deadline, stall))
+			return -ETIMEDOUT;
+	}
+}
+
 static int send_all(struct conn *c, const char *req, size_t len,
 		    double deadline, double timeout)
 {
@@ -264,8 +320,19 @@ static int send_all(struct conn *c, const char *req, size_t len,
 
 	while (off < len) {
 		size_t n = 0;
-		CURLcode rc = curl_easy_send(c->easy, req + off, len - off, &n);
+		CURLcode rc;
 
+		if (c->plain) {
+			ssize_t r = plain_io(c, 1, (char *)req + off,
+					     len - off, deadline,
+					     cp_now() + timeout);
+
+			if (r < 0)
+				return (int)r;
+			off += (size_t)r;
+			continue;
+		}
+		rc = curl_easy_send(c->easy, req + off, len - off, &n);
 		if (rc == CURLE_AGAIN) {
 			int err = wait_ready(c, POLLOUT, deadline,
 					     cp_now() + timeout);
@@ -286,11 +353,22 @@ static int send_all(struct conn *c, const char *req, size_t len,
 static ssize_t recv_some(struct conn *c, double deadline, double timeout)
 {
 	double stall = cp_now() + timeout;
+	size_t room = sizeof(c->buf) - c->have;
 
+	if (c->plain) {
+		/* Whatever came, as curl_easy_recv() gives it: bytes past
+		 * the body are then seen (give_body()'s *extra). */
+		ssize_t r = plain_io(c, 0, c->buf + c->have, room, deadline,
+				     stall);
+
+		if (r > 0)
+			c->have += (size_t)r;
+		return r;
+	}
 	for (;;) {
 		size_t n = 0;
-		CURLcode rc = curl_easy_recv(c->easy, c->buf + c->have,
-					     sizeof(c->buf) - c->have, &n);
+		CURLcode rc = curl_easy_recv(c->easy, c->buf + c->have, room,
+					     &n);
 
 		if (rc == CURLE_AGAIN) {
 			int err = wait_ready(c, POLLIN, deadline, stall);
