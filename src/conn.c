@@ -27,6 +27,8 @@
 #define CONN_BUF CP_CONN_HEAD_MAX /* the head must fit; body passes */
 #define REQUEST_MAX 8192
 #define ORIGIN_MAX 512
+#define URL_CACHE_MAX 2048
+#define PREFIX_MAX (REQUEST_MAX - 512) /* room for range and If-Match */
 #define WAIT_SLICE 0.25       /* seconds between looks at shutdown */
 /* A connection idle for longer is checked before it is used again (a
  * server that times it out may have closed it, or sent a 408). */
@@ -38,6 +40,12 @@ struct conn {
 	int plain;                 /* http: blocking socket, own send/recv */
 	double idle_since;         /* cp_now() when last put back */
 	char origin[ORIGIN_MAX];   /* "scheme://authority" */
+	/* The request line and Host of the last URL this connection was
+	 * asked for (url[0] == '\0': none), up to "Range: bytes=": a
+	 * random reader asks the same URL again and again. */
+	char url[URL_CACHE_MAX];
+	size_t prefix_len;
+	char prefix[PREFIX_MAX];
 	size_t have;               /* bytes in buf */
 	char buf[CONN_BUF];
 };
@@ -108,6 +116,25 @@ static struct conn *pool_take(struct cp_conns *pool, const char *origin)
 	pthread_mutex_lock(&pool->lock);
 	for (i = pool->nidle; i-- > 0;) {
 		if (strcmp(pool->idle[i]->origin, origin) == 0) {
+			c = pool->idle[i];
+			pool->idle[i] = pool->idle[--pool->nidle];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return c;
+}
+
+/* An idle connection last asked for @url (its prefix fits it), or NULL. */
+static struct conn *pool_take_url(struct cp_conns *pool, const char *url)
+{
+	struct conn *c = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&pool->lock);
+	for (i = pool->nidle; i-- > 0;) {
+		if (pool->idle[i]->url[0] &&
+		    strcmp(pool->idle[i]->url, url) == 0) {
 			c = pool->idle[i];
 			pool->idle[i] = pool->idle[--pool->nidle];
 			break;
@@ -191,6 +218,8 @@ static struct conn *conn_open(struct cp_conns *pool, const char *origin,
 	if (!c || left <= 0)
 		goto err_out;
 	c->have = 0;
+	c->url[0] = '\0';
+	c->prefix_len = 0;
 	snprintf(c->origin, sizeof(c->origin), "%s", origin);
 	snprintf(url, sizeof(url), "%s/", origin);
 	c->easy = curl_easy_init();
@@ -222,23 +251,21 @@ err_out:
 }
 
 /*
- * The parts of a GET of @url: "scheme://authority" into @origin, and
- * the request into @req.  Returns its length, or 0 when the URL is not
- * one this module sends (then curl does).
+ * The parts of a GET of @url that do not change from read to read:
+ * "scheme://authority" into @origin, and the request up to the range's
+ * first byte into @prefix.  Returns its length, or 0 when the URL is
+ * not one this module sends (then curl does).
  */
-static size_t build_request(const struct cp_conn_get *get, char *origin,
-			    char *req)
+static size_t build_prefix(const char *url, char *origin, char *prefix)
 {
 	struct cp_url u;
-	const char *target, *hash;
 	char why[128], host[ORIGIN_MAX];
 	size_t hostlen;
 	int n;
 
-	if (cp_url_parse(get->url, &u, why, sizeof(why)) < 0)
+	if (cp_url_parse(url, &u, why, sizeof(why)) < 0)
 		return 0;
-	hash = strchr(get->url, '#');
-	if (hash || u.authority_len >= sizeof(host) ||
+	if (strchr(url, '#') || u.authority_len >= sizeof(host) ||
 	    u.scheme_len + 3 + u.authority_len >= ORIGIN_MAX)
 		return 0;
 	/* Host as curl sends it: the port left out when it is the
@@ -250,18 +277,61 @@ static size_t build_request(const struct cp_conn_get *get, char *origin,
 	host[hostlen] = '\0';
 	snprintf(origin, ORIGIN_MAX, "%s://%.*s", u.https ? "https" : "http",
 		 (int)u.authority_len, u.authority);
-	target = u.path; /* the path, then the query */
-	n = snprintf(req, REQUEST_MAX,
-		     "GET %s%s HTTP/1.1\r\nHost: %s\r\n"
-		     "Range: bytes=%lld-%lld\r\nAccept: */*\r\n%s%s%s\r\n",
-		     u.path_len ? "" : "/", target, host,
-		     (long long)get->start, (long long)get->end,
-		     get->if_match && get->if_match[0] ? "If-Match: " : "",
-		     get->if_match ? get->if_match : "",
-		     get->if_match && get->if_match[0] ? "\r\n" : "");
-	if (n <= 0 || n >= REQUEST_MAX)
+	/* u.path: the path, then the query */
+	n = snprintf(prefix, PREFIX_MAX,
+		     "GET %s%s HTTP/1.1\r\nHost: %s\r\nRange: bytes=",
+		     u.path_len ? "" : "/", u.path, host);
+	if (n <= 0 || n >= PREFIX_MAX)
 		return 0;
 	return (size_t)n;
+}
+
+/* Appends the decimal @v (>= 0) at @p; returns the end. */
+static char *put_offset(char *p, int64_t v)
+{
+	char d[24];
+	size_t n = 0;
+
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	while (n)
+		*p++ = d[--n];
+	return p;
+}
+
+/* The whole request of @get into @req: @prefix, the range, If-Match.
+ * Its length, or 0 when it does not fit REQUEST_MAX. */
+static size_t finish_request(const struct cp_conn_get *get,
+			     const char *prefix, size_t prefix_len, char *req)
+{
+	static const char accept[] = "\r\nAccept: */*\r\n";
+	size_t im = get->if_match ? strlen(get->if_match) : 0;
+	char *p = req;
+
+	/* prefix, two offsets, the fixed lines, If-Match, the end */
+	if (get->start < 0 || get->end < get->start ||
+	    prefix_len + 2 * 20 + sizeof(accept) + im + 16 > REQUEST_MAX)
+		return 0;
+	memcpy(p, prefix, prefix_len);
+	p += prefix_len;
+	p = put_offset(p, get->start);
+	*p++ = '-';
+	p = put_offset(p, get->end);
+	memcpy(p, accept, sizeof(accept) - 1);
+	p += sizeof(accept) - 1;
+	if (im) {
+		memcpy(p, "If-Match: ", 10);
+		p += 10;
+		memcpy(p, get->if_match, im);
+		p += im;
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	*p++ = '\r';
+	*p++ = '\n';
+	return (size_t)(p - req);
 }
 
 /* Waits until @c's socket is ready for @events, at most until the
@@ -522,19 +592,32 @@ static int request_head(struct conn *c, const struct cp_conn_get *get,
 int cp_conns_get(struct cp_conns *pool, const struct cp_conn_get *get)
 {
 	double timeout = pool->cfg->timeout;
-	char origin[ORIGIN_MAX], req[REQUEST_MAX];
+	char origin[ORIGIN_MAX], prefix[PREFIX_MAX], req[REQUEST_MAX];
 	struct conn *c;
-	size_t reqlen, head = 0;
+	size_t prefix_len, reqlen, head = 0;
 	int64_t length;
 	long status = 0;
 	int minor = 1, err, close_after, extra = 0, fresh = 0;
 
 	if (pool->disabled)
 		return CP_CONN_DECLINED;
-	reqlen = build_request(get, origin, req);
-	if (!reqlen)
+	c = pool_take_url(pool, get->url);
+	if (c) {
+		/* Asked for this URL before: its origin and prefix hold. */
+		prefix_len = c->prefix_len;
+		memcpy(prefix, c->prefix, prefix_len);
+		memcpy(origin, c->origin, strlen(c->origin) + 1);
+	} else {
+		prefix_len = build_prefix(get->url, origin, prefix);
+		if (!prefix_len)
+			return CP_CONN_DECLINED;
+		c = pool_take(pool, origin);
+	}
+	reqlen = finish_request(get, prefix, prefix_len, req);
+	if (!reqlen) {
+		conn_close(c); /* rare: an If-Match of kilobytes */
 		return CP_CONN_DECLINED;
-	c = pool_take(pool, origin);
+	}
 	if (c && cp_now() - c->idle_since > IDLE_CHECK && !conn_alive(c)) {
 		conn_close(c);
 		c = NULL;
@@ -556,6 +639,17 @@ int cp_conns_get(struct cp_conns *pool, const struct cp_conn_get *get)
 		c = NULL;
 		if (fresh)
 			return CP_CONN_DECLINED;
+	}
+	if (strcmp(c->url, get->url) != 0) {
+		size_t n = strlen(get->url);
+
+		/* Too long to keep: no URL matches "". */
+		c->url[0] = '\0';
+		if (n < sizeof(c->url)) {
+			memcpy(c->url, get->url, n + 1);
+			memcpy(c->prefix, prefix, prefix_len);
+			c->prefix_len = prefix_len;
+		}
 	}
 	if (err == 0)
 		err = framing(c, head, status, minor, &length, &close_after);

@@ -46,6 +46,7 @@ def test_random_reads_one_exact_get_each(servers, cpfs):
         # Away from the blocks that open_random() cached.
         offs = [20 * MiB + (i * 2654435761) % (19 * MiB)
                 for i in range(1, 41)]
+        seen = []
         for i, off in enumerate(offs):
             n = 4096 if i % 2 else 5000
             assert os.pread(fd, n, off) == src[off:off + n], off
@@ -53,6 +54,19 @@ def test_random_reads_one_exact_get_each(servers, cpfs):
             assert len(gets) == 1, gets
             assert rng_of(gets[0]) == (off, off + n - 1)
             assert gets[0].status == 206
+            seen.append(gets[0])
+        # conn.c builds the request from what it kept of the URL: the
+        # same lines as the first time, the signed query whole.
+        etag = seen[0].headers.get("if-match")
+        assert etag, seen[0].raw_headers
+        for r in seen:
+            assert [k.lower() for k, _ in r.raw_headers] == [
+                "host", "range", "accept", "if-match"], r.raw_headers
+            assert r.headers["host"] == seen[0].headers["host"]
+            assert r.headers["if-match"] == etag
+            assert r.query == seen[0].query and r.query
+        # ... over one kept-alive connection.
+        assert len({r.client_port for r in seen}) == 1, seen
         # The last read of the object ends short at its end.
         assert os.pread(fd, 4096, SIZE - 100) == src[SIZE - 100:]
     finally:
