@@ -8,12 +8,14 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "cfg.h"
 #include "curlopt.h"
@@ -25,6 +27,8 @@
 #define CONN_BUF CP_CONN_HEAD_MAX /* the head must fit; body passes */
 #define REQUEST_MAX 8192
 #define ORIGIN_MAX 512
+#define URL_CACHE_MAX 2048
+#define PREFIX_MAX (REQUEST_MAX - 512) /* room for range and If-Match */
 #define WAIT_SLICE 0.25       /* seconds between looks at shutdown */
 /* A connection idle for longer is checked before it is used again (a
  * server that times it out may have closed it, or sent a 408). */
@@ -33,8 +37,15 @@
 struct conn {
 	CURL *easy;                /* CONNECT_ONLY: holds the connection */
 	curl_socket_t fd;
+	int plain;                 /* http: blocking socket, own send/recv */
 	double idle_since;         /* cp_now() when last put back */
 	char origin[ORIGIN_MAX];   /* "scheme://authority" */
+	/* The request line and Host of the last URL this connection was
+	 * asked for (url[0] == '\0': none), up to "Range: bytes=": a
+	 * random reader asks the same URL again and again. */
+	char url[URL_CACHE_MAX];
+	size_t prefix_len;
+	char prefix[PREFIX_MAX];
 	size_t have;               /* bytes in buf */
 	char buf[CONN_BUF];
 };
@@ -114,6 +125,25 @@ static struct conn *pool_take(struct cp_conns *pool, const char *origin)
 	return c;
 }
 
+/* An idle connection last asked for @url (its prefix fits it), or NULL. */
+static struct conn *pool_take_url(struct cp_conns *pool, const char *url)
+{
+	struct conn *c = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&pool->lock);
+	for (i = pool->nidle; i-- > 0;) {
+		if (pool->idle[i]->url[0] &&
+		    strcmp(pool->idle[i]->url, url) == 0) {
+			c = pool->idle[i];
+			pool->idle[i] = pool->idle[--pool->nidle];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return c;
+}
+
 /*
  * Whether an idle connection may carry a request (as curl checks before
  * reusing one): not if the peer closed it, nor, over plain HTTP, if
@@ -149,6 +179,30 @@ static void pool_put(struct cp_conns *pool, struct conn *c)
 	conn_close(old);
 }
 
+/*
+ * Over plain HTTP the socket is used directly, and blocking: a thread
+ * that waits for an answer sleeps in recv(2) and wakes with the bytes,
+ * where curl's non-blocking socket costs a recv that finds nothing, a
+ * poll, and the recv again.  The timeouts wake it every WAIT_SLICE to
+ * look at the deadline and at shutdown.  (CONNECT_ONLY hands the socket
+ * to the application; curl only closes it.)  TLS stays with curl.
+ */
+static int make_blocking(curl_socket_t fd)
+{
+	struct timeval tv = {
+		.tv_sec = 0,
+		.tv_usec = (suseconds_t)(WAIT_SLICE * 1e6),
+	};
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
 /* A new connection to @origin, opened by curl with the same checks as
  * every transfer (verified TLS, http/https only, HTTP/1.1 by ALPN).
  * NULL when it cannot be had. */
@@ -164,6 +218,8 @@ static struct conn *conn_open(struct cp_conns *pool, const char *origin,
 	if (!c || left <= 0)
 		goto err_out;
 	c->have = 0;
+	c->url[0] = '\0';
+	c->prefix_len = 0;
 	snprintf(c->origin, sizeof(c->origin), "%s", origin);
 	snprintf(url, sizeof(url), "%s/", origin);
 	c->easy = curl_easy_init();
@@ -184,6 +240,9 @@ static struct conn *conn_open(struct cp_conns *pool, const char *origin,
 		goto err_out;
 	}
 	c->fd = fd;
+	c->plain = strncmp(origin, "https:", 6) != 0;
+	if (c->plain && make_blocking(fd) < 0)
+		c->plain = 0; /* curl's non-blocking way still works */
 	return c;
 
 err_out:
@@ -192,23 +251,21 @@ err_out:
 }
 
 /*
- * The parts of a GET of @url: "scheme://authority" into @origin, and
- * the request into @req.  Returns its length, or 0 when the URL is not
- * one this module sends (then curl does).
+ * The parts of a GET of @url that do not change from read to read:
+ * "scheme://authority" into @origin, and the request up to the range's
+ * first byte into @prefix.  Returns its length, or 0 when the URL is
+ * not one this module sends (then curl does).
  */
-static size_t build_request(const struct cp_conn_get *get, char *origin,
-			    char *req)
+static size_t build_prefix(const char *url, char *origin, char *prefix)
 {
 	struct cp_url u;
-	const char *target, *hash;
 	char why[128], host[ORIGIN_MAX];
 	size_t hostlen;
 	int n;
 
-	if (cp_url_parse(get->url, &u, why, sizeof(why)) < 0)
+	if (cp_url_parse(url, &u, why, sizeof(why)) < 0)
 		return 0;
-	hash = strchr(get->url, '#');
-	if (hash || u.authority_len >= sizeof(host) ||
+	if (strchr(url, '#') || u.authority_len >= sizeof(host) ||
 	    u.scheme_len + 3 + u.authority_len >= ORIGIN_MAX)
 		return 0;
 	/* Host as curl sends it: the port left out when it is the
@@ -220,18 +277,61 @@ static size_t build_request(const struct cp_conn_get *get, char *origin,
 	host[hostlen] = '\0';
 	snprintf(origin, ORIGIN_MAX, "%s://%.*s", u.https ? "https" : "http",
 		 (int)u.authority_len, u.authority);
-	target = u.path; /* the path, then the query */
-	n = snprintf(req, REQUEST_MAX,
-		     "GET %s%s HTTP/1.1\r\nHost: %s\r\n"
-		     "Range: bytes=%lld-%lld\r\nAccept: */*\r\n%s%s%s\r\n",
-		     u.path_len ? "" : "/", target, host,
-		     (long long)get->start, (long long)get->end,
-		     get->if_match && get->if_match[0] ? "If-Match: " : "",
-		     get->if_match ? get->if_match : "",
-		     get->if_match && get->if_match[0] ? "\r\n" : "");
-	if (n <= 0 || n >= REQUEST_MAX)
+	/* u.path: the path, then the query */
+	n = snprintf(prefix, PREFIX_MAX,
+		     "GET %s%s HTTP/1.1\r\nHost: %s\r\nRange: bytes=",
+		     u.path_len ? "" : "/", u.path, host);
+	if (n <= 0 || n >= PREFIX_MAX)
 		return 0;
 	return (size_t)n;
+}
+
+/* Appends the decimal @v (>= 0) at @p; returns the end. */
+static char *put_offset(char *p, int64_t v)
+{
+	char d[24];
+	size_t n = 0;
+
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	while (n)
+		*p++ = d[--n];
+	return p;
+}
+
+/* The whole request of @get into @req: @prefix, the range, If-Match.
+ * Its length, or 0 when it does not fit REQUEST_MAX. */
+static size_t finish_request(const struct cp_conn_get *get,
+			     const char *prefix, size_t prefix_len, char *req)
+{
+	static const char accept[] = "\r\nAccept: */*\r\n";
+	size_t im = get->if_match ? strlen(get->if_match) : 0;
+	char *p = req;
+
+	/* prefix, two offsets, the fixed lines, If-Match, the end */
+	if (get->start < 0 || get->end < get->start ||
+	    prefix_len + 2 * 20 + sizeof(accept) + im + 16 > REQUEST_MAX)
+		return 0;
+	memcpy(p, prefix, prefix_len);
+	p += prefix_len;
+	p = put_offset(p, get->start);
+	*p++ = '-';
+	p = put_offset(p, get->end);
+	memcpy(p, accept, sizeof(accept) - 1);
+	p += sizeof(accept) - 1;
+	if (im) {
+		memcpy(p, "If-Match: ", 10);
+		p += 10;
+		memcpy(p, get->if_match, im);
+		p += im;
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	*p++ = '\r';
+	*p++ = '\n';
+	return (size_t)(p - req);
 }
 
 /* Waits until @c's socket is ready for @events, at most until the
@@ -257,6 +357,32 @@ static int wait_ready(struct conn *c, short events, double deadline,
 	}
 }
 
+/*
+ * One send(2) or recv(2) (@out: send) on the blocking socket of a plain
+ * connection, waking every WAIT_SLICE until it moves bytes or the
+ * earlier of @deadline and @stall.  The count (0 from recv: the peer
+ * closed), -ETIMEDOUT, -ECANCELED or -ECONNRESET.
+ */
+static ssize_t plain_io(struct conn *c, int out, char *buf, size_t len,
+			double deadline, double stall)
+{
+	for (;;) {
+		ssize_t r = out ? send(c->fd, buf, len, MSG_NOSIGNAL)
+				: recv(c->fd, buf, len, 0);
+
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -ECONNRESET;
+		if (cp_shutting_down())
+			return -ECANCELED;
+		if (cp_now() >= CP_MIN(deadline, stall))
+			return -ETIMEDOUT;
+	}
+}
+
 static int send_all(struct conn *c, const char *req, size_t len,
 		    double deadline, double timeout)
 {
@@ -264,8 +390,19 @@ static int send_all(struct conn *c, const char *req, size_t len,
 
 	while (off < len) {
 		size_t n = 0;
-		CURLcode rc = curl_easy_send(c->easy, req + off, len - off, &n);
+		CURLcode rc;
 
+		if (c->plain) {
+			ssize_t r = plain_io(c, 1, (char *)req + off,
+					     len - off, deadline,
+					     cp_now() + timeout);
+
+			if (r < 0)
+				return (int)r;
+			off += (size_t)r;
+			continue;
+		}
+		rc = curl_easy_send(c->easy, req + off, len - off, &n);
 		if (rc == CURLE_AGAIN) {
 			int err = wait_ready(c, POLLOUT, deadline,
 					     cp_now() + timeout);
@@ -286,11 +423,22 @@ static int send_all(struct conn *c, const char *req, size_t len,
 static ssize_t recv_some(struct conn *c, double deadline, double timeout)
 {
 	double stall = cp_now() + timeout;
+	size_t room = sizeof(c->buf) - c->have;
 
+	if (c->plain) {
+		/* Whatever came, as curl_easy_recv() gives it: bytes past
+		 * the body are then seen (give_body()'s *extra). */
+		ssize_t r = plain_io(c, 0, c->buf + c->have, room, deadline,
+				     stall);
+
+		if (r > 0)
+			c->have += (size_t)r;
+		return r;
+	}
 	for (;;) {
 		size_t n = 0;
-		CURLcode rc = curl_easy_recv(c->easy, c->buf + c->have,
-					     sizeof(c->buf) - c->have, &n);
+		CURLcode rc = curl_easy_recv(c->easy, c->buf + c->have, room,
+					     &n);
 
 		if (rc == CURLE_AGAIN) {
 			int err = wait_ready(c, POLLIN, deadline, stall);
@@ -444,19 +592,32 @@ static int request_head(struct conn *c, const struct cp_conn_get *get,
 int cp_conns_get(struct cp_conns *pool, const struct cp_conn_get *get)
 {
 	double timeout = pool->cfg->timeout;
-	char origin[ORIGIN_MAX], req[REQUEST_MAX];
+	char origin[ORIGIN_MAX], prefix[PREFIX_MAX], req[REQUEST_MAX];
 	struct conn *c;
-	size_t reqlen, head = 0;
+	size_t prefix_len, reqlen, head = 0;
 	int64_t length;
 	long status = 0;
 	int minor = 1, err, close_after, extra = 0, fresh = 0;
 
 	if (pool->disabled)
 		return CP_CONN_DECLINED;
-	reqlen = build_request(get, origin, req);
-	if (!reqlen)
+	c = pool_take_url(pool, get->url);
+	if (c) {
+		/* Asked for this URL before: its origin and prefix hold. */
+		prefix_len = c->prefix_len;
+		memcpy(prefix, c->prefix, prefix_len);
+		memcpy(origin, c->origin, strlen(c->origin) + 1);
+	} else {
+		prefix_len = build_prefix(get->url, origin, prefix);
+		if (!prefix_len)
+			return CP_CONN_DECLINED;
+		c = pool_take(pool, origin);
+	}
+	reqlen = finish_request(get, prefix, prefix_len, req);
+	if (!reqlen) {
+		conn_close(c); /* rare: an If-Match of kilobytes */
 		return CP_CONN_DECLINED;
-	c = pool_take(pool, origin);
+	}
 	if (c && cp_now() - c->idle_since > IDLE_CHECK && !conn_alive(c)) {
 		conn_close(c);
 		c = NULL;
@@ -478,6 +639,17 @@ int cp_conns_get(struct cp_conns *pool, const struct cp_conn_get *get)
 		c = NULL;
 		if (fresh)
 			return CP_CONN_DECLINED;
+	}
+	if (strcmp(c->url, get->url) != 0) {
+		size_t n = strlen(get->url);
+
+		/* Too long to keep: no URL matches "". */
+		c->url[0] = '\0';
+		if (n < sizeof(c->url)) {
+			memcpy(c->url, get->url, n + 1);
+			memcpy(c->prefix, prefix, prefix_len);
+			c->prefix_len = prefix_len;
+		}
 	}
 	if (err == 0)
 		err = framing(c, head, status, minor, &length, &close_after);

@@ -7,9 +7,15 @@
  * handling, the request built anew, several poll(2)s for one answer)
  * than in the kernel; this module sends such a GET itself: curl opens
  * the connection (CURLOPT_CONNECT_ONLY: DNS, TCP, TLS with its
- * certificate checks) and carries the bytes (curl_easy_send/recv), and
- * the request and the framing of the answer (status line, head,
- * Content-Length) are done here, with the pure parsers of http.h.
+ * certificate checks) and, over TLS, carries the bytes
+ * (curl_easy_send/recv); over plain HTTP the socket is made blocking
+ * and used directly, so a worker sleeps in recv(2) until the answer
+ * comes instead of a recv that finds nothing and a poll.  The request
+ * and the framing of the answer (status line, head, Content-Length)
+ * are done here, with the pure parsers of http.h.  Each connection
+ * keeps the request line and Host it built for the last URL it was
+ * asked for (a copy, keyed by the URL's whole text), so a random
+ * reader's next GET of the same URL only formats its range.
  *
  * It reads what it can frame safely and declines the rest before it
  * hands a single byte to the caller, who then runs the transfer through

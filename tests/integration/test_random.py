@@ -5,11 +5,12 @@ conn.c does not frame handed to curl."""
 
 import errno
 import os
+import signal
 
 import pytest
 
 from conftest import MiB, standin
-from faultlib import errname, errno_of, rng_of
+from faultlib import Bg, Timed, errname, errno_of, rng_of, stats, wait_exit
 
 SIZE = 64 * MiB + 777
 
@@ -45,6 +46,7 @@ def test_random_reads_one_exact_get_each(servers, cpfs):
         # Away from the blocks that open_random() cached.
         offs = [20 * MiB + (i * 2654435761) % (19 * MiB)
                 for i in range(1, 41)]
+        seen = []
         for i, off in enumerate(offs):
             n = 4096 if i % 2 else 5000
             assert os.pread(fd, n, off) == src[off:off + n], off
@@ -52,6 +54,19 @@ def test_random_reads_one_exact_get_each(servers, cpfs):
             assert len(gets) == 1, gets
             assert rng_of(gets[0]) == (off, off + n - 1)
             assert gets[0].status == 206
+            seen.append(gets[0])
+        # conn.c builds the request from what it kept of the URL: the
+        # same lines as the first time, the signed query whole.
+        etag = seen[0].headers.get("if-match")
+        assert etag, seen[0].raw_headers
+        for r in seen:
+            assert [k.lower() for k, _ in r.raw_headers] == [
+                "host", "range", "accept", "if-match"], r.raw_headers
+            assert r.headers["host"] == seen[0].headers["host"]
+            assert r.headers["if-match"] == etag
+            assert r.query == seen[0].query and r.query
+        # ... over one kept-alive connection.
+        assert len({r.client_port for r in seen}) == 1, seen
         # The last read of the object ends short at its end.
         assert os.pread(fd, 4096, SIZE - 100) == src[SIZE - 100:]
     finally:
@@ -107,3 +122,58 @@ def test_random_read_faults(servers, cpfs, kind, params, want, ngets,
         assert len(gets_at(servers, oid, off2)) == 1
     finally:
         os.close(fd)
+
+
+def test_random_read_stalled_mid_body_times_out_and_resumes(servers, cpfs):
+    """A kept connection's answer that stops mid-body (the data host
+    sends 100 bytes, then nothing for 30 s) ends by the mount's timeout,
+    not by the server: the read resumes at byte 100 on another
+    connection and returns the right bytes."""
+    oid, src = add_file(servers)
+    m = cpfs("timeout=2")
+    fd = open_random(m, oid, src)
+    try:
+        off = 30 * MiB + 4096 * 3
+        servers.data.inject("stall", oid, times=1, after=100, seconds=30,
+                            when=lambda r: (rng_of(r) or (None,))[0] == off)
+        with Timed() as t:
+            assert os.pread(fd, 4096, off) == src[off:off + 4096]
+        assert 1.5 <= t.elapsed < 20, t.elapsed
+        got = gets_at(servers, oid, off, n=4096)
+        assert [rng_of(r) for r in got] == [
+            (off, off + 4095), (off + 100, off + 4095)], got
+        assert stats(m)["retries"] >= 1
+        off2 = 50 * MiB + 999
+        assert os.pread(fd, 4096, off2) == src[off2:off2 + 4096]
+        assert len(gets_at(servers, oid, off2)) == 1
+    finally:
+        os.close(fd)
+
+
+def test_sigterm_while_random_read_waits_exits_promptly(servers, cpfs):
+    """A worker waiting on a kept connection for an answer that does not
+    come looks at shutdown while it waits: SIGTERM ends the daemon in
+    well under its timeout (30 s), and the read fails."""
+    oid, src = add_file(servers)
+    m = cpfs("timeout=30")
+    fd = open_random(m, oid, src)
+    off = 30 * MiB + 4096 * 5
+    servers.data.inject("stall", oid, times=None, after=0, seconds=60,
+                        when=lambda r: (rng_of(r) or (None,))[0] == off)
+    th = Bg(os.pread, fd, 4096, off)
+    th.start()
+    try:
+        assert servers.data.log.wait_for(
+            1, timeout=10, id=oid, pred=lambda r: r.fault == "stall")
+        m.proc.send_signal(signal.SIGTERM)
+        rc, dt = wait_exit(m.proc, 10)
+        assert rc == 0, (rc, m.log()[-2000:])
+        assert dt < 5, "exit took %.1f s" % dt
+        th.join(10)
+        assert not th.is_alive(), "reader still blocked after exit"
+        assert isinstance(th.error, OSError), th.result
+    finally:
+        try:
+            os.close(fd)
+        except OSError:  # the mount is gone: ENOTCONN
+            pass
