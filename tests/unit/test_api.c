@@ -637,8 +637,11 @@ static void test_call_redirects(void **state)
 static char *big_body_answer(size_t n)
 {
 	char *a = malloc(n + 128);
-	int off =
-		sprintf(a, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+	int off;
+
+	if (!a)
+		abort();
+	off = sprintf(a, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
 
 	memset(a + off, ' ', n);
 	a[off + (int)n] = '\0';
@@ -648,7 +651,11 @@ static char *big_body_answer(size_t n)
 static char *header_flood_answer(int count, size_t linelen)
 {
 	char *a = malloc((size_t)count * (linelen + 16) + 128);
-	int i, off = sprintf(a, "HTTP/1.1 200 OK\r\n");
+	int i, off;
+
+	if (!a)
+		abort();
+	off = sprintf(a, "HTTP/1.1 200 OK\r\n");
 
 	for (i = 0; i < count; i++) {
 		off += sprintf(a + off, "X-%d: ", i);
