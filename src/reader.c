@@ -1251,9 +1251,11 @@ static int first_window(struct attempt *a, struct cp_handle *h,
  *
  * The window ahead [@from, @to), when it continues the read, rides on
  * the same transfer up to a whole part: the one connection open so far
- * streams it while the others the window needs are being opened (each
- * costs a round trip on a far link), and none of it may be asked for
- * before the ETag is known.
+ * streams it, and none of the rest may be asked for before the ETag is
+ * known.  Meanwhile the connections the rest will need (the handle's
+ * share @cap of the budget, in whole transfers) are opened, with no
+ * request on them (cp_fetch_preconnect()): each costs a round trip on a
+ * far link, which the window's transfers then do not wait for.
  *
  * Returns 0 with the read's @n blocks pinned in @blocks (the first ones
  * on their way), 1 when the file was learnt meanwhile or cannot be
@@ -1262,12 +1264,13 @@ static int first_window(struct attempt *a, struct cp_handle *h,
  */
 static int first_transfer(struct attempt *a, struct cp_handle *h,
 			  struct cp_file_view *v, uint64_t first, int n,
-			  uint64_t from, uint64_t to, struct cp_block **blocks)
+			  uint64_t from, uint64_t to, unsigned cap,
+			  struct cp_block **blocks)
 {
 	struct cp_reader *r = a->reader;
 	struct cp_object_info info;
 	struct part_wait *p;
-	int ret, pinned = 0, tries = 0;
+	int ret, pinned = 0, tries = 0, window = 0;
 
 	ret = cp_files_begin_resolve(r->files, h->file, 1, a->deadline);
 	if (ret < 0)
@@ -1296,7 +1299,9 @@ static int first_transfer(struct attempt *a, struct cp_handle *h,
 			break;
 		}
 		memcpy(run, blocks, (size_t)nrun * sizeof(*run));
-		if (tries++ == 0 && nrun == n && from == first + (uint64_t)n)
+		window = tries++ == 0 && nrun == n &&
+			 from == first + (uint64_t)n && to > from;
+		if (window)
 			nrun = first_window(a, h, run, nrun, to);
 		ret = attempt_lease(a, 0);
 		if (ret < 0) {
@@ -1311,6 +1316,12 @@ static int first_transfer(struct attempt *a, struct cp_handle *h,
 			break;
 		}
 		submit_part(a, part, p, 1);
+		/* While it waits for its answer, the connections the
+		 * window will be spread over are opened. */
+		if (window)
+			cp_fetch_preconnect(r->fetch, a->url,
+					    (int)((cap + CP_PART_BLOCKS - 1) /
+						  CP_PART_BLOCKS));
 		err = wait_part(a, p, 1);
 		if (err == 0) {
 			/* The engine may still write p->info (at the end). */
@@ -1376,8 +1387,9 @@ static int read_pinned(struct attempt *a, struct cp_handle *h,
 }
 
 /* After a read from cache blocks: the planner learns how fast data came
- * (a window that made the reader wait grows while that still helps), and a block read to its end by a sequential reader goes to the
- * cold end of the cache (drop-behind: the kernel's page cache has it). */
+ * (a window that made the reader wait grows while that still helps),
+ * and a block read to its end by a sequential reader goes to the cold
+ * end of the cache (drop-behind: the kernel's page cache has it). */
 static void after_read(struct cp_handle *h, int waited, int random,
 		       int64_t end, struct cp_block *last)
 {
@@ -1452,7 +1464,8 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	if ((size_t)n > cp_cache_capacity(r->cache))
 		random = 1;
 	if (!probed && !random) {
-		ret = first_transfer(&a, h, v, first, n, from, to, blocks);
+		ret = first_transfer(&a, h, v, first, n, from, to, cap,
+				     blocks);
 		pinned = ret == 0; /* 1: nothing pinned */
 		if (ret == 1)
 			ret = probe_first(h, v);
