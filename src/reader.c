@@ -1237,6 +1237,20 @@ static int first_window(struct attempt *a, struct cp_handle *h,
 	return n;
 }
 
+/* How many transfers a window of @cap blocks will be spread over when
+ * the blocks from @next on are still to be asked for (none past the end
+ * of an object of @size bytes). */
+static int window_parts(int64_t size, uint64_t next, unsigned cap)
+{
+	uint64_t nblocks = ((uint64_t)size + CP_BLOCK_SIZE - 1) >>
+			   CP_BLOCK_SHIFT;
+	uint64_t rest = nblocks > next ? nblocks - next : 0;
+
+	if (rest > cap)
+		rest = cap;
+	return (int)((rest + CP_PART_BLOCKS - 1) / CP_PART_BLOCKS);
+}
+
 /*
  * The first transfer of the object, for a file whose size is known
  * (manifest, discovery) but that was not probed in this mount: instead of
@@ -1253,9 +1267,10 @@ static int first_window(struct attempt *a, struct cp_handle *h,
  * the same transfer up to a whole part: the one connection open so far
  * streams it, and none of the rest may be asked for before the ETag is
  * known.  Meanwhile the connections the rest will need (the handle's
- * share @cap of the budget, in whole transfers) are opened, with no
- * request on them (cp_fetch_preconnect()): each costs a round trip on a
- * far link, which the window's transfers then do not wait for.
+ * share @cap of the budget, or what is left of the object, in whole
+ * transfers) are opened, with no request on them
+ * (cp_fetch_preconnect()): each costs a round trip on a far link, which
+ * the window's transfers then do not wait for.
  *
  * Returns 0 with the read's @n blocks pinned in @blocks (the first ones
  * on their way), 1 when the file was learnt meanwhile or cannot be
@@ -1320,8 +1335,9 @@ static int first_transfer(struct attempt *a, struct cp_handle *h,
 		 * window will be spread over are opened. */
 		if (window)
 			cp_fetch_preconnect(r->fetch, a->url,
-					    (int)((cap + CP_PART_BLOCKS - 1) /
-						  CP_PART_BLOCKS));
+					    window_parts(v->size,
+							 first + (uint64_t)nrun,
+							 cap));
 		err = wait_part(a, p, 1);
 		if (err == 0) {
 			/* The engine may still write p->info (at the end). */

@@ -71,8 +71,11 @@ def test_window_finds_its_connections_open(servers, cpfs, far):
     size = 24 * MiB + 777
     data = os.urandom(size)
     oid = servers.add(data)
-    m = cpfs(manifest=[("json", oid)])
+    m = cpfs(manifest=[("json", oid)], debug=True)
     assert sha256(read_file(m.path(oid), bufsize=MiB)) == sha256(data)
+    # The first transfer carries 8 blocks; the other 17 are 3 transfers.
+    assert m.log().count("opened 3 connections ahead of need") == 1, \
+        m.log()[-2000:]
     g = sorted(gets(servers, oid), key=lambda r: r.time)
     assert all(r.status == 206 for r in g), g
     assert sum(r.bytes_sent for r in g) == size, g
@@ -86,6 +89,20 @@ def test_window_finds_its_connections_open(servers, cpfs, far):
     wave = [r for r in g[1:] if r.time - t0 < 3 * DELAY]
     assert len(wave) >= 3, [round(r.time - t0, 3) for r in g]
     assert len({r.client_port for r in wave}) >= 3, g
+
+
+def test_small_file_opens_none_ahead(servers, cpfs, far):
+    """A file that the first transfer carries whole (it carries up to 8
+    blocks) needs no other connection: none is opened ahead, and one GET
+    brings it all."""
+    size = 3 * MiB + 5
+    data = os.urandom(size)
+    oid = servers.add(data)
+    m = cpfs(manifest=[("json", oid)], debug=True)
+    assert sha256(read_file(m.path(oid), bufsize=MiB)) == sha256(data)
+    g = gets(servers, oid)
+    assert len(g) == 1 and g[0].bytes_sent == size, g
+    assert "ahead of need" not in m.log()
 
 
 def test_no_request_wasted_on_loopback(servers, cpfs):
