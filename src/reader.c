@@ -1239,16 +1239,22 @@ static int first_window(struct attempt *a, struct cp_handle *h,
 
 /* How many transfers a window of @cap blocks will be spread over when
  * the blocks from @next on are still to be asked for (none past the end
- * of an object of @size bytes). */
+ * of an object of @size bytes).  The first of them go out while the
+ * window is still growing, in parts of a quarter of it (4 blocks at 16),
+ * after the sliver the first transfer left: counted so, but no more than
+ * the whole share needs at full size, and one more. */
 static int window_parts(int64_t size, uint64_t next, unsigned cap)
 {
 	uint64_t nblocks = ((uint64_t)size + CP_BLOCK_SIZE - 1) >>
 			   CP_BLOCK_SHIFT;
 	uint64_t rest = nblocks > next ? nblocks - next : 0;
+	uint64_t young, full;
 
-	if (rest > cap)
-		rest = cap;
-	return (int)((rest + CP_PART_BLOCKS - 1) / CP_PART_BLOCKS);
+	if (rest == 0)
+		return 0;
+	young = (CP_MIN(rest, (uint64_t)cap) + 3) / 4 + 1;
+	full = ((uint64_t)cap + CP_PART_BLOCKS - 1) / CP_PART_BLOCKS + 1;
+	return (int)CP_MIN(young, full);
 }
 
 /*

@@ -73,8 +73,9 @@ def test_window_finds_its_connections_open(servers, cpfs, far):
     oid = servers.add(data)
     m = cpfs(manifest=[("json", oid)], debug=True)
     assert sha256(read_file(m.path(oid), bufsize=MiB)) == sha256(data)
-    # The first transfer carries 8 blocks; the other 17 are 3 transfers.
-    assert m.log().count("opened 3 connections ahead of need") == 1, \
+    # The first transfer carries 8 blocks; the other 17 go out while the
+    # window grows, in parts of up to 4 blocks: 5 transfers, and one more.
+    assert m.log().count("opened 6 connections ahead of need") == 1, \
         m.log()[-2000:]
     g = sorted(gets(servers, oid), key=lambda r: r.time)
     assert all(r.status == 206 for r in g), g
@@ -92,16 +93,18 @@ def test_window_finds_its_connections_open(servers, cpfs, far):
 
 
 def test_small_file_opens_none_ahead(servers, cpfs, far):
-    """A file that the first transfer carries whole (it carries up to 8
-    blocks) needs no other connection: none is opened ahead, and one GET
-    brings it all."""
+    """A file that the first transfer carries to its end (it carries up
+    to 8 blocks) needs no other connection: none is opened ahead.  (The
+    kernel may send a later block's read first: then the first transfer
+    runs from that block to the end, and block 0 comes in a second GET.)
+    Every byte is fetched once."""
     size = 3 * MiB + 5
     data = os.urandom(size)
     oid = servers.add(data)
     m = cpfs(manifest=[("json", oid)], debug=True)
     assert sha256(read_file(m.path(oid), bufsize=MiB)) == sha256(data)
     g = gets(servers, oid)
-    assert len(g) == 1 and g[0].bytes_sent == size, g
+    assert len(g) <= 2 and sum(r.bytes_sent for r in g) == size, g
     assert "ahead of need" not in m.log()
 
 
