@@ -16,16 +16,25 @@
  * own short critical sections (one mutex per kind of data, leaves, never
  * held across I/O), a pool of idle easy handles (sync_lock), and
  * conn.c's pool of kept-alive connections, tried first (run_conn()).
+ *
+ * And the connections opened ahead of need (cp_fetch_preconnect(), at
+ * the end of the file): filled by any thread, taken by the I/O threads'
+ * curl when it opens a connection (pre_lock, a leaf, held only to add,
+ * take or expire an entry; connect(), close() and DNS happen outside).
  */
 #include "fetch.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -37,6 +46,7 @@
 #include "retry.h"
 #include "stats.h"
 #include "util.h"
+#include "valid.h"
 
 /* Per I/O thread: stalled ones must not queue others. */
 #define MAX_HOST_CONNECTIONS 32
@@ -51,6 +61,17 @@
 /* cp_fetch_run()'s transfers are small: a large buffer would be
  * allocated (mmap'd) and faulted in again for each one. */
 #define SYNC_RECV_BUFFER (16 * 1024)
+/* Connections opened ahead of need (cp_fetch_preconnect()): at most
+ * this many wait, each for at most PRECONN_TTL seconds. */
+#define PRECONN_MAX 8
+#define PRECONN_TTL 5.0
+
+struct preconn {
+	int fd;
+	double born;
+	socklen_t len;
+	struct sockaddr_storage addr;
+};
 
 /* One I/O thread and what it alone drives. */
 struct io_loop {
@@ -64,6 +85,8 @@ struct io_loop {
 	struct cp_part *running;   /* started parts; this thread only */
 	CURL *pool[8];             /* idle easy handles; this thread only */
 	unsigned npool;
+	int pre_handed;            /* fd just taken from the connections
+				    * opened ahead; this thread only */
 };
 
 struct cp_fetch {
@@ -82,7 +105,17 @@ struct cp_fetch {
 	unsigned nsync;            /* protected by sync_lock */
 	struct cp_conns *conns;    /* cp_fetch_run()'s GETs without curl's
 				    * transfer machinery; may be NULL */
+	/* Connections opened ahead of need, which the I/O thread's
+	 * transfers take instead of connecting (see the end of the file): */
+	pthread_mutex_t pre_lock;
+	struct preconn pre[PRECONN_MAX]; /* protected by pre_lock */
+	unsigned npre;             /* protected by pre_lock */
+	unsigned pre_opening;      /* being connected; pre_lock */
+	atomic_int sockets;        /* curl's sockets on the I/O threads */
+	atomic_int busy;           /* parts running on the I/O threads */
 };
+
+static void preconn_setup(struct io_loop *loop, CURL *easy);
 
 static void part_free(struct cp_part *part)
 {
@@ -585,6 +618,7 @@ static void finish_part(struct io_loop *loop, struct cp_part *part,
 			part->run_next->run_prev = part->run_prev;
 		/* Only a part that was started counted as in flight. */
 		cp_stats_dec(engine->stats, transfers_in_flight);
+		atomic_fetch_sub(&engine->busy, 1);
 	}
 	if (part->done)
 		part->done(part, err, part->done_arg);
@@ -641,7 +675,9 @@ static int start_part(struct io_loop *loop, struct cp_part *part)
 		return -ENOMEM;
 	/* From here on finish_part() undoes both. */
 	cp_stats_inc(engine->stats, transfers_in_flight);
+	atomic_fetch_add(&engine->busy, 1);
 	setup_easy(engine, part, easy, engine->share);
+	preconn_setup(loop, easy);
 	part->run_next = loop->running;
 	if (loop->running)
 		loop->running->run_prev = part;
@@ -738,6 +774,7 @@ static unsigned io_threads(void)
 static int loop_init(struct cp_fetch *engine, struct io_loop *loop)
 {
 	loop->engine = engine;
+	loop->pre_handed = -1;
 	loop->multi = curl_multi_init();
 	if (!loop->multi)
 		return -ENOMEM;
@@ -975,6 +1012,9 @@ static void engine_teardown(struct cp_fetch *engine)
 		pthread_mutex_destroy(&engine->share_locks[i]);
 		pthread_mutex_destroy(&engine->io_share_locks[i]);
 	}
+	while (engine->npre)
+		close(engine->pre[--engine->npre].fd);
+	pthread_mutex_destroy(&engine->pre_lock);
 	pthread_mutex_destroy(&engine->sync_lock);
 	free(engine);
 }
@@ -993,6 +1033,7 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 	engine->stats = stats;
 	atomic_init(&engine->next_loop, 0);
 	pthread_mutex_init(&engine->sync_lock, NULL);
+	pthread_mutex_init(&engine->pre_lock, NULL);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++) {
 		pthread_mutex_init(&engine->share_locks[i], NULL);
 		pthread_mutex_init(&engine->io_share_locks[i], NULL);
@@ -1083,4 +1124,209 @@ void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part)
 	*tail = part;
 	pthread_mutex_unlock(&loop->lock);
 	curl_multi_wakeup(loop->multi);
+}
+
+/* ---- connections opened ahead of need ---- */
+
+/*
+ * A connection costs a round trip before its first request can go out.
+ * cp_fetch_preconnect() opens some while a first transfer is still
+ * waiting for its answer; curl, when it wants a new connection to that
+ * address, takes one of them (open_socket()) as already connected
+ * (sock_opt()) instead of connecting, and from then on it is one of
+ * curl's connections like any other.  No request is sent to open them.
+ */
+
+/* Whether the waiting connection @fd may still be handed to curl: not
+ * refused, not closed or written to by the server (a connection nobody
+ * has sent a request on has nothing to read).  Still connecting is
+ * fine: curl's first send waits for it. */
+static int preconn_usable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) == 0;
+}
+
+/* Takes the pool's connections older than PRECONN_TTL out into @old
+ * (room for PRECONN_MAX); returns how many.  Called with pre_lock. */
+static unsigned preconn_expire(struct cp_fetch *engine, double now, int *old)
+{
+	unsigned i = 0, n = 0;
+
+	while (i < engine->npre) {
+		if (now - engine->pre[i].born > PRECONN_TTL) {
+			old[n++] = engine->pre[i].fd;
+			engine->pre[i] = engine->pre[--engine->npre];
+		} else {
+			i++;
+		}
+	}
+	return n;
+}
+
+static void close_all(const int *fds, unsigned n)
+{
+	while (n)
+		close(fds[--n]);
+}
+
+/* A waiting connection to @addr, taken out of the pool; -1 if none.
+ * I/O thread. */
+static int preconn_take(struct cp_fetch *engine, const struct sockaddr *addr,
+			socklen_t len)
+{
+	int old[PRECONN_MAX], fd = -1;
+	unsigned nold, i;
+
+	pthread_mutex_lock(&engine->pre_lock);
+	nold = preconn_expire(engine, cp_now(), old);
+	for (i = 0; i < engine->npre && fd < 0; i++) {
+		if (engine->pre[i].len != len ||
+		    memcmp(&engine->pre[i].addr, addr, len) != 0)
+			continue;
+		fd = engine->pre[i].fd;
+		engine->pre[i] = engine->pre[--engine->npre];
+		if (!preconn_usable(fd)) {
+			old[nold++] = fd;
+			fd = -1;
+			i--;
+		}
+	}
+	pthread_mutex_unlock(&engine->pre_lock);
+	close_all(old, nold);
+	return fd;
+}
+
+static curl_socket_t open_socket(void *arg, curlsocktype purpose,
+				 struct curl_sockaddr *a)
+{
+	struct io_loop *loop = arg;
+	struct cp_fetch *engine = loop->engine;
+	int fd = -1;
+
+	if (purpose == CURLSOCKTYPE_IPCXN && a->socktype == SOCK_STREAM)
+		fd = preconn_take(engine, &a->addr, a->addrlen);
+	loop->pre_handed = fd;
+	if (fd < 0)
+		fd = socket(a->family, a->socktype, a->protocol);
+	if (fd >= 0)
+		atomic_fetch_add(&engine->sockets, 1);
+	return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+/* Right after open_socket(), for the same socket. */
+static int sock_opt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+	struct io_loop *loop = arg;
+	int handed = loop->pre_handed;
+
+	loop->pre_handed = -1;
+	(void)purpose;
+	return fd == handed ? CURL_SOCKOPT_ALREADY_CONNECTED : CURL_SOCKOPT_OK;
+}
+
+static int close_socket(void *arg, curl_socket_t fd)
+{
+	struct cp_fetch *engine = arg;
+
+	atomic_fetch_sub(&engine->sockets, 1);
+	return close(fd);
+}
+
+static void preconn_setup(struct io_loop *loop, CURL *easy)
+{
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, loop);
+	curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, sock_opt);
+	curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, loop);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, loop->engine);
+}
+
+/* The first address of @url's host; 0 or -1. */
+static int resolve_url(const char *url, struct addrinfo **res)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_ADDRCONFIG };
+	struct cp_url u;
+	char host[256], port[12], why[128];
+
+	if (cp_url_parse(url, &u, why, sizeof(why)) < 0 ||
+	    u.host_len >= sizeof(host))
+		return -1;
+	memcpy(host, u.host, u.host_len);
+	host[u.host_len] = '\0';
+	snprintf(port, sizeof(port), "%u", u.port ? u.port
+					       : (u.https ? 443u : 80u));
+	return getaddrinfo(host, port, &hints, res) == 0 ? 0 : -1;
+}
+
+/* Starts connecting to @ai; the socket, or -1. */
+static int preconn_open(const struct addrinfo *ai)
+{
+	int fd = socket(ai->ai_family,
+			ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			ai->ai_protocol);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void cp_fetch_preconnect(struct cp_fetch *engine, const char *url, int n)
+{
+	struct addrinfo *ai;
+	int old[PRECONN_MAX], fds[PRECONN_MAX];
+	unsigned nold, i;
+	int want, got = 0, idle;
+
+	if (n > PRECONN_MAX)
+		n = PRECONN_MAX;
+	if (n <= 0 || resolve_url(url, &ai) < 0)
+		return;
+	/* What curl holds idle (or soon will) and what waits already
+	 * count; the connections are reserved before they are opened, so
+	 * that readers opening files together do not each open them all. */
+	idle = atomic_load(&engine->sockets) - atomic_load(&engine->busy);
+	pthread_mutex_lock(&engine->pre_lock);
+	nold = preconn_expire(engine, cp_now(), old);
+	want = n - CP_MAX(idle, 0) - (int)(engine->npre + engine->pre_opening);
+	want = CP_MIN(want, (int)(PRECONN_MAX - engine->npre -
+				  engine->pre_opening));
+	want = CP_MIN(want, MAX_HOST_CONNECTIONS -
+				    atomic_load(&engine->sockets) -
+				    (int)(engine->npre + engine->pre_opening));
+	if (want > 0)
+		engine->pre_opening += (unsigned)want;
+	pthread_mutex_unlock(&engine->pre_lock);
+	close_all(old, nold);
+	for (i = 0; want > 0 && i < (unsigned)want; i++) {
+		fds[got] = preconn_open(ai);
+		if (fds[got] >= 0)
+			got++;
+	}
+	if (want > 0) {
+		double now = cp_now();
+
+		pthread_mutex_lock(&engine->pre_lock);
+		engine->pre_opening -= (unsigned)want;
+		for (i = 0; i < (unsigned)got; i++) {
+			struct preconn *p = &engine->pre[engine->npre++];
+
+			p->fd = fds[i];
+			p->born = now;
+			p->len = (socklen_t)ai->ai_addrlen;
+			memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
+		}
+		pthread_mutex_unlock(&engine->pre_lock);
+		if (got)
+			cp_dbg("opened %d connections ahead of need", got);
+	}
+	freeaddrinfo(ai);
 }

@@ -36,16 +36,18 @@
  * the answer) and, when conn.c declines the answer before handing over
  * a byte, through curl_easy_perform() as before.
  *
- * Thread safety: cp_part_new(), cp_part_new_direct(), cp_fetch_submit()
- * and cp_fetch_run() may be called from any thread; everything else in a
- * part belongs to the engine once submitted.  A part's done callback
- * runs once, on the I/O thread that ran the part as a rule, but on the
- * thread calling cp_fetch_submit() or cp_fetch_free() for a part the
- * stopping engine refuses; it must not block and must not take a lock
- * that the submitter may hold.  Callbacks of different parts may run at
- * the same time on different I/O threads.  cp_part_new() fails its
- * blocks on the calling thread when it cannot allocate.  Each I/O
- * thread's lock is a leaf, held only to hand parts over.
+ * Thread safety: cp_part_new(), cp_part_new_direct(), cp_fetch_submit(),
+ * cp_fetch_run() and cp_fetch_preconnect() may be called from any
+ * thread; everything else in a part belongs to the engine once
+ * submitted.  A part's done callback runs once, on the I/O thread that
+ * ran the part as a rule, but on the thread calling cp_fetch_submit() or
+ * cp_fetch_free() for a part the stopping engine refuses; it must not
+ * block and must not take a lock that the submitter may hold.  Callbacks
+ * of different parts may run at the same time on different I/O threads.
+ * cp_part_new() fails its blocks on the calling thread when it cannot
+ * allocate.  Each I/O thread's lock is a leaf, held only to hand parts
+ * over; so is the lock over the connections opened ahead of need, held
+ * only to add or take one.
  */
 #ifndef CP_FETCH_H
 #define CP_FETCH_H
@@ -187,5 +189,17 @@ void cp_fetch_submit(struct cp_fetch *engine, struct cp_part *part);
  */
 int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
 		 double deadline, int64_t *pos, struct cp_object_info *info);
+
+/*
+ * Starts opening connections to @url's host (its first address) so that
+ * the I/O thread has @n ready (at most 8, fewer as curl holds idle ones
+ * or some wait already): a transfer that needs a new connection to that
+ * address takes a waiting one instead of paying a round trip to
+ * connect.  No request is sent on them; one nobody took within 5 s is
+ * closed.  For a reader that will soon spread a window over several
+ * transfers (its first one still waiting for its answer).  Any thread;
+ * resolves the host on the calling thread.
+ */
+void cp_fetch_preconnect(struct cp_fetch *engine, const char *url, int n);
 
 #endif

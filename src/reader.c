@@ -1246,6 +1246,26 @@ static int first_window(struct attempt *a, struct cp_handle *h,
 	return n;
 }
 
+/* How many transfers a window of @cap blocks will be spread over when
+ * the blocks from @next on are still to be asked for (none past the end
+ * of an object of @size bytes).  The first of them go out while the
+ * window is still growing, in parts of a quarter of it (4 blocks at 16),
+ * after the sliver the first transfer left: counted so, but no more than
+ * the whole share needs at full size, and one more. */
+static int window_parts(int64_t size, uint64_t next, unsigned cap)
+{
+	uint64_t nblocks = ((uint64_t)size + CP_BLOCK_SIZE - 1) >>
+			   CP_BLOCK_SHIFT;
+	uint64_t rest = nblocks > next ? nblocks - next : 0;
+	uint64_t young, full;
+
+	if (rest == 0)
+		return 0;
+	young = (CP_MIN(rest, (uint64_t)cap) + 3) / 4 + 1;
+	full = ((uint64_t)cap + CP_PART_BLOCKS - 1) / CP_PART_BLOCKS + 1;
+	return (int)CP_MIN(young, full);
+}
+
 /*
  * The first transfer of the object, for a file whose size is known
  * (manifest, discovery) but that was not probed in this mount: instead of
@@ -1260,9 +1280,12 @@ static int first_window(struct attempt *a, struct cp_handle *h,
  *
  * The window ahead [@from, @to), when it continues the read, rides on
  * the same transfer up to a whole part: the one connection open so far
- * streams it while the others the window needs are being opened (each
- * costs a round trip on a far link), and none of it may be asked for
- * before the ETag is known.
+ * streams it, and none of the rest may be asked for before the ETag is
+ * known.  Meanwhile the connections the rest will need (the handle's
+ * share @cap of the budget, or what is left of the object, in whole
+ * transfers) are opened, with no request on them
+ * (cp_fetch_preconnect()): each costs a round trip on a far link, which
+ * the window's transfers then do not wait for.
  *
  * Returns 0 with the read's @n blocks pinned in @blocks (the first ones
  * on their way), 1 when the file was learnt meanwhile or cannot be
@@ -1271,12 +1294,13 @@ static int first_window(struct attempt *a, struct cp_handle *h,
  */
 static int first_transfer(struct attempt *a, struct cp_handle *h,
 			  struct cp_file_view *v, uint64_t first, int n,
-			  uint64_t from, uint64_t to, struct cp_block **blocks)
+			  uint64_t from, uint64_t to, unsigned cap,
+			  struct cp_block **blocks)
 {
 	struct cp_reader *r = a->reader;
 	struct cp_object_info info;
 	struct part_wait *p;
-	int ret, pinned = 0, tries = 0;
+	int ret, pinned = 0, tries = 0, window = 0;
 
 	ret = cp_files_begin_resolve(r->files, h->file, 1, a->deadline);
 	if (ret < 0)
@@ -1305,7 +1329,9 @@ static int first_transfer(struct attempt *a, struct cp_handle *h,
 			break;
 		}
 		memcpy(run, blocks, (size_t)nrun * sizeof(*run));
-		if (tries++ == 0 && nrun == n && from == first + (uint64_t)n)
+		window = tries++ == 0 && nrun == n &&
+			 from == first + (uint64_t)n && to > from;
+		if (window)
 			nrun = first_window(a, h, run, nrun, to);
 		ret = attempt_lease(a, 0);
 		if (ret < 0) {
@@ -1320,6 +1346,13 @@ static int first_transfer(struct attempt *a, struct cp_handle *h,
 			break;
 		}
 		submit_part(a, part, p, 1);
+		/* While it waits for its answer, the connections the
+		 * window will be spread over are opened. */
+		if (window)
+			cp_fetch_preconnect(r->fetch, a->url,
+					    window_parts(v->size,
+							 first + (uint64_t)nrun,
+							 cap));
 		err = wait_part(a, p, 1);
 		if (err == 0) {
 			/* The engine may still write p->info (at the end). */
@@ -1385,8 +1418,9 @@ static int read_pinned(struct attempt *a, struct cp_handle *h,
 }
 
 /* After a read from cache blocks: the planner learns how fast data came
- * (a window that made the reader wait grows while that still helps), and a block read to its end by a sequential reader goes to the
- * cold end of the cache (drop-behind: the kernel's page cache has it). */
+ * (a window that made the reader wait grows while that still helps),
+ * and a block read to its end by a sequential reader goes to the cold
+ * end of the cache (drop-behind: the kernel's page cache has it). */
 static void after_read(struct cp_handle *h, int waited, int random,
 		       int64_t end, struct cp_block *last)
 {
@@ -1461,7 +1495,8 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	if ((size_t)n > cp_cache_capacity(r->cache))
 		random = 1;
 	if (!probed && !random) {
-		ret = first_transfer(&a, h, v, first, n, from, to, blocks);
+		ret = first_transfer(&a, h, v, first, n, from, to, cap,
+				     blocks);
 		pinned = ret == 0; /* 1: nothing pinned */
 		if (ret == 1)
 			ret = probe_first(h, v);

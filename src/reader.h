@@ -23,7 +23,9 @@
  * among the handles with a window open), by the blocks being fetched in
  * total and by the cache's free room (it shrinks instead of failing).
  * The first transfer of an object carries the start of the window too,
- * so that one connection streams it while the others open.  Several
+ * so that one connection streams it while the connections for the rest
+ * are opened (with no request on them, cp_fetch_preconnect()), ready
+ * when its answer tells the ETag the rest must name.  Several
  * seeks with little reading between them switch the handle to random
  * mode: only the blocks a read needs are fetched.
  *

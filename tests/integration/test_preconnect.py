@@ -1,0 +1,128 @@
+"""
+Connections opened ahead of need (issue 13, item 4): while the first
+transfer of a cold sequential read waits for its answer (which names the
+ETag every later transfer must carry), cpfs opens the connections its
+window will be spread over, with no request on them.  The window's
+transfers then cost one round trip, not two.
+
+What the data host saw is the witness: request counts, bytes, and when
+the requests arrived.  The one timing assertion compares one round trip
+with two at 200 ms each, so a busy machine does not turn one into the
+other.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MiB, read_file, sha256
+from faultlib import stats
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROXY = os.path.join(HERE, "..", "bench", "delayproxy.py")
+DELAY = 0.1  # seconds each way: a 200 ms round trip
+
+
+def gets(servers, oid):
+    return servers.data.log.find(method="GET", id=oid)
+
+
+@pytest.fixture
+def far(servers, tmp_path):
+    """The data host behind tests/bench/delayproxy.py, DELAY each way
+    (a new connection pays a round trip before its first byte)."""
+    pf = tmp_path / "proxy.port"
+    port = int(servers.data.url.rsplit(":", 1)[1].split("/")[0])
+    p = subprocess.Popen([sys.executable, PROXY, "--target-port", str(port),
+                          "--delay-ms", str(DELAY * 1000),
+                          "--window-kib", "4096", "--port-file", str(pf)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        for _ in range(200):
+            if pf.exists() and pf.read_text().strip():
+                break
+            if p.poll() is not None:
+                pytest.fail("delayproxy exited: %s" % p.stderr.read())
+            subprocess.run(["sleep", "0.05"])
+        proxy = int(pf.read_text().split()[0])
+        servers.api.data_base = "http://127.0.0.1:%d/%s" % (
+            proxy, servers.data.bucket)
+        yield proxy
+    finally:
+        servers.api.data_base = None
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def test_window_finds_its_connections_open(servers, cpfs, far):
+    """A cold cat of a file listed with its size, 200 ms away.  The first
+    GET goes alone; the window's GETs, sent when its answer came back,
+    reach the data host one round trip after it (2 x DELAY), on
+    connections opened meanwhile; without them each would first connect
+    (4 x DELAY).  Nothing is fetched twice and no request fails."""
+    size = 24 * MiB + 777
+    data = os.urandom(size)
+    oid = servers.add(data)
+    m = cpfs(manifest=[("json", oid)], debug=True)
+    assert sha256(read_file(m.path(oid), bufsize=MiB)) == sha256(data)
+    # The first transfer carries 8 blocks; the other 17 go out while the
+    # window grows, in parts of up to 4 blocks: 5 transfers, and one more.
+    assert m.log().count("opened 6 connections ahead of need") == 1, \
+        m.log()[-2000:]
+    g = sorted(gets(servers, oid), key=lambda r: r.time)
+    assert all(r.status == 206 for r in g), g
+    assert sum(r.bytes_sent for r in g) == size, g
+    assert servers.api_calls(oid) == 1
+    st = stats(m)
+    assert st["data_errors"] == 0 and st["retries"] == 0, st
+    # The first GET carried the start of the window alone; the next wave
+    # went out together when its headers came back.
+    assert len(g) >= 4, g
+    t0 = g[0].time
+    wave = [r for r in g[1:] if r.time - t0 < 3 * DELAY]
+    assert len(wave) >= 3, [round(r.time - t0, 3) for r in g]
+    assert len({r.client_port for r in wave}) >= 3, g
+
+
+def test_small_file_opens_none_ahead(servers, cpfs, far):
+    """A file that the first transfer carries to its end (it carries up
+    to 8 blocks) needs no other connection: none is opened ahead.  (The
+    kernel may send a later block's read first: then the first transfer
+    runs from that block to the end, and block 0 comes in a second GET.)
+    Every byte is fetched once."""
+    size = 3 * MiB + 5
+    data = os.urandom(size)
+    oid = servers.add(data)
+    m = cpfs(manifest=[("json", oid)], debug=True)
+    assert sha256(read_file(m.path(oid), bufsize=MiB)) == sha256(data)
+    g = gets(servers, oid)
+    assert len(g) <= 2 and sum(r.bytes_sent for r in g) == size, g
+    assert "ahead of need" not in m.log()
+
+
+def test_no_request_wasted_on_loopback(servers, cpfs):
+    """Without added latency, two cold cats one after the other (the
+    second finds curl's connections idle, so it opens none ahead): every
+    byte once, each file one API call, no failed or repeated request."""
+    files = []
+    for n in (40 * MiB + 5, 17 * MiB):
+        data = os.urandom(n)
+        files.append((servers.add(data), data))
+    m = cpfs(manifest=[("json", oid) for oid, _ in files])
+    for oid, data in files:
+        assert sha256(read_file(m.path(oid), bufsize=MiB)) == sha256(data)
+        g = gets(servers, oid)
+        assert all(r.status == 206 for r in g), g
+        assert sum(r.bytes_sent for r in g) == len(data), g
+        assert servers.api_calls(oid) == 1
+    st = stats(m)
+    assert st["data_errors"] == 0 and st["retries"] == 0, st
+    assert st["data_requests"] == sum(len(gets(servers, o)) for o, _ in files)
