@@ -19,8 +19,9 @@
  *
  * And the connections opened ahead of need (cp_fetch_preconnect(), at
  * the end of the file): filled by any thread, taken by the I/O threads'
- * curl when it opens a connection (pre_lock, a leaf, held only to add,
- * take or expire an entry; connect(), close() and DNS happen outside).
+ * curl when it opens a connection, the stale ones closed by the first
+ * I/O thread (pre_lock, a leaf, held only to add, take or expire an
+ * entry; connect(), close() and DNS happen outside).
  */
 #include "fetch.h"
 
@@ -116,6 +117,7 @@ struct cp_fetch {
 };
 
 static void preconn_setup(struct io_loop *loop, CURL *easy);
+static void preconn_sweep(struct cp_fetch *engine);
 
 static void part_free(struct cp_part *part)
 {
@@ -706,6 +708,7 @@ static void *io_main(void *arg)
 {
 	struct io_loop *loop = arg;
 	int running = 0, stop = 0;
+	double next_sweep = 0;
 
 	cp_block_termination_signals();
 	pthread_setname_np(pthread_self(), "cpfs-io");
@@ -732,6 +735,13 @@ static void *io_main(void *arg)
 		curl_multi_perform(loop->multi, &running);
 		collect_done(loop);
 		curl_multi_poll(loop->multi, NULL, 0, 1000, NULL);
+		/* The first loop closes the connections opened ahead that
+		 * nobody took, though none is asked for again (it wakes at
+		 * least once a second). */
+		if (loop == loop->engine->loops && cp_now() >= next_sweep) {
+			preconn_sweep(loop->engine);
+			next_sweep = cp_now() + 1.0;
+		}
 	}
 	/* Shutdown: fail whatever is still running. */
 	while (loop->running) {
@@ -1169,6 +1179,20 @@ static void close_all(const int *fds, unsigned n)
 {
 	while (n)
 		close(fds[--n]);
+}
+
+/* Closes the pool's connections older than PRECONN_TTL; the first I/O
+ * thread calls it about once a second, so that they do not wait for
+ * the next preconn_take() or cp_fetch_preconnect() to go. */
+static void preconn_sweep(struct cp_fetch *engine)
+{
+	int old[PRECONN_MAX];
+	unsigned nold;
+
+	pthread_mutex_lock(&engine->pre_lock);
+	nold = preconn_expire(engine, cp_now(), old);
+	pthread_mutex_unlock(&engine->pre_lock);
+	close_all(old, nold);
 }
 
 /* A waiting connection to @addr, taken out of the pool; -1 if none.
