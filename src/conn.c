@@ -60,7 +60,7 @@ struct cp_conns {
 
 /* curl reads these (http_proxy only in lower case); a proxy would need
  * a request of another form, so transfers then go through curl. */
-static int proxy_configured(void)
+int cp_proxy_configured(void)
 {
 	static const char *const names[] = {
 		"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
@@ -84,7 +84,7 @@ struct cp_conns *cp_conns_new(const struct cp_config *cfg)
 	if (!pool)
 		return NULL;
 	pool->cfg = cfg;
-	pool->disabled = proxy_configured();
+	pool->disabled = cp_proxy_configured();
 	pthread_mutex_init(&pool->lock, NULL);
 	return pool;
 }

@@ -39,6 +39,10 @@
 struct cp_config;
 struct cp_conns;
 
+/* Whether the environment names a proxy for curl (then this module
+ * declines every GET, and nothing may connect to a data host directly). */
+int cp_proxy_configured(void);
+
 /* @cfg must outlive the pool.  NULL on ENOMEM. */
 struct cp_conns *cp_conns_new(const struct cp_config *cfg);
 

@@ -114,6 +114,8 @@ struct cp_fetch {
 	unsigned pre_opening;      /* being connected; pre_lock */
 	atomic_int sockets;        /* curl's sockets on the I/O threads */
 	atomic_int busy;           /* parts running on the I/O threads */
+	int proxied;               /* curl goes through a proxy: none are
+				    * opened ahead; set before the threads */
 };
 
 static void preconn_setup(struct io_loop *loop, CURL *easy);
@@ -1058,6 +1060,7 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 			goto err_out;
 	}
 	engine->conns = cp_conns_new(cfg); /* NULL: curl does them all */
+	engine->proxied = cp_proxy_configured();
 	/* Shared by the threads that call cp_fetch_run(): curl locks it. */
 	curl_share_setopt(engine->sync_share, CURLSHOPT_LOCKFUNC, share_lock);
 	curl_share_setopt(engine->sync_share, CURLSHOPT_UNLOCKFUNC,
@@ -1310,9 +1313,10 @@ void cp_fetch_preconnect(struct cp_fetch *engine, const char *url, int n)
 	unsigned nold, i;
 	int want, got = 0, idle;
 
+	/* Through a proxy curl never connects to the data host itself. */
 	if (n > PRECONN_MAX)
 		n = PRECONN_MAX;
-	if (n <= 0 || resolve_url(url, &ai) < 0)
+	if (n <= 0 || engine->proxied || resolve_url(url, &ai) < 0)
 		return;
 	/* What curl holds idle (or soon will) and what waits already
 	 * count; the connections are reserved before they are opened, so

@@ -198,8 +198,10 @@ int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
  * connect.  No request is sent on them; one nobody took within 5 s is
  * closed (by the first I/O thread, within a second more, even if no
  * transfer runs).  For a reader that will soon spread a window over
- * several transfers (its first one still waiting for its answer).  Any
- * thread; resolves the host on the calling thread.
+ * several transfers (its first one still waiting for its answer).
+ * None is opened when the environment names a proxy (curl connects to
+ * that, never to the data host).  Any thread; resolves the host on the
+ * calling thread.
  */
 void cp_fetch_preconnect(struct cp_fetch *engine, const char *url, int n);
 

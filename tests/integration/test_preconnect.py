@@ -11,12 +11,16 @@ with two at 200 ms each, so a busy machine does not turn one into the
 other.
 """
 
+import http.client
+import http.server
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -161,3 +165,57 @@ def test_unused_connections_are_closed_when_the_mount_goes_quiet(
     g = gets(servers, oid)
     assert len(g) < sum(map(int, opened)), (g, opened)
     assert len(held) <= len(g), (held, g)
+
+
+class _ForwardProxy(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy: "GET http://host:port/path" passed on,
+    the answer streamed back."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        u = urllib.parse.urlsplit(self.path)
+        up = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        hdrs = {k: v for k, v in self.headers.items()
+                if not k.lower().startswith("proxy-")}
+        up.request("GET", u.path + ("?" + u.query if u.query else ""),
+                   headers=hdrs)
+        r = up.getresponse()
+        body = r.read()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("content-length", "connection",
+                                 "transfer-encoding"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        up.close()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_no_connection_opened_ahead_past_a_proxy(servers, cpfs):
+    """With a proxy in the environment curl connects to the proxy only:
+    cpfs opens no connection of its own to the data host (before, the
+    window's connections went there directly, bypassing the proxy)."""
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    t = threading.Thread(target=proxy.serve_forever, daemon=True)
+    t.start()
+    try:
+        size = 24 * MiB + 777
+        data = os.urandom(size)
+        oid = servers.add(data)
+        port = int(servers.data.url.rsplit(":", 1)[1].split("/")[0])
+        m = cpfs(manifest=[("json", oid)], debug=True,
+                 env={"http_proxy": "http://127.0.0.1:%d" %
+                      proxy.server_address[1]})
+        with open(m.path(oid), "rb") as fh:
+            assert fh.read(MiB) == data[:MiB]
+            assert cpfs_sockets_to(m.proc.pid, port) == []
+        assert gets(servers, oid), "nothing went through the proxy"
+        assert "ahead of need" not in m.log()
+        assert sha256(read_file(m.path(oid), bufsize=MiB)) == sha256(data)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
