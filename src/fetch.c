@@ -1308,7 +1308,7 @@ static int preconn_open(const struct addrinfo *ai)
 
 void cp_fetch_preconnect(struct cp_fetch *engine, const char *url, int n)
 {
-	struct addrinfo *ai;
+	struct addrinfo *ai = NULL;
 	int old[PRECONN_MAX], fds[PRECONN_MAX];
 	unsigned nold, i;
 	int want, got = 0, idle;
@@ -1316,7 +1316,7 @@ void cp_fetch_preconnect(struct cp_fetch *engine, const char *url, int n)
 	/* Through a proxy curl never connects to the data host itself. */
 	if (n > PRECONN_MAX)
 		n = PRECONN_MAX;
-	if (n <= 0 || engine->proxied || resolve_url(url, &ai) < 0)
+	if (n <= 0 || engine->proxied)
 		return;
 	/* What curl holds idle (or soon will) and what waits already
 	 * count; the connections are reserved before they are opened, so
@@ -1334,27 +1334,28 @@ void cp_fetch_preconnect(struct cp_fetch *engine, const char *url, int n)
 		engine->pre_opening += (unsigned)want;
 	pthread_mutex_unlock(&engine->pre_lock);
 	close_all(old, nold);
-	for (i = 0; want > 0 && i < (unsigned)want; i++) {
-		fds[got] = preconn_open(ai);
-		if (fds[got] >= 0)
-			got++;
-	}
-	if (want > 0) {
-		double now = cp_now();
-
-		pthread_mutex_lock(&engine->pre_lock);
-		engine->pre_opening -= (unsigned)want;
-		for (i = 0; i < (unsigned)got; i++) {
-			struct preconn *p = &engine->pre[engine->npre++];
-
-			p->fd = fds[i];
-			p->born = now;
-			p->len = (socklen_t)ai->ai_addrlen;
-			memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
+	if (want <= 0)
+		return;
+	/* Only now the name is looked up: nothing to open, no lookup. */
+	if (resolve_url(url, &ai) == 0)
+		for (i = 0; i < (unsigned)want; i++) {
+			fds[got] = preconn_open(ai);
+			if (fds[got] >= 0)
+				got++;
 		}
-		pthread_mutex_unlock(&engine->pre_lock);
-		if (got)
-			cp_dbg("opened %d connections ahead of need", got);
+	pthread_mutex_lock(&engine->pre_lock);
+	engine->pre_opening -= (unsigned)want;
+	for (i = 0; i < (unsigned)got; i++) {
+		struct preconn *p = &engine->pre[engine->npre++];
+
+		p->fd = fds[i];
+		p->born = cp_now();
+		p->len = (socklen_t)ai->ai_addrlen;
+		memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
 	}
-	freeaddrinfo(ai);
+	pthread_mutex_unlock(&engine->pre_lock);
+	if (got)
+		cp_dbg("opened %d connections ahead of need", got);
+	if (ai)
+		freeaddrinfo(ai);
 }

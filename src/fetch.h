@@ -192,7 +192,7 @@ int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
 
 /*
  * Starts opening connections to @url's host (its first address) so that
- * the I/O thread has @n ready (at most 8, fewer as curl holds idle ones
+ * the I/O threads have @n ready (at most 8, fewer as curl holds idle ones
  * or some wait already): a transfer that needs a new connection to that
  * address takes a waiting one instead of paying a round trip to
  * connect.  No request is sent on them; one nobody took within 5 s is

@@ -3,7 +3,7 @@
  *
  * Owns: struct cp_handle (one per open file, freed at release) and the
  * prefetch state in it (handle->lock).  Runs in FUSE worker threads only;
- * talks to the I/O thread through the cache (block states) and
+ * talks to the I/O threads through the cache (block states) and
  * cp_fetch_submit().
  */
 #include "reader.h"
@@ -424,7 +424,7 @@ static int wait_block(struct attempt *a, struct cp_block *b, int *waited)
 
 /*
  * The outcome of one part that a FUSE worker waits for as a whole (a
- * probe, a direct read), handed over by the I/O thread.  Shared by the
+ * probe, a direct read), handed over by an I/O thread.  Shared by the
  * waiter and the engine, each holding a reference while it may touch it
  * (sshfs's struct read_chunk and chunk_put()): a waiter that gives up at
  * its deadline drops its reference and the engine frees the struct, and
@@ -487,7 +487,7 @@ static void part_wait_put(struct part_wait *p)
 	part_wait_put_locked(p);
 }
 
-/* The engine's end of a part (I/O thread): results, wake-up, its
+/* The engine's end of a part (an I/O thread): results, wake-up, its
  * reference dropped. */
 static void part_wait_done(struct cp_part *part, int err, void *arg)
 {
@@ -502,7 +502,7 @@ static void part_wait_done(struct cp_part *part, int err, void *arg)
 	part_wait_put_locked(p);
 }
 
-/* The engine found the answer's headers good (I/O thread): what they
+/* The engine found the answer's headers good (an I/O thread): what they
  * say, before the body.  The engine keeps its reference until done. */
 static void part_wait_headers(struct cp_part *part, int err, void *arg)
 {

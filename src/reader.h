@@ -69,10 +69,10 @@ void cp_reader_free(struct cp_reader *reader);
 /*
  * Makes sure @file's size is known: from the table (manifest, persisted
  * metadata, earlier probe), else by asking the API for a URL and asking
- * the data host for the first 4 KiB (one small range GET on the I/O
- * thread's connections, which the reads after it reuse: its
- * Content-Range gives the size, its headers the ETag; an object that
- * small is kept whole in the cache).
+ * the data host for the first 4 KiB (one small range GET on an I/O
+ * thread's connections, which later reads dealt to that thread reuse:
+ * its Content-Range gives the size, its headers the ETag; an object
+ * that small is kept whole in the cache).
  * @need_probe (an open) also wants the object's ETag: known from this
  * mount's probe or the persisted metadata; else, when the size is known,
  * only a URL is asked for (so an id the API refuses fails here), and the
