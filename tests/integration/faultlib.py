@@ -29,6 +29,18 @@ def stats(m):
     return out
 
 
+def bytes_sent(reqs, want, timeout=5.0):
+    """The body bytes the stand-in wrote for @reqs, once they reach @want
+    or @timeout passes: it counts a chunk after its write returns, so a
+    client may hold the bytes a moment before they are counted."""
+    end = time.time() + timeout
+    while True:
+        n = sum(r.bytes_sent for r in reqs)
+        if n == want or time.time() >= end:
+            return n
+        time.sleep(0.01)
+
+
 def errno_of(fn, *a, **kw):
     """0 if fn(*a) succeeds, else the errno of the OSError it raised."""
     try:
