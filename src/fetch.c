@@ -753,26 +753,6 @@ static void *io_main(void *arg)
 	return NULL;
 }
 
-/* The loops' share: curl calls these around its own short critical
- * sections (DNS cache, TLS sessions), from any I/O thread. */
-static void io_share_lock(CURL *easy, curl_lock_data data,
-			  curl_lock_access access, void *arg)
-{
-	struct cp_fetch *engine = arg;
-
-	pthread_mutex_lock(&engine->io_share_locks[data]);
-	(void)easy;
-	(void)access;
-}
-
-static void io_share_unlock(CURL *easy, curl_lock_data data, void *arg)
-{
-	struct cp_fetch *engine = arg;
-
-	pthread_mutex_unlock(&engine->io_share_locks[data]);
-	(void)easy;
-}
-
 /* How many I/O threads: one per online CPU, 1 to MAX_IO_THREADS. */
 static unsigned io_threads(void)
 {
@@ -829,22 +809,40 @@ static void loop_stop(struct io_loop *loop)
 
 /* ---- transfers on the caller's thread ---- */
 
+/* A share's locks: curl calls these around its own short critical
+ * sections, from any thread using the share; @arg is the share's array
+ * of locks, one per kind of data. */
 static void share_lock(CURL *easy, curl_lock_data data,
 		       curl_lock_access access, void *arg)
 {
-	struct cp_fetch *engine = arg;
+	pthread_mutex_t *locks = arg;
 
-	pthread_mutex_lock(&engine->share_locks[data]);
+	pthread_mutex_lock(&locks[data]);
 	(void)easy;
 	(void)access;
 }
 
 static void share_unlock(CURL *easy, curl_lock_data data, void *arg)
 {
-	struct cp_fetch *engine = arg;
+	pthread_mutex_t *locks = arg;
 
-	pthread_mutex_unlock(&engine->share_locks[data]);
+	pthread_mutex_unlock(&locks[data]);
 	(void)easy;
+}
+
+/* Makes @share lock with @locks and share DNS and TLS sessions, and
+ * connections too when @connections. */
+static void share_setup(CURLSH *share, pthread_mutex_t *locks,
+			int connections)
+{
+	curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(share, CURLSHOPT_USERDATA, locks);
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	if (connections)
+		curl_share_setopt(share, CURLSHOPT_SHARE,
+				  CURL_LOCK_DATA_CONNECT);
 }
 
 /* Stalls end by the low-speed limit; this ends them at unmount. */
@@ -1061,27 +1059,11 @@ struct cp_fetch *cp_fetch_new(const struct cp_config *cfg,
 	}
 	engine->conns = cp_conns_new(cfg); /* NULL: curl does them all */
 	engine->proxied = cp_proxy_configured();
-	/* Shared by the threads that call cp_fetch_run(): curl locks it. */
-	curl_share_setopt(engine->sync_share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(engine->sync_share, CURLSHOPT_UNLOCKFUNC,
-			  share_unlock);
-	curl_share_setopt(engine->sync_share, CURLSHOPT_USERDATA, engine);
-	curl_share_setopt(engine->sync_share, CURLSHOPT_SHARE,
-			  CURL_LOCK_DATA_DNS);
-	curl_share_setopt(engine->sync_share, CURLSHOPT_SHARE,
-			  CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(engine->sync_share, CURLSHOPT_SHARE,
-			  CURL_LOCK_DATA_CONNECT);
+	/* Shared by the threads that call cp_fetch_run(), connections too. */
+	share_setup(engine->sync_share, engine->share_locks, 1);
 	/* Shared by the I/O threads (not their connections: each multi
-	 * keeps its own): curl locks it. */
-	curl_share_setopt(engine->share, CURLSHOPT_LOCKFUNC, io_share_lock);
-	curl_share_setopt(engine->share, CURLSHOPT_UNLOCKFUNC,
-			  io_share_unlock);
-	curl_share_setopt(engine->share, CURLSHOPT_USERDATA, engine);
-	curl_share_setopt(engine->share, CURLSHOPT_SHARE,
-			  CURL_LOCK_DATA_DNS);
-	curl_share_setopt(engine->share, CURLSHOPT_SHARE,
-			  CURL_LOCK_DATA_SSL_SESSION);
+	 * keeps its own). */
+	share_setup(engine->share, engine->io_share_locks, 0);
 	for (l = 0; l < engine->nloops; l++) {
 		struct io_loop *loop = &engine->loops[l];
 
