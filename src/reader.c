@@ -91,8 +91,9 @@ struct cp_handle {
 				   * object of view (its ETag is in view,
 				   * or it has none) */
 	int streaming;            /* counted in reader->streams */
-	int grown;                /* switched to a larger object the kernel
-				   * has not been told of (cp_reader_grown()) */
+	/* Not under lock: every read looks at it (cp_reader_grown()). */
+	atomic_int grown;         /* switched to a larger object the kernel
+				   * has not been told of */
 	struct cp_handle *prev, *next; /* reader->handles; reader->lock */
 };
 
@@ -702,6 +703,7 @@ struct cp_handle *cp_handle_new(struct cp_reader *r, struct cp_file *file)
 	cp_files_view(r->files, file, &h->view);
 	h->probed = h->view.etag[0] != '\0';
 	pthread_mutex_init(&h->lock, NULL);
+	atomic_init(&h->grown, 0);
 	cp_prefetch_init(&h->pf);
 	pthread_mutex_lock(&r->lock);
 	h->next = r->handles;
@@ -1068,7 +1070,7 @@ static int switch_object(struct cp_handle *h, const struct cp_file_view *seen)
 		h->view = fresh;
 		cp_prefetch_init(&h->pf);
 		if (fresh.size > seen->size)
-			h->grown = 1;
+			atomic_store(&h->grown, 1);
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (!served)
@@ -1526,13 +1528,9 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 
 int cp_reader_grown(struct cp_handle *h)
 {
-	int grown;
-
-	pthread_mutex_lock(&h->lock);
-	grown = h->grown;
-	h->grown = 0;
-	pthread_mutex_unlock(&h->lock);
-	return grown;
+	/* One load per read; the exchange only after a switch. */
+	return atomic_load_explicit(&h->grown, memory_order_relaxed) &&
+	       atomic_exchange(&h->grown, 0);
 }
 
 ssize_t cp_reader_read(struct cp_handle *h, off_t off, size_t size,
