@@ -4,12 +4,17 @@ Nothing here edits the stand-in servers' source: extra server behaviour
 is added by wrapping an instance's ``handle`` method.
 """
 
+import contextlib
 import errno
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
+
+import pytest
 
 MiB = 1 << 20
 BLOCK = MiB
@@ -27,6 +32,45 @@ def stats(m):
             k, v = line.split("=", 1)
             out[k.strip()] = int(v)
     return out
+
+
+DELAY_PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                           "bench", "delayproxy.py")
+
+
+@contextlib.contextmanager
+def delay_proxy(servers, tmp_path, delay_ms, window_kib):
+    """The data host behind tests/bench/delayproxy.py (@delay_ms each way,
+    @window_kib per connection): the API hands out URLs through it while
+    the block runs.  Yields the proxy's port."""
+    pf = tmp_path / "proxy.port"
+    port = int(servers.data.url.rsplit(":", 1)[1].split("/")[0])
+    p = subprocess.Popen([sys.executable, DELAY_PROXY,
+                          "--target-port", str(port),
+                          "--delay-ms", str(delay_ms),
+                          "--window-kib", str(window_kib),
+                          "--port-file", str(pf)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        for _ in range(200):
+            if pf.exists() and pf.read_text().strip():
+                break
+            if p.poll() is not None:
+                pytest.fail("delayproxy exited: %s" % p.stderr.read())
+            time.sleep(0.05)
+        proxy = int(pf.read_text().split()[0])
+        servers.api.data_base = "http://127.0.0.1:%d/%s" % (
+            proxy, servers.data.bucket)
+        yield proxy
+    finally:
+        servers.api.data_base = None
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def bytes_sent(reqs, want, timeout=5.0):

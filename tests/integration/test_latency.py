@@ -6,17 +6,12 @@ ranges as the stand-in servers saw them, every byte checked; no timing
 """
 
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
 from conftest import MiB, read_file, sha256
-from faultlib import bytes_sent, rng_of
+from faultlib import bytes_sent, delay_proxy, rng_of
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROXY = os.path.join(HERE, "..", "bench", "delayproxy.py")
 PROBE = 4096  # what a size probe asks for (reader.c PROBE_BYTES)
 
 
@@ -117,32 +112,8 @@ def delayed(servers, tmp_path):
     """The data host behind tests/bench/delayproxy.py: +5 ms each way and
     a 1 MiB window per connection, so one connection carries at most
     100 MiB/s and a reader needs several in flight."""
-    pf = tmp_path / "proxy.port"
-    port = int(servers.data.url.rsplit(":", 1)[1].split("/")[0])
-    p = subprocess.Popen([sys.executable, PROXY, "--target-port", str(port),
-                          "--delay-ms", "5", "--window-kib", "1024",
-                          "--port-file", str(pf)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         start_new_session=True)
-    try:
-        for _ in range(200):
-            if pf.exists() and pf.read_text().strip():
-                break
-            if p.poll() is not None:
-                pytest.fail("delayproxy exited: %s" % p.stderr.read())
-            subprocess.run(["sleep", "0.05"])
-        proxy = int(pf.read_text().split()[0])
-        servers.api.data_base = "http://127.0.0.1:%d/%s" % (
-            proxy, servers.data.bucket)
-        yield proxy
-    finally:
-        servers.api.data_base = None
-        os.killpg(p.pid, signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+    with delay_proxy(servers, tmp_path, 5, 1024) as port:
+        yield port
 
 
 def test_sequential_read_through_a_delay(servers, cpfs, delayed):

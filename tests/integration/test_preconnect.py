@@ -15,9 +15,7 @@ import http.client
 import http.server
 import os
 import re
-import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -25,10 +23,8 @@ import urllib.parse
 import pytest
 
 from conftest import MiB, read_file, sha256
-from faultlib import bytes_sent, stats
+from faultlib import bytes_sent, delay_proxy, stats
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROXY = os.path.join(HERE, "..", "bench", "delayproxy.py")
 DELAY = 0.1  # seconds each way: a 200 ms round trip
 
 
@@ -40,32 +36,8 @@ def gets(servers, oid):
 def far(servers, tmp_path):
     """The data host behind tests/bench/delayproxy.py, DELAY each way
     (a new connection pays a round trip before its first byte)."""
-    pf = tmp_path / "proxy.port"
-    port = int(servers.data.url.rsplit(":", 1)[1].split("/")[0])
-    p = subprocess.Popen([sys.executable, PROXY, "--target-port", str(port),
-                          "--delay-ms", str(DELAY * 1000),
-                          "--window-kib", "4096", "--port-file", str(pf)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         start_new_session=True)
-    try:
-        for _ in range(200):
-            if pf.exists() and pf.read_text().strip():
-                break
-            if p.poll() is not None:
-                pytest.fail("delayproxy exited: %s" % p.stderr.read())
-            subprocess.run(["sleep", "0.05"])
-        proxy = int(pf.read_text().split()[0])
-        servers.api.data_base = "http://127.0.0.1:%d/%s" % (
-            proxy, servers.data.bucket)
-        yield proxy
-    finally:
-        servers.api.data_base = None
-        os.killpg(p.pid, signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+    with delay_proxy(servers, tmp_path, int(DELAY * 1000), 4096) as port:
+        yield port
 
 
 def test_window_finds_its_connections_open(servers, cpfs, far):
