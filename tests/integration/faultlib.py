@@ -229,4 +229,16 @@ def wait_exit(proc, timeout):
     return rc, time.monotonic() - t0
 
 
+def signal_ends_blocked_read(m, th, sig=signal.SIGTERM):
+    """Sends @sig to the daemon of mount @m while @th (a Bg) waits on it:
+    the daemon exits 0 within 5 s and @th ends with an OSError."""
+    m.proc.send_signal(sig)
+    rc, dt = wait_exit(m.proc, 10)
+    assert rc == 0, (rc, m.log()[-2000:])
+    assert dt < 5, "exit took %.1f s" % dt
+    th.join(10)
+    assert not th.is_alive(), "reader still blocked after exit"
+    assert isinstance(th.error, OSError), th.result
+
+
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}

@@ -22,8 +22,8 @@ import pytest
 from conftest import MiB, mounted, read_file, sha256, standin
 from faultlib import (Bg, Timed, asked_again, errname, errno_of,
                       ignore_if_match, new_log_lines, not_probe,
-                      pread_direct, read_direct_all, rng_of, rstart, stats,
-                      wait_exit)
+                      pread_direct, read_direct_all, rng_of, rstart,
+                      signal_ends_blocked_read, stats, wait_exit)
 
 SIZE3 = 3 * MiB + 12345          # 4 blocks, the last one short
 TAIL = 3 * MiB                   # offset of its tail block
@@ -749,13 +749,7 @@ def test_signal_while_read_stalled_exits_zero(servers, cpfs, how):
     assert servers.data.log.wait_for(1, timeout=10, id=oid,
                                      pred=lambda r: r.fault == "stall")
     time.sleep(0.5)
-    m.proc.send_signal(getattr(signal, how))
-    rc, dt = wait_exit(m.proc, 10)
-    assert rc == 0, (rc, m.log()[-2000:])
-    assert dt < 5, "exit took %.1f s" % dt
-    th.join(10)
-    assert not th.is_alive(), "reader still blocked after exit"
-    assert isinstance(th.error, OSError), th.result
+    signal_ends_blocked_read(m, th, getattr(signal, how))
     assert not mounted(m.mnt)
 
 

@@ -5,12 +5,12 @@ conn.c does not frame handed to curl."""
 
 import errno
 import os
-import signal
 
 import pytest
 
 from conftest import MiB, standin
-from faultlib import Bg, Timed, errname, errno_of, rng_of, stats, wait_exit
+from faultlib import (Bg, Timed, errname, errno_of, rng_of,
+                      signal_ends_blocked_read, stats)
 
 SIZE = 64 * MiB + 777
 
@@ -165,13 +165,7 @@ def test_sigterm_while_random_read_waits_exits_promptly(servers, cpfs):
     try:
         assert servers.data.log.wait_for(
             1, timeout=10, id=oid, pred=lambda r: r.fault == "stall")
-        m.proc.send_signal(signal.SIGTERM)
-        rc, dt = wait_exit(m.proc, 10)
-        assert rc == 0, (rc, m.log()[-2000:])
-        assert dt < 5, "exit took %.1f s" % dt
-        th.join(10)
-        assert not th.is_alive(), "reader still blocked after exit"
-        assert isinstance(th.error, OSError), th.result
+        signal_ends_blocked_read(m, th)
     finally:
         try:
             os.close(fd)
