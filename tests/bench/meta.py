@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """
 meta.py - metadata benchmark: `ls -l` and `find -printf '%s\\n'` over a
-large manifest, cpfs against a tmpfs holding the same names and sizes.
+large manifest, cpfs against a tmpfs holding the same names and sizes and
+against floorfs, a FUSE daemon that does nothing but list them.
 
     sudo /usr/bin/python3 tests/bench/meta.py                    # 100 000
     sudo /usr/bin/python3 tests/bench/meta.py --entries 1000000 --runs 1
@@ -19,6 +20,11 @@ What it does (as root; everything on 127.0.0.1, removed on exit):
   - reads cpfs's counters (user.cpfs.stats on the mount root) around each
     listing: the FUSE requests it cost by kind, and API calls and data
     requests (both must be 0);
+  - the floor (unless --no-floor): tests/bench/floorfs.c, built here with
+    cc, a one-thread FUSE daemon that answers READDIRPLUS for the same
+    names and sizes from a table in memory and does nothing else; it gets
+    the same cold and warm listings, so "cpfs × floor" is what cpfs's own
+    work adds and "floor × tmpfs" what the kernel's side of FUSE costs;
   - checks that find printed the manifest's sizes, in any order, and that
     ls -l printed one line per entry;
   - memory: the daemon's VmRSS after the cold listing, minus that of a
@@ -45,6 +51,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 STANDIN = os.path.join(ROOT, "tests", "standin", "standin.py")
+FLOORFS_C = os.path.join(ROOT, "tests", "bench", "floorfs.c")
 sys.path.insert(0, os.path.dirname(STANDIN))
 
 import standin  # noqa: E402
@@ -164,6 +171,8 @@ class Bench:
         self.empty = os.path.join(self.tmp, "empty.manifest")
         with open(self.empty, "w") as fh:
             fh.write("# no entries\n")
+        if not a.no_floor:
+            self.build_floor()
         if not a.no_tmpfs:
             self.tmpfs = os.path.join(self.tmp, "tmpfs")
             os.mkdir(self.tmpfs)
@@ -191,6 +200,41 @@ class Bench:
             time.sleep(0.05)
         with open(pf) as fh:
             self.api_url = "http://127.0.0.1:%s" % fh.read().split()[0]
+
+    # ------------------------------------------------------------ floor
+    def build_floor(self):
+        """Build floorfs and write its list of names and sizes."""
+        self.floorfs = os.path.join(self.tmp, "floorfs")
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"],
+                               capture_output=True, check=True,
+                               text=True).stdout.split()
+        subprocess.run(["cc", "-O2", "-o", self.floorfs, FLOORFS_C] + flags,
+                       check=True)
+        self.floor_list = os.path.join(self.tmp, "floor.list")
+        with open(self.floor_list, "w") as fh:
+            for oid, size in zip(self.ids, self.sizes):
+                fh.write("%s %d\n" % (oid, size))
+
+    def floor_run(self, kind):
+        mnt = tempfile.mkdtemp(prefix="floor-", dir=self.tmp)
+        p = subprocess.Popen([self.floorfs, self.floor_list, mnt],
+                             stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        self.procs.append(p)
+        end = time.time() + 60
+        while not is_mounted(mnt):
+            if p.poll() is not None or time.time() > end:
+                raise RuntimeError("floorfs did not mount")
+            time.sleep(0.01)
+        self.mounts.append(mnt)
+        drop_caches()
+        cold, cold_cpu = timed(self.listing(kind, mnt), p.pid)
+        warm, warm_cpu = timed(self.listing(kind, mnt), p.pid)
+        if kind == "find":
+            self.check_output(kind, mnt)
+        self.unmount(mnt, p)
+        return {"cold_s": cold, "warm_s": warm, "cold_cpu": cold_cpu,
+                "warm_cpu": warm_cpu}
 
     # ------------------------------------------------------------- cpfs
     def mount(self, manifest):
@@ -227,7 +271,8 @@ class Bench:
             p.kill()
             p.wait()
         if p.returncode != 0:
-            raise RuntimeError("cpfs exited with %d" % p.returncode)
+            raise RuntimeError("%s exited with %d" % (
+                os.path.basename(p.args[0]), p.returncode))
         self.mounts.remove(mnt)
         self.procs.remove(p)
 
@@ -282,6 +327,7 @@ class Bench:
         kinds = ["ls", "find"]
         runs = {("cpfs", k): [] for k in kinds}
         runs.update({("tmpfs", k): [] for k in kinds})
+        runs.update({("floor", k): [] for k in kinds})
         empty = {}
         for k in kinds:
             empty[k] = self.cpfs_run(k, self.empty)
@@ -290,12 +336,15 @@ class Bench:
                 runs[("cpfs", k)].append(self.cpfs_run(k, self.manifest))
                 if not a.no_tmpfs:
                     runs[("tmpfs", k)].append(self.tmpfs_run(k))
-                last = runs[("cpfs", k)][-1]
-                log("run %d %-4s cpfs cold %.3f s warm %.3f s%s" % (
-                    i + 1, k, last["cold_s"], last["warm_s"],
-                    "" if a.no_tmpfs else "; tmpfs cold %.3f s warm %.3f s"
-                    % (runs[("tmpfs", k)][-1]["cold_s"],
-                       runs[("tmpfs", k)][-1]["warm_s"])))
+                if not a.no_floor:
+                    runs[("floor", k)].append(self.floor_run(k))
+                line = "run %d %-4s" % (i + 1, k)
+                for sysname in ("cpfs", "tmpfs", "floor"):
+                    if runs[(sysname, k)]:
+                        last = runs[(sysname, k)][-1]
+                        line += " %s cold %.3f s warm %.3f s;" % (
+                            sysname, last["cold_s"], last["warm_s"])
+                log(line.rstrip(";"))
         if not a.no_tmpfs:
             for k in kinds:
                 self.check_output(k, self.tmpfs)
@@ -321,17 +370,22 @@ class Bench:
             "each), kernel %s" % (a.entries, a.runs, res["kernel"]))
         log("")
         log("| listing | cpfs cold | cpfs warm | tmpfs cold | tmpfs warm "
-            "| cold × tmpfs | FUSE requests (cold) |")
-        log("|---|---:|---:|---:|---:|---:|---|")
+            "| cold × tmpfs | floor cold | floor × tmpfs | cpfs × floor "
+            "| FUSE requests (cold) |")
+        log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         summary = {}
         for k in kinds:
             c = runs[("cpfs", k)]
             t = runs[("tmpfs", k)]
+            f = runs[("floor", k)]
             med = {"cpfs_cold_s": statistics.median(x["cold_s"] for x in c),
                    "cpfs_warm_s": statistics.median(x["warm_s"] for x in c)}
             if t:
                 med["tmpfs_cold_s"] = statistics.median(x["cold_s"] for x in t)
                 med["tmpfs_warm_s"] = statistics.median(x["warm_s"] for x in t)
+            if f:
+                med["floor_cold_s"] = statistics.median(x["cold_s"] for x in f)
+                med["floor_warm_s"] = statistics.median(x["warm_s"] for x in f)
             reqs = c[-1]["cold_requests"]
             med["cold_requests"] = reqs
             med["warm_requests"] = c[-1]["warm_requests"]
@@ -341,7 +395,7 @@ class Bench:
             med["rss_bytes_per_file"] = (rss - empty[k]["rss_kib"]) * \
                 1024.0 / a.entries
             med["mount_s"] = statistics.median(x["mount_s"] for x in c)
-            for sysname, rr in (("cpfs", c), ("tmpfs", t)):
+            for sysname, rr in (("cpfs", c), ("tmpfs", t), ("floor", f)):
                 for temp in ("cold", "warm"):
                     for part in ("user_s", "sys_s", "daemon_s"):
                         if rr:
@@ -352,19 +406,24 @@ class Bench:
             shown = ", ".join("%s %d" % (n[5:], v) for n, v in
                               sorted(reqs.items())
                               if v and n.startswith("fuse_"))
-            log("| %s | %.3f s | %.3f s | %s | %s | %s | %s |" % (
+            log("| %s | %.3f s | %.3f s | %s | %s | %s | %s | %s | %s | %s |" % (
                 "ls -l" if k == "ls" else "find -printf '%s'",
                 med["cpfs_cold_s"], med["cpfs_warm_s"],
                 "%.3f s" % med["tmpfs_cold_s"] if t else "—",
                 "%.3f s" % med["tmpfs_warm_s"] if t else "—",
                 "%.2f" % (med["cpfs_cold_s"] / med["tmpfs_cold_s"])
-                if t else "—", shown))
+                if t else "—",
+                "%.3f s" % med["floor_cold_s"] if f else "—",
+                "%.2f" % (med["floor_cold_s"] / med["tmpfs_cold_s"])
+                if f and t else "—",
+                "%.2f" % (med["cpfs_cold_s"] / med["floor_cold_s"])
+                if f else "—", shown))
         log("")
         log("CPU seconds, medians (the lister's user / system time, where "
             "the kernel builds dentries and inodes; the daemon's CPU):")
         for k in kinds:
             m = summary[k]
-            for sysname in ("cpfs", "tmpfs"):
+            for sysname in ("cpfs", "tmpfs", "floor"):
                 if "%s_cold_user_s" % sysname not in m:
                     continue
                 log("%-4s %-5s cold %.2f / %.2f, daemon %.3f; warm %.2f / "
@@ -423,6 +482,8 @@ def main():
                                                    "cpfs"))
     ap.add_argument("--no-tmpfs", action="store_true",
                     help="skip the tmpfs comparison (memory runs)")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip floorfs (tests/bench/floorfs.c)")
     ap.add_argument("--json")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()

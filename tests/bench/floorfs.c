@@ -1,0 +1,199 @@
+/*
+ * floorfs.c - the floor for tests/bench/meta.py: the least a FUSE daemon
+ * can do for a listing of N files, so the benchmark shows what the
+ * kernel's side of FUSE costs on this machine with no daemon work in it.
+ *
+ *     floorfs LIST MOUNTPOINT
+ *
+ * LIST has one "name size" per line.  The root holds those names as
+ * read-only regular files of those sizes, inode i + 2 for line i.  It
+ * answers READDIRPLUS (always, as cpfs does) straight from the table with
+ * an hour's entry and attribute timeouts, plus LOOKUP and GETATTR; no
+ * open, no read, no xattr.  One thread (fuse_session_loop): nothing in it
+ * ever waits.  Built by meta.py with cc at set-up; not part of cpfs.
+ */
+#define FUSE_USE_VERSION 34
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TIMEOUT 3600.0
+
+struct floor_table {
+	char **names;
+	off_t *sizes;
+	size_t n;
+};
+
+static struct floor_table table;
+
+static void fill_stat(fuse_ino_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	if (ino == FUSE_ROOT_ID) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return;
+	}
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = table.sizes[ino - 2];
+}
+
+static void fill_entry(fuse_ino_t ino, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	e->attr_timeout = TIMEOUT;
+	e->entry_timeout = TIMEOUT;
+	fill_stat(ino, &e->attr);
+}
+
+static int known(fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID || (ino >= 2 && ino - 2 < table.n);
+}
+
+static void floor_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+}
+
+static void floor_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	size_t i;
+
+	if (parent == FUSE_ROOT_ID)
+		for (i = 0; i < table.n; i++)
+			if (!strcmp(table.names[i], name)) {
+				fill_entry(i + 2, &e);
+				fuse_reply_entry(req, &e);
+				return;
+			}
+	fuse_reply_err(req, ENOENT);
+}
+
+static void floor_getattr(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	(void)fi;
+	if (!known(ino)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fill_stat(ino, &st);
+	fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void floor_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			      off_t off, struct fuse_file_info *fi)
+{
+	char *buf;
+	size_t used = 0;
+	off_t i;
+
+	(void)fi;
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (i = off; i >= 0 && (size_t)i < table.n; i++) {
+		struct fuse_entry_param e;
+		size_t len;
+
+		fill_entry((fuse_ino_t)i + 2, &e);
+		len = fuse_add_direntry_plus(req, buf + used, size - used,
+					     table.names[i], &e, i + 1);
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static const struct fuse_lowlevel_ops floor_ops = {
+	.init = floor_init,
+	.lookup = floor_lookup,
+	.getattr = floor_getattr,
+	.readdirplus = floor_readdirplus,
+};
+
+static int load(const char *path)
+{
+	char name[256];
+	long long size;
+	size_t cap = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	while (fscanf(f, "%255s %lld", name, &size) == 2) {
+		if (table.n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			table.names = realloc(table.names,
+					      cap * sizeof(*table.names));
+			table.sizes = realloc(table.sizes,
+					      cap * sizeof(*table.sizes));
+			if (!table.names || !table.sizes) {
+				fclose(f);
+				return -ENOMEM;
+			}
+		}
+		table.names[table.n] = strdup(name);
+		if (!table.names[table.n]) {
+			fclose(f);
+			return -ENOMEM;
+		}
+		table.sizes[table.n++] = (off_t)size;
+	}
+	fclose(f);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char *fargv[] = { argv[0], "-o", "fsname=floorfs" };
+	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+	struct fuse_session *se;
+	int ret = 1;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: floorfs LIST MOUNTPOINT\n");
+		return 2;
+	}
+	if (load(argv[1]) < 0) {
+		fprintf(stderr, "floorfs: cannot load %s\n", argv[1]);
+		return 1;
+	}
+	se = fuse_session_new(&args, &floor_ops, sizeof(floor_ops), NULL);
+	if (!se)
+		return 1;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto err_out1;
+	if (fuse_session_mount(se, argv[2]) != 0)
+		goto err_out2;
+	ret = fuse_session_loop(se) ? 1 : 0;
+	fuse_session_unmount(se);
+err_out2:
+	fuse_remove_signal_handlers(se);
+err_out1:
+	fuse_session_destroy(se);
+	return ret;
+}
