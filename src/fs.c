@@ -131,6 +131,12 @@ static void cp_ll_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* A link's target never changes under its number (files are never
+	 * dropped from the table; pages.c retires a dropped link's number):
+	 * the kernel may keep what it read, so a second `ls -l by-name/`
+	 * asks nothing per link. */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 	once_fs = userdata; /* before any open: INIT comes first */
@@ -299,24 +305,50 @@ static void lookup_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 		fuse_reply_entry(req, &e);
 }
 
+/*
+ * What an open view directory lists: the entries built when its listing
+ * starts (offset 0), kept on the handle (fi->fh) until the next start or
+ * the release, so a listing of N names builds and sorts them once, not
+ * once per batch.  The kernel sends one readdir of a handle at a time.
+ */
+struct view_snap {
+	struct cp_name_entry *v;
+	ssize_t n;               /* entries in v; -1: not built */
+};
+
+/* The entries of @snap, built afresh when a listing starts at @off 0. */
+static ssize_t snap_entries(struct cp_fs *fs, fuse_ino_t dir,
+			    struct view_snap *snap, off_t off)
+{
+	if (off <= 0 || snap->n < 0) {
+		free(snap->v);
+		snap->v = NULL;
+		snap->n = view_entries(fs, dir, &snap->v);
+		cp_stats_inc(fs->stats, view_builds);
+	}
+	return snap->n;
+}
+
 static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
-			 size_t size, off_t off, int plus)
+			 size_t size, off_t off, int plus,
+			 struct view_snap *snap)
 {
 	fuse_ino_t parent = dir == CP_INO_BYNAME || dir == CP_INO_BYPAGE
 				    ? FUSE_ROOT_ID
 				    : CP_INO_BYPAGE;
-	struct cp_name_entry *v = NULL;
+	struct cp_name_entry *v;
 	char *buf = malloc(size);
 	size_t left = size;
 	uint64_t entries = 0;
 	ssize_t n;
 
-	n = buf ? view_entries(fs, dir, &v) : -ENOMEM;
+	n = buf ? snap_entries(fs, dir, snap, off) : -ENOMEM;
 	if (n < 0) {
 		free(buf);
 		fuse_reply_err(req, (int)-n);
 		return;
 	}
+	v = snap->v;
 	for (off = off < 0 ? 0 : off; off < n + 2; off++) {
 		struct fuse_entry_param e;
 		const char *name = off == 0 ? "." : off == 1 ? ".." : NULL;
@@ -341,7 +373,6 @@ static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 	cp_stats_add(fs->stats, fuse_readdir_entries, entries);
 	fuse_reply_buf(req, buf, size - left);
 	free(buf);
-	free(v);
 }
 
 /* The file a link inode points at (by-name or by-page), or NULL;
@@ -554,12 +585,13 @@ static void readdir_root(fuse_req_t req, struct cp_fs *fs, size_t size,
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-		       off_t off, int plus)
+		       off_t off, int plus, struct fuse_file_info *fi)
 {
 	struct cp_fs *fs = fs_of(req);
+	struct view_snap *snap = (struct view_snap *)(uintptr_t)fi->fh;
 
-	if (is_view_dir(fs, ino))
-		readdir_view(req, fs, ino, size, off, plus);
+	if (snap)
+		readdir_view(req, fs, ino, size, off, plus, snap);
 	else if (ino == FUSE_ROOT_ID)
 		readdir_root(req, fs, size, off, plus);
 	else
@@ -570,16 +602,55 @@ static void cp_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			  off_t off, struct fuse_file_info *fi)
 {
 	COUNT_REQ(req, readdir);
-	do_readdir(req, ino, size, off, 0);
-	(void)fi;
+	do_readdir(req, ino, size, off, 0, fi);
 }
 
 static void cp_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			      off_t off, struct fuse_file_info *fi)
 {
 	COUNT_REQ(req, readdirplus);
-	do_readdir(req, ino, size, off, 1);
-	(void)fi;
+	do_readdir(req, ino, size, off, 1, fi);
+}
+
+/* The root lists from the table itself; a view gets a snapshot. */
+static void cp_ll_opendir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct cp_fs *fs = fs_of(req);
+	struct view_snap *snap;
+
+	fi->fh = 0;
+	if (ino == FUSE_ROOT_ID) {
+		fuse_reply_open(req, fi);
+		return;
+	}
+	if (!is_view_dir(fs, ino)) {
+		fuse_reply_err(req, cp_files_by_ino(fs->files, ino) ? ENOTDIR
+								    : ENOENT);
+		return;
+	}
+	snap = calloc(1, sizeof(*snap));
+	if (!snap) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	snap->n = -1;
+	fi->fh = (uintptr_t)snap;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		free(snap); /* interrupted: no releasedir will come */
+}
+
+static void cp_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
+			     struct fuse_file_info *fi)
+{
+	struct view_snap *snap = (struct view_snap *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (snap) {
+		free(snap->v);
+		free(snap);
+	}
+	fuse_reply_err(req, 0);
 }
 
 static void do_ll_open(fuse_req_t req, fuse_ino_t ino,
@@ -897,8 +968,10 @@ const struct fuse_lowlevel_ops cp_fs_ops = {
 	.lookup = cp_ll_lookup,
 	.forget = cp_ll_forget,
 	.getattr = cp_ll_getattr,
+	.opendir = cp_ll_opendir,
 	.readdir = cp_ll_readdir,
 	.readdirplus = cp_ll_readdirplus,
+	.releasedir = cp_ll_releasedir,
 	.readlink = cp_ll_readlink,
 	.open = cp_ll_open,
 	.read = cp_ll_read,

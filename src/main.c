@@ -25,6 +25,7 @@
 #include "fetch.h"
 #include "files.h"
 #include "fs.h"
+#include "ino.h"
 #include "log.h"
 #include "manifest.h"
 #include "meta.h"
@@ -201,7 +202,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cpfs: %s\n", why);
 		goto err_out6;
 	}
-	pages = cp_pages_new();
+	pages = cp_pages_new(CP_INO_MASK);
 	disc = pages && cfg.discover
 		       ? cp_discover_new(&cfg, api, files, pages, &stats)
 		       : NULL;

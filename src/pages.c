@@ -2,8 +2,16 @@
  * pages.c - the by-page/ index (see pages.h).
  *
  * Owns: every owner (struct owner) and an inode index over owners'
- * directories and links (chained hash, nodes embedded in the owners).
+ * directories and links (chained hash, nodes embedded in the owners),
+ * and the numbers of links since removed (the retired set, below).
  * One mutex guards it all.
+ *
+ * A link's number never comes back with another target in one mount:
+ * the kernel keeps a symlink's target once read (FUSE_CAP_CACHE_SYMLINKS)
+ * for as long as it keeps the inode, so a number whose link was dropped
+ * stays reserved for that same (owner, file) pair.  Only a hash collision
+ * could otherwise hand it to another pair; the set costs 16 bytes per
+ * distinct pair ever dropped.
  */
 #include "pages.h"
 
@@ -39,19 +47,30 @@ struct owner {
 	size_t nlinks;
 };
 
+/* A dropped link's number and the fingerprint of its (owner, file). */
+struct retired {
+	uint64_t ino;          /* 0: a free slot */
+	uint64_t pair;
+};
+
 struct cp_pages {
 	pthread_mutex_t lock;
 	struct owner **owners; /* first-set order; protected by lock */
 	size_t n, cap;
 	struct node *buckets[NBUCKETS];
+	struct retired *retired; /* open addressing, power-of-two size */
+	size_t nretired, retired_cap;
+	uint64_t mask;           /* hash bits of a number (ino.h) */
 };
 
-struct cp_pages *cp_pages_new(void)
+struct cp_pages *cp_pages_new(uint64_t mask)
 {
 	struct cp_pages *p = calloc(1, sizeof(*p));
 
-	if (p)
+	if (p) {
 		pthread_mutex_init(&p->lock, NULL);
+		p->mask = mask;
+	}
 	return p;
 }
 
@@ -72,6 +91,7 @@ void cp_pages_free(struct cp_pages *p)
 	for (i = 0; i < p->n; i++)
 		owner_free(p->owners[i]);
 	free(p->owners);
+	free(p->retired);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -108,26 +128,89 @@ static void index_del(struct cp_pages *p, struct node *n)
 		*pp = n->next;
 }
 
+/* What tells the pair (@owner, @file) from others with a number. */
+static uint64_t pair_print(const char *owner, const char *file)
+{
+	return cp_ino_make(CP_INO_PAGE_LINK, owner, file, ~0u, CP_INO_MASK);
+}
+
+static struct retired *retired_slot(struct retired *v, size_t cap,
+				    uint64_t ino)
+{
+	size_t i = (size_t)(ino ^ (ino >> 31)) & (cap - 1);
+
+	while (v[i].ino && v[i].ino != ino)
+		i = (i + 1) & (cap - 1);
+	return &v[i];
+}
+
+/* The pair that once held link number @ino, or 0 if none. */
+static uint64_t retired_pair(struct cp_pages *p, uint64_t ino)
+{
+	return p->retired_cap ? retired_slot(p->retired, p->retired_cap,
+					     ino)->pair
+			      : 0;
+}
+
+/* Remembers that @ino was @pair's.  Without memory to grow the set the
+ * number is not remembered: then only a hash collision could reuse it. */
+static void retire(struct cp_pages *p, uint64_t ino, uint64_t pair)
+{
+	struct retired *s;
+
+	if (2 * (p->nretired + 1) > p->retired_cap) {
+		size_t cap = p->retired_cap ? 2 * p->retired_cap : 256, i;
+		struct retired *v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			return;
+		for (i = 0; i < p->retired_cap; i++)
+			if (p->retired[i].ino)
+				*retired_slot(v, cap, p->retired[i].ino) =
+					p->retired[i];
+		free(p->retired);
+		p->retired = v;
+		p->retired_cap = cap;
+	}
+	s = retired_slot(p->retired, p->retired_cap, ino);
+	if (!s->ino)
+		p->nretired++;
+	s->ino = ino;
+	s->pair = pair;
+}
+
+static void unindex_link(struct cp_pages *p, struct owner *o, size_t i)
+{
+	index_del(p, &o->links[i].node);
+	retire(p, o->links[i].node.ino, pair_print(o->id, o->links[i].file_id));
+}
+
 static void unindex_owner(struct cp_pages *p, struct owner *o)
 {
 	size_t i;
 
 	index_del(p, &o->dir);
 	for (i = 0; i < o->nlinks; i++)
-		index_del(p, &o->links[i].node);
+		unindex_link(p, o, i);
 }
 
-/* The first number of @kind for (@a, @b) not in use. */
+/* The first number of @kind for (@a, @b) not in use, and for a link not
+ * retired from another pair. */
 static uint64_t free_ino(struct cp_pages *p, enum cp_ino_kind kind,
 			 const char *a, const char *b)
 {
+	uint64_t pair = kind == CP_INO_PAGE_LINK ? pair_print(a, b) : 0;
 	unsigned attempt = 0;
-	uint64_t ino;
+	uint64_t ino, was;
 
-	do
-		ino = cp_ino_make(kind, a, b, attempt++, CP_INO_MASK);
-	while (find_node(p, ino));
-	return ino;
+	for (;;) {
+		ino = cp_ino_make(kind, a, b, attempt++, p->mask);
+		if (find_node(p, ino))
+			continue;
+		was = pair ? retired_pair(p, ino) : 0;
+		if (!was || was == pair)
+			return ino;
+	}
 }
 
 /* The owner @id, through its directory's number (O(1)). */
@@ -137,7 +220,7 @@ static struct owner *find_owner(struct cp_pages *p, const char *id)
 
 	for (attempt = 0;; attempt++) {
 		uint64_t ino = cp_ino_make(CP_INO_PAGE_DIR, id, NULL, attempt,
-					   CP_INO_MASK);
+					   p->mask);
 		struct node *n = find_node(p, ino);
 
 		if (!n)
@@ -202,7 +285,7 @@ int cp_pages_set(struct cp_pages *p, const char *id, const char *name,
 		p->owners[p->n++] = o;
 	} else {
 		for (i = 0; i < o->nlinks; i++)
-			index_del(p, &o->links[i].node);
+			unindex_link(p, o, i);
 		free(o->links);
 	}
 	snprintf(o->name, sizeof(o->name), "%s", name && *name ? name : id);

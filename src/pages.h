@@ -5,7 +5,9 @@
  * An owner is a page, an event or a product: its id, its display name
  * (name, else slug, else id: discovery decides) and the ids of the files
  * it refers to.  Its directory and each of its links get inode numbers
- * from the ids (ino.h), so they are the same in every mount.
+ * from the ids (ino.h), so they are the same in every mount.  A link's
+ * number never points at another file later in the same mount (the
+ * kernel may keep the target it read; pages.c says how).
  *
  * Owners are set by discovery as it finds them; after a complete walk,
  * those the walk did not see again are dropped (a page deleted on the
@@ -31,7 +33,9 @@ struct cp_page_link {
 	uint64_t ino;
 };
 
-struct cp_pages *cp_pages_new(void);
+/* An empty index; @mask: the hash bits of its numbers (CP_INO_MASK in a
+ * mount; tests pass a tiny one to force collisions). */
+struct cp_pages *cp_pages_new(uint64_t mask);
 void cp_pages_free(struct cp_pages *pages);
 
 /*

@@ -41,6 +41,7 @@
 	X(fuse_readdir)                                                        \
 	X(fuse_readdirplus)                                                    \
 	X(fuse_readdir_entries) /* entries answered by both kinds */           \
+	X(view_builds)         /* by-name/, by-page/ listings built */         \
 	X(fuse_open)                                                           \
 	X(fuse_getxattr)                                                       \
 	X(fuse_listxattr)                                                      \

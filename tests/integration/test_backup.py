@@ -629,6 +629,42 @@ def test_by_name_links(servers, cpfs):
     assert servers.api_calls() == 0 and servers.data_gets() == 0
 
 
+def test_by_name_ls_l_builds_once_reads_each_link_once(servers, cpfs):
+    """`ls -l by-name/` of 600 links: the listing is built and sorted once
+    per pass, not once per READDIRPLUS batch; and a link's target never
+    changes under its number, so the kernel keeps what it read
+    (FUSE_CAP_CACHE_SYMLINKS): the second pass sends no READLINK.  Both
+    show every target right."""
+    from faultlib import stats
+    n = 600
+    lines, want = [], {}
+    for i in range(n):
+        oid = servers.add(standin.make_bytes(70 + i, 10 + i % 50))
+        name = "doc-%03d.txt" % i
+        lines.append(standin.manifest_line(oid, size=10 + i % 50, name=name))
+        want[name] = "../" + oid
+    m = cpfs("names", manifest=lines)
+    bn = m.path("by-name")
+    seen = []
+    for _ in range(2):
+        before = stats(m)
+        out = subprocess.run(["ls", "-l", bn], capture_output=True,
+                             text=True, check=True,
+                             env=dict(os.environ, LC_ALL="C")).stdout
+        after = stats(m)
+        seen.append(tuple(after[k] - before[k] for k in (
+            "fuse_readlink", "view_builds", "fuse_readdirplus")))
+        got = {}
+        for line in out.splitlines()[1:]:  # "total N" first
+            f = line.split()
+            assert f[-2] == "->", line
+            got[f[-3]] = f[-1]
+        assert got == want
+    assert [s[:2] for s in seen] == [(n, 1), (0, 1)], \
+        "READLINKs and builds per listing: %r" % seen
+    assert all(s[2] >= 2 for s in seen), seen  # several batches each
+
+
 def test_by_name_empty_name(servers, cpfs):
     """man cpfs: a name that is . or .. becomes "_"; an empty name is no
     name at all (no link)."""

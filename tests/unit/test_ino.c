@@ -133,7 +133,8 @@ static void test_forced_collisions(void **state)
 
 static void test_pages_numbers(void **state)
 {
-	struct cp_pages *p = cp_pages_new(), *q = cp_pages_new();
+	struct cp_pages *p = cp_pages_new(CP_INO_MASK),
+			 *q = cp_pages_new(CP_INO_MASK);
 	char files[3][25], id[25], name[64], target[25];
 	struct cp_page_link *links;
 	uint64_t dir, dir2;
@@ -179,6 +180,69 @@ static void test_pages_numbers(void **state)
 	cp_pages_free(q);
 }
 
+/* The links of owner @id as (file, number) into @files/@inos; count. */
+static ssize_t owner_links(struct cp_pages *p, const char *id,
+			   char files[][25], uint64_t *inos)
+{
+	char oid[25], name[64];
+	struct cp_page_link *links;
+	uint64_t dir;
+	ssize_t n, i;
+	size_t k;
+
+	for (k = 0; cp_pages_owner(p, k, oid, name, sizeof(name), &dir) == 0;
+	     k++)
+		if (strcmp(oid, id) == 0)
+			break;
+	n = cp_pages_links(p, dir, &links);
+	for (i = 0; i < n; i++) {
+		memcpy(files[i], links[i].file_id, 25);
+		inos[i] = links[i].ino;
+	}
+	free(links);
+	return n;
+}
+
+/* A dropped link's number never comes back pointing at another file
+ * (the kernel may have kept its target), even when hashes collide. */
+static void test_pages_numbers_not_reused(void **state)
+{
+	/* 3 hash bits: 7 numbers per kind, collisions for sure */
+	struct cp_pages *p = cp_pages_new(7);
+	char a[25], b[25], fa[2][25], fb[4][25], got[4][25], target[25];
+	uint64_t ia[2], ib[4], again[2];
+	int i, j;
+
+	(void)state;
+	id_of(1, a);
+	id_of(2, b);
+	for (i = 0; i < 2; i++)
+		id_of(200 + i, fa[i]);
+	for (i = 0; i < 4; i++)
+		id_of(300 + i, fb[i]);
+	assert_int_equal(cp_pages_set(p, a, "A", (const char(*)[25])fa, 2, 1),
+			 0);
+	assert_int_equal(owner_links(p, a, got, ia), 2);
+	cp_pages_retain(p, 2); /* A dropped: its two numbers retired */
+	assert_int_equal(cp_pages_count(p), 0);
+	assert_int_equal(cp_pages_set(p, b, "B", (const char(*)[25])fb, 4, 3),
+			 0);
+	assert_int_equal(owner_links(p, b, got, ib), 4);
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < 2; j++)
+			assert_true(ib[i] != ia[j]);
+		assert_int_equal(cp_pages_link_target(p, ib[i], target), 0);
+		assert_string_equal(target, got[i]);
+	}
+	/* A's links back: the same numbers as before */
+	assert_int_equal(cp_pages_set(p, a, "A", (const char(*)[25])fa, 2, 3),
+			 0);
+	assert_int_equal(owner_links(p, a, got, again), 2);
+	for (i = 0; i < 2; i++)
+		assert_true(again[i] == ia[i]);
+	cp_pages_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_order_does_not_matter),
 		cmocka_unit_test(test_forced_collisions),
 		cmocka_unit_test(test_pages_numbers),
+		cmocka_unit_test(test_pages_numbers_not_reused),
 	};
 
 	cfg.neg_ttl = 10;
