@@ -25,6 +25,8 @@ What it does (as root; everything on 127.0.0.1, removed on exit):
     names and sizes from a table in memory and does nothing else; it gets
     the same cold and warm listings, so "cpfs × floor" is what cpfs's own
     work adds and "floor × tmpfs" what the kernel's side of FUSE costs;
+  - with --names, also `ls -l MNT/by-name` (cold, then warm) on a mount
+    with -o names: the same names as symlinks, cpfs only;
   - checks that find printed the manifest's sizes, in any order, and that
     ls -l printed one line per entry;
   - memory: the daemon's VmRSS after the cold listing, minus that of a
@@ -237,11 +239,11 @@ class Bench:
                 "warm_cpu": warm_cpu}
 
     # ------------------------------------------------------------- cpfs
-    def mount(self, manifest):
+    def mount(self, manifest, names=False):
         mnt = tempfile.mkdtemp(prefix="mnt-", dir=self.tmp)
         cdir = tempfile.mkdtemp(prefix="cache-", dir=self.tmp)
-        argv = [self.a.cpfs, "-f", "-o", "ids=%s,cache_dir=%s" % (
-            manifest, cdir), self.api_url, mnt]
+        argv = [self.a.cpfs, "-f", "-o", "ids=%s,cache_dir=%s%s" % (
+            manifest, cdir, ",names" if names else ""), self.api_url, mnt]
         lf = open(os.path.join(self.tmp, "cpfs.log"), "ab")
         env = dict(os.environ, CHECKOUTPAGE_API_KEY=self.key)
         t = time.perf_counter()
@@ -280,6 +282,8 @@ class Bench:
         """The listing command of @kind on @mnt (argv)."""
         if kind == "ls":
             return LS + [mnt]
+        if kind == "byname":
+            return LS + [os.path.join(mnt, "by-name")]
         return ["find", mnt] + FIND_ARGS
 
     def check_output(self, kind, mnt):
@@ -296,7 +300,7 @@ class Bench:
                 mnt, len(lines)))
 
     def cpfs_run(self, kind, manifest):
-        mnt, p = self.mount(manifest)
+        mnt, p = self.mount(manifest, names=kind == "byname")
         mount_s = self.last_mount_s
         drop_caches()
         s0 = stats(mnt)
@@ -324,7 +328,7 @@ class Bench:
     def run(self):
         a = self.a
         res = self.results
-        kinds = ["ls", "find"]
+        kinds = ["ls", "find"] + (["byname"] if a.names else [])
         runs = {("cpfs", k): [] for k in kinds}
         runs.update({("tmpfs", k): [] for k in kinds})
         runs.update({("floor", k): [] for k in kinds})
@@ -334,9 +338,11 @@ class Bench:
         for i in range(a.runs):
             for k in kinds:
                 runs[("cpfs", k)].append(self.cpfs_run(k, self.manifest))
-                if not a.no_tmpfs:
+                if k == "byname":  # cpfs's own view: nothing to compare
+                    pass
+                elif not a.no_tmpfs:
                     runs[("tmpfs", k)].append(self.tmpfs_run(k))
-                if not a.no_floor:
+                if not a.no_floor and k != "byname":
                     runs[("floor", k)].append(self.floor_run(k))
                 line = "run %d %-4s" % (i + 1, k)
                 for sysname in ("cpfs", "tmpfs", "floor"):
@@ -346,13 +352,17 @@ class Bench:
                             sysname, last["cold_s"], last["warm_s"])
                 log(line.rstrip(";"))
         if not a.no_tmpfs:
-            for k in kinds:
+            for k in ("ls", "find"):
                 self.check_output(k, self.tmpfs)
         # the output check of the last cpfs run is in cpfs_run (find);
         # ls -l's line count on a fresh mount:
         mnt, p = self.mount(self.manifest)
         self.check_output("ls", mnt)
         self.unmount(mnt, p)
+        if a.names:
+            mnt, p = self.mount(self.manifest, names=True)
+            self.check_output("byname", mnt)
+            self.unmount(mnt, p)
 
         res["cpfs_command"] = " ".join(self.cmd)
         res["ls_command"] = " ".join(LS) + " MNT >/dev/null"
@@ -407,7 +417,8 @@ class Bench:
                               sorted(reqs.items())
                               if v and n.startswith("fuse_"))
             log("| %s | %.3f s | %.3f s | %s | %s | %s | %s | %s | %s | %s |" % (
-                "ls -l" if k == "ls" else "find -printf '%s'",
+                {"ls": "ls -l", "find": "find -printf '%s'",
+                 "byname": "ls -l by-name/"}[k],
                 med["cpfs_cold_s"], med["cpfs_warm_s"],
                 "%.3f s" % med["tmpfs_cold_s"] if t else "—",
                 "%.3f s" % med["tmpfs_warm_s"] if t else "—",
@@ -482,6 +493,8 @@ def main():
                                                    "cpfs"))
     ap.add_argument("--no-tmpfs", action="store_true",
                     help="skip the tmpfs comparison (memory runs)")
+    ap.add_argument("--names", action="store_true",
+                    help="also time ls -l of by-name/ (-o names), cpfs only")
     ap.add_argument("--no-floor", action="store_true",
                     help="skip floorfs (tests/bench/floorfs.c)")
     ap.add_argument("--json")
