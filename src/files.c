@@ -48,6 +48,9 @@ struct cp_files {
 	size_t nfiles;                     /* protected by lock */
 	struct cp_file **listed;           /* readdir order; protected */
 	size_t nlisted, listed_cap;
+	/* Bumped (under lock) when a file is added or listed or gets its
+	 * name: what the by-name/ view is built from.  Read without it. */
+	_Atomic uint64_t names_gen;
 };
 
 static size_t hash_id(const struct cp_files *files, const char *id)
@@ -204,6 +207,7 @@ static void list_locked(struct cp_files *files, struct cp_file *f)
 	}
 	files->listed[files->nlisted++] = f;
 	f->listed = 1;
+	files->names_gen++;
 }
 
 /* A string field as text ("" when unknown). */
@@ -337,8 +341,10 @@ struct cp_file *cp_files_add_facts(struct cp_files *files,
 			f->size = e->size;
 		if (e->created_at >= 0)
 			f->created_at = e->created_at;
-		if (!f->name)
+		if (!f->name && e->name && e->name[0]) {
 			set_str(&f->name, e->name, CP_FILE_NAME_MAX);
+			files->names_gen++;
+		}
 		if (!f->content_type)
 			set_str(&f->content_type, e->content_type,
 				CP_TYPE_MAX);
@@ -449,9 +455,11 @@ void cp_files_end_resolve(struct cp_files *files, struct cp_file *file,
 		if (info->content_type[0])
 			set_str(&file->content_type, info->content_type,
 				CP_TYPE_MAX);
-		if (!file->name)
+		if (!file->name && info->filename[0]) {
 			set_str(&file->name, info->filename,
 				CP_FILE_NAME_MAX);
+			files->names_gen++;
+		}
 		file->neg_err = 0;
 		list_locked(files, file);
 		record_locked(file, &rec);
@@ -655,6 +663,11 @@ void cp_files_stat(struct cp_files *files, struct cp_file *file,
 	pthread_mutex_unlock(&files->lock);
 	st->st_blocks = (st->st_size + 511) / 512;
 	st->st_atime = st->st_ctime = st->st_mtime;
+}
+
+uint64_t cp_files_names_gen(struct cp_files *files)
+{
+	return files->names_gen;
 }
 
 struct cp_file *cp_files_listed(struct cp_files *files, size_t i)

@@ -193,6 +193,10 @@ void cp_files_stat(struct cp_files *files, struct cp_file *file,
  */
 struct cp_file *cp_files_listed(struct cp_files *files, size_t i);
 
+/* A number that changes whenever a file is listed or gets its name (what
+ * by-name/ shows): equal numbers, same names. */
+uint64_t cp_files_names_gen(struct cp_files *files);
+
 /* Copies a field of @file under the lock as text: "name",
  * "content_type", "etag", "purpose" ("image"/"file"), "url" (public
  * URL), "width", "height", "created_at" (ISO 8601).  Returns its length

@@ -22,12 +22,12 @@
 #include "files.h"
 #include "ino.h"
 #include "log.h"
-#include "names.h"
 #include "pages.h"
 #include "reader.h"
 #include "stats.h"
 #include "util.h"
 #include "valid.h"
+#include "views.h"
 
 /* Objects behind an id do not change (and when they do, we notice and
  * say EIO): let the kernel keep what it knows for long. */
@@ -198,76 +198,9 @@ static int is_view_dir(struct cp_fs *fs, fuse_ino_t ino)
 	       cp_pages_has_dir(fs->pages, ino);
 }
 
-/* by-page/: one entry per owner, named by the rule (names.h). */
-static ssize_t page_dirs(struct cp_fs *fs, struct cp_name_entry **out)
-{
-	size_t n = cp_pages_count(fs->pages), i, got = 0;
-	struct cp_name_entry *v = calloc(n ? n : 1, sizeof(*v));
-
-	if (!v)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		struct cp_name_entry *e = &v[got];
-
-		if (cp_pages_owner(fs->pages, i, e->id, e->name,
-				   sizeof(e->name), &e->ino) == 0)
-			got++;
-	}
-	cp_names_unique(v, got);
-	*out = v;
-	return (ssize_t)got;
-}
-
-/* by-page/<page>/: a link per file, named by the file's name (else its
- * id) and the rule. */
-static ssize_t page_links(struct cp_fs *fs, fuse_ino_t dir,
-			  struct cp_name_entry **out)
-{
-	struct cp_page_link *links;
-	struct cp_name_entry *v;
-	ssize_t n, i, got = 0;
-
-	n = cp_pages_links(fs->pages, dir, &links);
-	if (n < 0)
-		return n;
-	v = calloc(n ? (size_t)n : 1, sizeof(*v));
-	if (!v) {
-		free(links);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		struct cp_name_entry *e = &v[got];
-
-		e->file = cp_files_get(fs->files, links[i].file_id);
-		if (!e->file)
-			continue;
-		memcpy(e->id, links[i].file_id, sizeof(e->id));
-		e->ino = links[i].ino;
-		if (!cp_files_field(fs->files, e->file, "name", e->name,
-				    sizeof(e->name)))
-			snprintf(e->name, sizeof(e->name), "%s", e->id);
-		got++;
-	}
-	free(links);
-	cp_names_unique(v, (size_t)got);
-	*out = v;
-	return got;
-}
-
-/* The entries of view directory @dir, or -errno. */
-static ssize_t view_entries(struct cp_fs *fs, fuse_ino_t dir,
-			    struct cp_name_entry **out)
-{
-	if (dir == CP_INO_BYNAME)
-		return cp_names_list(fs->files, out);
-	if (dir == CP_INO_BYPAGE)
-		return page_dirs(fs, out);
-	return page_links(fs, dir, out);
-}
-
 /* Attributes of entry @e of view directory @dir. */
 static void view_entry_stat(struct cp_fs *fs, fuse_ino_t dir,
-			    const struct cp_name_entry *e, struct stat *st)
+			    const struct cp_view_entry *e, struct stat *st)
 {
 	if (dir == CP_INO_BYPAGE)
 		dir_stat(fs, e->ino, st);
@@ -279,24 +212,23 @@ static void view_entry_stat(struct cp_fs *fs, fuse_ino_t dir,
 static void lookup_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 			const char *name)
 {
+	const struct cp_view_entry *found;
 	struct fuse_entry_param e;
-	struct cp_name_entry *v;
-	ssize_t n, i;
+	struct cp_view *view;
+	int err;
 
 	memset(&e, 0, sizeof(e));
-	n = view_entries(fs, dir, &v);
-	if (n < 0) {
-		fuse_reply_err(req, (int)-n);
+	view = cp_views_get(fs->views, dir, &err);
+	if (!view) {
+		fuse_reply_err(req, -err);
 		return;
 	}
-	for (i = 0; i < n; i++) {
-		if (strcmp(v[i].name, name) == 0) {
-			view_entry_stat(fs, dir, &v[i], &e.attr);
-			e.ino = e.attr.st_ino;
-			break;
-		}
+	found = cp_view_find(view, name);
+	if (found) {
+		view_entry_stat(fs, dir, found, &e.attr);
+		e.ino = e.attr.st_ino;
 	}
-	free(v);
+	cp_view_unref(view);
 	/* Names appear as files become known: no negative caching. */
 	e.attr_timeout = e.entry_timeout = ROOT_TIMEOUT;
 	if (!e.ino)
@@ -306,27 +238,26 @@ static void lookup_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 }
 
 /*
- * What an open view directory lists: the entries built when its listing
- * starts (offset 0), kept on the handle (fi->fh) until the next start or
- * the release, so a listing of N names builds and sorts them once, not
- * once per batch.  The kernel sends one readdir of a handle at a time.
+ * What an open view directory lists: the snapshot current when its
+ * listing starts (offset 0), held by the handle (fi->fh) until the next
+ * start or the release, so offsets stay valid through a listing.  The
+ * kernel sends one readdir of a handle at a time.
  */
 struct view_snap {
-	struct cp_name_entry *v;
-	ssize_t n;               /* entries in v; -1: not built */
+	struct cp_view *view;    /* NULL until the first readdir */
 };
 
-/* The entries of @snap, built afresh when a listing starts at @off 0. */
-static ssize_t snap_entries(struct cp_fs *fs, fuse_ino_t dir,
-			    struct view_snap *snap, off_t off)
+/* The snapshot of @snap, taken afresh when a listing starts at @off 0. */
+static int snap_take(struct cp_fs *fs, fuse_ino_t dir, struct view_snap *snap,
+		     off_t off)
 {
-	if (off <= 0 || snap->n < 0) {
-		free(snap->v);
-		snap->v = NULL;
-		snap->n = view_entries(fs, dir, &snap->v);
-		cp_stats_inc(fs->stats, view_builds);
+	int err = 0;
+
+	if (off <= 0 || !snap->view) {
+		cp_view_unref(snap->view);
+		snap->view = cp_views_get(fs->views, dir, &err);
 	}
-	return snap->n;
+	return err;
 }
 
 static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
@@ -336,19 +267,19 @@ static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 	fuse_ino_t parent = dir == CP_INO_BYNAME || dir == CP_INO_BYPAGE
 				    ? FUSE_ROOT_ID
 				    : CP_INO_BYPAGE;
-	struct cp_name_entry *v;
 	char *buf = malloc(size);
 	size_t left = size;
 	uint64_t entries = 0;
-	ssize_t n;
+	off_t n;
+	int err;
 
-	n = buf ? snap_entries(fs, dir, snap, off) : -ENOMEM;
-	if (n < 0) {
+	err = buf ? snap_take(fs, dir, snap, off) : -ENOMEM;
+	if (err < 0) {
 		free(buf);
-		fuse_reply_err(req, (int)-n);
+		fuse_reply_err(req, -err);
 		return;
 	}
-	v = snap->v;
+	n = (off_t)cp_view_count(snap->view);
 	for (off = off < 0 ? 0 : off; off < n + 2; off++) {
 		struct fuse_entry_param e;
 		const char *name = off == 0 ? "." : off == 1 ? ".." : NULL;
@@ -358,8 +289,11 @@ static void readdir_view(fuse_req_t req, struct cp_fs *fs, fuse_ino_t dir,
 		if (name) {
 			dir_stat(fs, off == 0 ? dir : parent, &e.attr);
 		} else {
-			name = v[off - 2].name;
-			view_entry_stat(fs, dir, &v[off - 2], &e.attr);
+			const struct cp_view_entry *ve =
+				cp_view_at(snap->view, (size_t)off - 2);
+
+			name = ve->name;
+			view_entry_stat(fs, dir, ve, &e.attr);
 			e.ino = e.attr.st_ino;
 			e.attr_timeout = e.entry_timeout = ROOT_TIMEOUT;
 		}
@@ -634,7 +568,6 @@ static void cp_ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	snap->n = -1;
 	fi->fh = (uintptr_t)snap;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		free(snap); /* interrupted: no releasedir will come */
@@ -647,7 +580,7 @@ static void cp_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 	(void)ino;
 	if (snap) {
-		free(snap->v);
+		cp_view_unref(snap->view);
 		free(snap);
 	}
 	fuse_reply_err(req, 0);

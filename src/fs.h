@@ -20,11 +20,13 @@ struct cp_files;
 struct cp_pages;
 struct cp_reader;
 struct cp_stats;
+struct cp_views;
 
 struct cp_fs {
 	const struct cp_config *cfg;
 	struct cp_files *files;
 	struct cp_pages *pages;   /* by-page/ index (filled by discovery) */
+	struct cp_views *views;   /* by-name/ and by-page/ entries */
 	struct cp_reader *reader;
 	struct cp_stats *stats;
 	const char *mountpoint;

@@ -34,6 +34,7 @@
 #include "reader.h"
 #include "stats.h"
 #include "util.h"
+#include "views.h"
 
 #define MAX_THREADS 128
 
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
 	struct cp_fetch *fetch;
 	struct cp_files *files;
 	struct cp_pages *pages = NULL;
+	struct cp_views *views = NULL;
 	struct cp_discover *disc = NULL;
 	struct cp_reader *reader;
 	struct fuse_session *se;
@@ -203,10 +205,11 @@ int main(int argc, char **argv)
 		goto err_out6;
 	}
 	pages = cp_pages_new(CP_INO_MASK);
-	disc = pages && cfg.discover
+	views = pages ? cp_views_new(files, pages, &stats) : NULL;
+	disc = views && cfg.discover
 		       ? cp_discover_new(&cfg, api, files, pages, &stats)
 		       : NULL;
-	if (!pages || (cfg.discover && !disc)) {
+	if (!views || (cfg.discover && !disc)) {
 		fprintf(stderr, "cpfs: out of memory\n");
 		goto err_out6;
 	}
@@ -219,6 +222,7 @@ int main(int argc, char **argv)
 	fs.cfg = &cfg;
 	fs.files = files;
 	fs.pages = pages;
+	fs.views = views;
 	fs.stats = &stats;
 	fs.mountpoint = cfg.mountpoint;
 	se = fuse_session_new(&cfg.fuse_args, &cp_fs_ops, sizeof(cp_fs_ops),
@@ -284,6 +288,7 @@ err_out7:
 	fuse_session_destroy(se);
 err_out6:
 	cp_discover_free(disc);
+	cp_views_free(views);
 	cp_pages_free(pages);
 	cp_files_free(files);
 err_out5:

@@ -61,6 +61,7 @@ struct cp_pages {
 	struct retired *retired; /* open addressing, power-of-two size */
 	size_t nretired, retired_cap;
 	uint64_t mask;           /* hash bits of a number (ino.h) */
+	_Atomic uint64_t gen;    /* bumped by every change; read without lock */
 };
 
 struct cp_pages *cp_pages_new(uint64_t mask)
@@ -299,6 +300,7 @@ int cp_pages_set(struct cp_pages *p, const char *id, const char *name,
 					     links[i].file_id);
 		index_add(p, &links[i].node);
 	}
+	p->gen++;
 	pthread_mutex_unlock(&p->lock);
 	return 0;
 nomem:
@@ -322,8 +324,15 @@ void cp_pages_retain(struct cp_pages *p, unsigned walk)
 		unindex_owner(p, o);
 		owner_free(o);
 	}
+	if (kept != p->n)
+		p->gen++;
 	p->n = kept;
 	pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t cp_pages_gen(struct cp_pages *p)
+{
+	return p->gen;
 }
 
 size_t cp_pages_count(struct cp_pages *p)

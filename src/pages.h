@@ -49,6 +49,9 @@ int cp_pages_set(struct cp_pages *pages, const char *id, const char *name,
 /* After walk @walk completed: drops the owners it did not set. */
 void cp_pages_retain(struct cp_pages *pages, unsigned walk);
 
+/* A number that changes with every change to the index. */
+uint64_t cp_pages_gen(struct cp_pages *pages);
+
 /* Number of owners. */
 size_t cp_pages_count(struct cp_pages *pages);
 

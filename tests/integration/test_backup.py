@@ -630,11 +630,11 @@ def test_by_name_links(servers, cpfs):
 
 
 def test_by_name_ls_l_builds_once_reads_each_link_once(servers, cpfs):
-    """`ls -l by-name/` of 600 links: the listing is built and sorted once
-    per pass, not once per READDIRPLUS batch; and a link's target never
-    changes under its number, so the kernel keeps what it read
-    (FUSE_CAP_CACHE_SYMLINKS): the second pass sends no READLINK.  Both
-    show every target right."""
+    """`ls -l by-name/` of 600 links: the view is built and sorted once,
+    not once per READDIRPLUS batch, and kept while no name changes (the
+    second pass builds nothing); a link's target never changes under its
+    number, so the kernel keeps what it read (FUSE_CAP_CACHE_SYMLINKS):
+    the second pass sends no READLINK.  Both show every target right."""
     from faultlib import stats
     n = 600
     lines, want = [], {}
@@ -660,9 +660,35 @@ def test_by_name_ls_l_builds_once_reads_each_link_once(servers, cpfs):
             assert f[-2] == "->", line
             got[f[-3]] = f[-1]
         assert got == want
-    assert [s[:2] for s in seen] == [(n, 1), (0, 1)], \
+    assert [s[:2] for s in seen] == [(n, 1), (0, 0)], \
         "READLINKs and builds per listing: %r" % seen
     assert all(s[2] >= 2 for s in seen), seen  # several batches each
+
+
+def test_by_name_lookups_search_one_build(servers, cpfs):
+    """Paths under by-name/ looked up one by one (no listing first) cost a
+    binary search each in one build of the view, not a build each; a file
+    that becomes known with a new name shows up at once (the view is
+    rebuilt when a name changes)."""
+    from faultlib import stats
+    lines, want = [], {}
+    for i in range(300):
+        oid = servers.add(standin.make_bytes(90 + i, 20))
+        lines.append(standin.manifest_line(oid, size=20, name="n%03d" % i))
+        want["n%03d" % i] = "../" + oid
+    m = cpfs("names", manifest=lines)
+    bn = m.path("by-name")
+    before = stats(m)
+    for name in sorted(want)[::3]:
+        assert os.readlink(os.path.join(bn, name)) == want[name]
+    after = stats(m)
+    assert after["fuse_lookup"] - before["fuse_lookup"] >= 100
+    assert after["view_builds"] - before["view_builds"] == 1
+    assert not os.path.lexists(os.path.join(bn, "hello.txt"))
+    text = servers.files["text"]  # its name comes with its first read
+    assert read_file(m.path(text)) == servers.content[text]
+    assert os.readlink(os.path.join(bn, "hello.txt")) == "../" + text
+    assert stats(m)["view_builds"] - after["view_builds"] == 1
 
 
 def test_by_name_empty_name(servers, cpfs):
