@@ -691,6 +691,60 @@ def test_by_name_lookups_search_one_build(servers, cpfs):
     assert stats(m)["view_builds"] - after["view_builds"] == 1
 
 
+def test_by_name_concurrent_lookups_listings_and_changes(servers, cpfs):
+    """Lookups and listings of by-name/ from several threads while other
+    files become known (each change makes the next request rebuild the
+    view): every answer right, nothing lost (also run under TSan)."""
+    lines, want = [], {}
+    for i in range(400):
+        oid = servers.add(standin.make_bytes(400 + i, 16))
+        lines.append(standin.manifest_line(oid, size=16, name="c%03d" % i))
+        want["c%03d" % i] = "../" + oid
+    extra = [servers.add(standin.make_bytes(900 + i, 32)) for i in range(30)]
+    m = cpfs("names", manifest=lines)
+    bn = m.path("by-name")
+    errors = []
+
+    def lookups(k):
+        names = sorted(want)
+        try:
+            for j in range(300):
+                name = names[(k * 131 + j * 7) % len(names)]
+                got = os.readlink(os.path.join(bn, name))
+                if got != want[name]:
+                    errors.append((name, got))
+        except OSError as e:
+            errors.append(("lookup", e))
+
+    def listings():
+        try:
+            for _ in range(15):
+                got = set(os.listdir(bn))
+                if not set(want) <= got:
+                    errors.append(("listing lost", len(set(want) - got)))
+        except OSError as e:
+            errors.append(("listing", e))
+
+    def changes():
+        try:
+            for oid in extra:  # each becomes listed: the view changes
+                if read_file(m.path(oid)) != servers.content[oid]:
+                    errors.append(("read", oid))
+        except OSError as e:
+            errors.append(("read", e))
+
+    threads = [threading.Thread(target=lookups, args=(k,)) for k in range(4)]
+    threads += [threading.Thread(target=listings) for _ in range(2)]
+    threads.append(threading.Thread(target=changes))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert set(os.listdir(bn)) >= set(want)
+
+
 def test_by_name_empty_name(servers, cpfs):
     """man cpfs: a name that is . or .. becomes "_"; an empty name is no
     name at all (no link)."""
