@@ -20,6 +20,7 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "loop.h"
 #include "ratelimit.h"
 #include "retry.h"
 #include "stats.h"
@@ -384,6 +385,7 @@ static CURLcode one_request(struct cp_api *api, const char *url,
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
 
+	cp_loop_blocking();
 	cc = curl_easy_perform(curl);
 	if (cc == CURLE_OK) {
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);

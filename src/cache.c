@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "loop.h"
 #include "stats.h"
 #include "util.h"
 
@@ -433,6 +434,7 @@ int cp_cache_get_run(struct cp_cache *cache, uint64_t key, uint64_t first,
 		/* Nothing is pinned while this thread sleeps: a read that
 		 * held one slot while waiting for another could deadlock
 		 * with reads holding the rest. */
+		cp_loop_blocking();
 		if (pthread_cond_timedwait(&cache->room, &cache->lock, &ts) ==
 		    ETIMEDOUT)
 			timed_out = 1; /* one last look, then give up */
@@ -566,6 +568,7 @@ int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,
 		}
 		if (waited)
 			*waited = 1;
+		cp_loop_blocking();
 		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
 					   &ts) == ETIMEDOUT &&
 		    (block->state == CP_BLOCK_FETCHING ||

@@ -20,6 +20,7 @@
 #include "cfg.h"
 #include "curlopt.h"
 #include "http.h"
+#include "loop.h"
 #include "util.h"
 #include "valid.h"
 
@@ -232,6 +233,7 @@ static struct conn *conn_open(struct cp_conns *pool, const char *origin,
 			 (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT, (long)cfg->timeout);
 	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)(left * 1000) + 1);
+	cp_loop_blocking();
 	if (curl_easy_perform(c->easy) != CURLE_OK ||
 	    curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &fd) !=
 		    CURLE_OK ||
@@ -339,6 +341,7 @@ static size_t finish_request(const struct cp_conn_get *get,
 static int wait_ready(struct conn *c, short events, double deadline,
 		      double stall)
 {
+	cp_loop_blocking_fd(c->fd, events);
 	for (;;) {
 		struct pollfd p = { .fd = c->fd, .events = events };
 		double now = cp_now(), until = CP_MIN(deadline, stall);
@@ -428,7 +431,10 @@ static ssize_t recv_some(struct conn *c, double deadline, double timeout)
 	if (c->plain) {
 		/* Whatever came, as curl_easy_recv() gives it: bytes past
 		 * the body are then seen (give_body()'s *extra). */
-		ssize_t r = plain_io(c, 0, c->buf + c->have, room, deadline,
+		ssize_t r;
+
+		cp_loop_blocking_fd(c->fd, POLLIN);
+		r = plain_io(c, 0, c->buf + c->have, room, deadline,
 				     stall);
 
 		if (r > 0)

@@ -44,6 +44,7 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
+#include "loop.h"
 #include "retry.h"
 #include "stats.h"
 #include "util.h"
@@ -979,6 +980,7 @@ int cp_fetch_run(struct cp_fetch *engine, struct cp_part *part,
 		curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, sync_progress);
 		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
 				 (long)(left * 1000) + 1);
+		cp_loop_blocking();
 		result = curl_easy_perform(easy);
 		cp_stats_dec(engine->stats, transfers_in_flight);
 	}

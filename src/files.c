@@ -20,6 +20,7 @@
 #include "cache.h"
 #include "cfg.h"
 #include "log.h"
+#include "loop.h"
 #include "meta.h"
 #include "stats.h"
 #include "util.h"
@@ -382,6 +383,7 @@ static int wait_locked(struct cp_files *files, double deadline)
 	struct timespec ts;
 
 	cp_deadline_timespec(deadline, &ts);
+	cp_loop_blocking();
 	return pthread_cond_timedwait(&files->changed, &files->lock, &ts) ==
 			       ETIMEDOUT
 		       ? -EIO

@@ -3,7 +3,7 @@
  * build the modules in dependency order, mount, run the FUSE loop, and
  * take everything down again in reverse (the err_out ladder).
  *
- * Threads: main runs the FUSE loop (libfuse adds workers); the fetch
+ * Threads: main waits on the FUSE loop (loop.h: workers cpfs-fuse-N); the fetch
  * engine's I/O threads; a signal thread that dumps the counters on
  * SIGUSR1; the discovery thread (discover.h).  Threads start only after
  * fuse_daemonize(), which forks.
@@ -27,6 +27,7 @@
 #include "fs.h"
 #include "ino.h"
 #include "log.h"
+#include "loop.h"
 #include "manifest.h"
 #include "meta.h"
 #include "opts.h"
@@ -105,21 +106,11 @@ static void *watch_main(void *arg)
 
 static int run_loop(struct fuse_session *se, const struct cp_config *cfg)
 {
-	struct fuse_loop_config *lc;
-	int ret;
-
 	if (cfg->singlethread)
 		return fuse_session_loop(se);
-	lc = fuse_loop_cfg_create();
-	if (!lc)
-		return -ENOMEM;
 	/* Reads wait for the network in their worker thread: allow more
 	 * workers than the kernel has reads in flight (max_background). */
-	fuse_loop_cfg_set_max_threads(lc, MAX_THREADS);
-	fuse_loop_cfg_set_idle_threads(lc, 8);
-	ret = fuse_session_loop_mt(se, lc);
-	fuse_loop_cfg_destroy(lc);
-	return ret;
+	return cp_loop_run(se, MAX_THREADS);
 }
 
 int main(int argc, char **argv)

@@ -21,6 +21,7 @@
 #include "fetch.h"
 #include "files.h"
 #include "log.h"
+#include "loop.h"
 #include "reader_prefetch.h"
 #include "retry.h"
 #include "stats.h"
@@ -548,6 +549,7 @@ static int wait_part(struct attempt *a, struct part_wait *p, int headers)
 	int err;
 
 	cp_deadline_timespec(a->deadline + 1, &ts);
+	cp_loop_blocking();
 	pthread_mutex_lock(&p->lock);
 	while (!p->done && !(headers && p->headers))
 		if (pthread_cond_timedwait(&p->done_cond, &p->lock, &ts) ==

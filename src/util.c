@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop.h"
+
 static double ts_seconds(const struct timespec *ts)
 {
 	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
@@ -73,6 +75,7 @@ void cp_sleep(double seconds)
 	if (!(seconds > 0))
 		return;
 	cp_deadline_timespec(cp_now() + seconds, &until);
+	cp_loop_blocking();
 	pthread_mutex_lock(&sleep_lock);
 	while (!atomic_load(&shutting_down) &&
 	       pthread_cond_timedwait(&sleep_cond, &sleep_lock, &until) !=
