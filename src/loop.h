@@ -14,7 +14,7 @@
  * passes to a spare worker, which reads the next request while this
  * one waits.  A spare is started when none is idle, up to the maximum.
  * One idle spare, the *watcher*, also takes the role from a holder that
- * has been busy on one request for WATCH_TICK to 2 x WATCH_TICK, so a
+ * has been busy on one request for 50 to 100 ms (WATCH_TICK), so a
  * wait that forgot to call cp_loop_blocking() slows the mount but never
  * holds it.  The watcher sleeps without a timeout while the mount is
  * idle.
