@@ -184,7 +184,8 @@ static void pool_put(struct cp_conns *pool, struct conn *c)
  * Over plain HTTP the socket is used directly, and blocking: a thread
  * that waits for an answer sleeps in recv(2) and wakes with the bytes,
  * where curl's non-blocking socket costs a recv that finds nothing, a
- * poll, and the recv again.  The timeouts wake it every WAIT_SLICE to
+ * poll, and the recv again.  The timeouts wake it every WAIT_SLICE (a
+ * recv after CP_LOOP_GRACE_US, when it hands the FUSE reader role on) to
  * look at the deadline and at shutdown.  (CONNECT_ONLY hands the socket
  * to the application; curl only closes it.)  TLS stays with curl.
  */
@@ -194,10 +195,12 @@ static int make_blocking(curl_socket_t fd)
 		.tv_sec = 0,
 		.tv_usec = (suseconds_t)(WAIT_SLICE * 1e6),
 	};
+	struct timeval grace = { .tv_sec = 0, .tv_usec = CP_LOOP_GRACE_US };
 	int fl = fcntl(fd, F_GETFL);
 
 	if (fl < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &grace, sizeof(grace)) <
+		    0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
 	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		return -1;
@@ -379,6 +382,7 @@ static ssize_t plain_io(struct conn *c, int out, char *buf, size_t len,
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -ECONNRESET;
+		cp_loop_blocking();
 		if (cp_shutting_down())
 			return -ECANCELED;
 		if (cp_now() >= CP_MIN(deadline, stall))
@@ -431,10 +435,7 @@ static ssize_t recv_some(struct conn *c, double deadline, double timeout)
 	if (c->plain) {
 		/* Whatever came, as curl_easy_recv() gives it: bytes past
 		 * the body are then seen (give_body()'s *extra). */
-		ssize_t r;
-
-		cp_loop_blocking_fd(c->fd, POLLIN);
-		r = plain_io(c, 0, c->buf + c->have, room, deadline,
+		ssize_t r = plain_io(c, 0, c->buf + c->have, room, deadline,
 				     stall);
 
 		if (r > 0)
