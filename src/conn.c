@@ -39,6 +39,7 @@ struct conn {
 	CURL *easy;                /* CONNECT_ONLY: holds the connection */
 	curl_socket_t fd;
 	int plain;                 /* http: blocking socket, own send/recv */
+	int slow;                  /* plain: recv times out after WAIT_SLICE */
 	double idle_since;         /* cp_now() when last put back */
 	char origin[ORIGIN_MAX];   /* "scheme://authority" */
 	/* The request line and Host of the last URL this connection was
@@ -184,23 +185,34 @@ static void pool_put(struct cp_conns *pool, struct conn *c)
  * Over plain HTTP the socket is used directly, and blocking: a thread
  * that waits for an answer sleeps in recv(2) and wakes with the bytes,
  * where curl's non-blocking socket costs a recv that finds nothing, a
- * poll, and the recv again.  The timeouts wake it every WAIT_SLICE (a
- * recv after CP_LOOP_GRACE_US, when it hands the FUSE reader role on) to
+ * poll, and the recv again.  The timeouts wake it every WAIT_SLICE to
  * look at the deadline and at shutdown.  (CONNECT_ONLY hands the socket
  * to the application; curl only closes it.)  TLS stays with curl.
+ *
+ * Each request's first recv times out after CP_LOOP_GRACE_US instead:
+ * an answer that late hands the FUSE reader role on (loop.h), and the
+ * rest of the wait goes in WAIT_SLICE steps (c->slow) until the next
+ * request.
  */
+static int recv_timeout(curl_socket_t fd, double seconds)
+{
+	struct timeval tv = {
+		.tv_sec = 0,
+		.tv_usec = (suseconds_t)(seconds * 1e6),
+	};
+
+	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
 static int make_blocking(curl_socket_t fd)
 {
 	struct timeval tv = {
 		.tv_sec = 0,
 		.tv_usec = (suseconds_t)(WAIT_SLICE * 1e6),
 	};
-	struct timeval grace = { .tv_sec = 0, .tv_usec = CP_LOOP_GRACE_US };
 	int fl = fcntl(fd, F_GETFL);
 
-	if (fl < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &grace, sizeof(grace)) <
-		    0 ||
+	if (fl < 0 || recv_timeout(fd, CP_LOOP_GRACE_US / 1e6) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
 	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		return -1;
@@ -245,6 +257,7 @@ static struct conn *conn_open(struct cp_conns *pool, const char *origin,
 		goto err_out;
 	}
 	c->fd = fd;
+	c->slow = 0;
 	c->plain = strncmp(origin, "https:", 6) != 0;
 	if (c->plain && make_blocking(fd) < 0)
 		c->plain = 0; /* curl's non-blocking way still works */
@@ -383,6 +396,8 @@ static ssize_t plain_io(struct conn *c, int out, char *buf, size_t len,
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -ECONNRESET;
 		cp_loop_blocking();
+		if (!out && !c->slow)
+			c->slow = recv_timeout(c->fd, WAIT_SLICE) == 0;
 		if (cp_shutting_down())
 			return -ECANCELED;
 		if (cp_now() >= CP_MIN(deadline, stall))
@@ -395,6 +410,8 @@ static int send_all(struct conn *c, const char *req, size_t len,
 {
 	size_t off = 0;
 
+	if (c->slow)
+		c->slow = recv_timeout(c->fd, CP_LOOP_GRACE_US / 1e6) < 0;
 	while (off < len) {
 		size_t n = 0;
 		CURLcode rc;
