@@ -48,7 +48,10 @@ void cp_loop_blocking(void);
  * The same before a wait for @fd to become ready for @events, with a
  * grace: a role holder first waits up to CP_LOOP_GRACE_US for it and
  * keeps the role when it is ready by then, so a loopback answer costs
- * no hand-off while a slow one does.
+ * no hand-off while a slow one does.  (conn.c's TLS waits; its plain
+ * sockets get the same grace as their first receive timeout, which
+ * costs no extra system call, and call cp_loop_blocking() when it
+ * expires.)
  */
 #define CP_LOOP_GRACE_US 1000
 void cp_loop_blocking_fd(int fd, short events);
