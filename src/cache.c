@@ -199,23 +199,38 @@ static struct cp_block *find(struct cp_cache *cache, uint64_t key,
  * long: readers sharing the cache must not evict each other's window. */
 #define UNREAD_GRACE 5.0
 
+/* A block a reader is still to come for: prefetched and not read yet,
+ * or read in part by a sequential reader (the rest of it is next). */
+static int awaited(const struct cp_block *b)
+{
+	return b->unread || b->given > 0;
+}
+
 /*
  * A block that nobody uses and that holds nothing being written; for a
- * prefetch, also not one prefetched recently and still unread.
+ * prefetch, also not one prefetched recently and still unread.  A read
+ * takes a block a reader is still to come for only when there is no
+ * other: a reader slower than the rest (or one the scheduler let wait)
+ * would otherwise find its window gone and fetch it again.
  */
 static struct cp_block *evictable(struct cp_cache *cache, int prefetch)
 {
 	double now = prefetch ? cp_now() : 0;
-	struct cp_block *b;
+	struct cp_block *b, *later = NULL;
 
 	for (b = cache->lru_tail; b; b = b->lru_prev) {
 		if (b->pins || b->state == CP_BLOCK_FETCHING)
 			continue;
-		if (prefetch && b->unread && now - b->created < UNREAD_GRACE)
+		if (!prefetch && awaited(b)) {
+			if (!later)
+				later = b;
+			continue;
+		}
+		if (b->unread && now - b->created < UNREAD_GRACE)
 			continue;
 		return b;
 	}
-	return NULL;
+	return later;
 }
 
 /* Demoted blocks sit together at the cold end of the LRU: the first of
@@ -500,18 +515,39 @@ void cp_cache_complete(struct cp_cache *cache, struct cp_block *block)
 	finish(cache, block, CP_BLOCK_READY, 0);
 }
 
-void cp_cache_demote(struct cp_cache *cache, struct cp_block *block)
+/* Moves @b to the cold end of the LRU, with the lock held. */
+static void demote_locked(struct cp_cache *cache, struct cp_block *b)
 {
+	b->consumed = 1;
+	b->given = 0;
+	lru_unlink(cache, b);
+	b->lru_prev = cache->lru_tail;
+	if (cache->lru_tail)
+		cache->lru_tail->lru_next = b;
+	cache->lru_tail = b;
+	if (!cache->lru_head)
+		cache->lru_head = b;
+}
+
+void cp_cache_served(struct cp_cache *cache, struct cp_block **blocks,
+		     int n, size_t skip, size_t len)
+{
+	int i;
+
 	pthread_mutex_lock(&cache->lock);
-	if (!block->detached) {
-		block->consumed = 1;
-		lru_unlink(cache, block);
-		block->lru_prev = cache->lru_tail;
-		if (cache->lru_tail)
-			cache->lru_tail->lru_next = block;
-		cache->lru_tail = block;
-		if (!cache->lru_head)
-			cache->lru_head = block;
+	for (i = 0; i < n && len > 0; i++) {
+		struct cp_block *b = blocks[i];
+		size_t part = b->want > skip ? b->want - skip : 0;
+
+		if (part > len)
+			part = len;
+		len -= part;
+		skip = 0;
+		if (b->detached)
+			continue;
+		b->given += part;
+		if (b->given >= b->want)
+			demote_locked(cache, b);
 	}
 	pthread_mutex_unlock(&cache->lock);
 }

@@ -59,6 +59,8 @@ struct cp_block {
 			    * protected by lock */
 	int unread;        /* prefetched, not read yet; protected by lock */
 	int consumed;      /* demoted and not asked for since; lock */
+	size_t given;      /* bytes sequential reads handed out since it
+			    * was made or last demoted; lock */
 	double created;    /* when it was prefetched (cp_now()) */
 	struct cp_block *hnext;             /* hash chain */
 	struct cp_block *lru_prev, *lru_next; /* head = most recent */
@@ -76,7 +78,9 @@ size_t cp_cache_capacity(const struct cp_cache *cache);
 
 /* @create for cp_cache_get(): */
 #define CP_GET_FIND 0     /* only an existing block */
-#define CP_GET_CREATE 1   /* for a read: may evict any unpinned block */
+#define CP_GET_CREATE 1   /* for a read: may evict any unpinned block,
+			   * one prefetched and not read yet only when
+			   * nothing else may go */
 #define CP_GET_PREFETCH 2 /* for a prefetch: never evicts a block that
 			   * another prefetch brought in recently and no
 			   * reader has asked for yet, and makes nothing
@@ -85,7 +89,8 @@ size_t cp_cache_capacity(const struct cp_cache *cache);
 /*
  * Finds block (@key, @index), pinned.  When absent and @create is set,
  * makes an EMPTY block of @want bytes, evicting the least recently used
- * unpinned block that is not being fetched; returns NULL when no block
+ * unpinned block that is not being fetched (as @create allows); returns
+ * NULL when no block
  * may be evicted (memory is short: the caller shrinks its ambition or
  * waits).  Counts cache hits (block READY) and misses.
  */
@@ -148,9 +153,18 @@ enum cp_block_state cp_cache_state(struct cp_cache *cache,
 
 void cp_cache_unpin(struct cp_cache *cache, struct cp_block *block);
 
-/* Moves @block to the cold end of the LRU: a sequential reader has
- * consumed it (the kernel's page cache keeps the data). */
-void cp_cache_demote(struct cp_cache *cache, struct cp_block *block);
+/*
+ * A sequential read handed @len bytes out of the @n consecutive pinned
+ * @blocks, from offset @skip in the first.  A block all of whose bytes
+ * were handed out (by this and earlier reads, in any order) goes to the
+ * cold end of the LRU, first to be reused: the kernel's page cache keeps
+ * its data.  Counted by bytes, not by where a read ends: the kernel's
+ * reads straddle blocks (1 MiB reads from 512 KiB on) and arrive out of
+ * order, and a block must not be reused while a read of its first half
+ * is still to come.
+ */
+void cp_cache_served(struct cp_cache *cache, struct cp_block **blocks,
+		     int n, size_t skip, size_t len);
 
 /* Returns 1 exactly once for a READY block that came from the network
  * (the caller then offers it to the disk cache), else 0. */
