@@ -4,7 +4,7 @@
  * Owns: every block and its buffer, the hash index, the LRU list.
  * Threads: FUSE workers (lookups, waits, pins) and the fetch engine's
  * I/O threads (complete/fail).  Everything but block data is under
- * cache->lock; one condition variable wakes waiters of any block.
+ * cache->lock; a block's end wakes the waiters of its bucket of blocks.
  */
 #include "cache.h"
 
@@ -17,9 +17,15 @@
 #include "stats.h"
 #include "util.h"
 
+#define CHANGED_BUCKETS 64
+
 struct cp_cache {
 	pthread_mutex_t lock;
-	pthread_cond_t changed;   /* a block finished (cp_cache_wait()) */
+	/* A block finished (cp_cache_wait()): one condition per bucket of
+	 * blocks, so that a block's end wakes only the reads waiting for a
+	 * block of its bucket, not every read waiting for any block (with 4
+	 * streams, 16 or more reads wait at once). */
+	pthread_cond_t changed[CHANGED_BUCKETS];
 	pthread_cond_t room;      /* memory may have come free: a block
 				   * unpinned, finished or freed, or the
 				   * first waiter left; signalled only when
@@ -56,6 +62,7 @@ static size_t bucket_of(const struct cp_cache *cache, uint64_t key,
 struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats)
 {
 	struct cp_cache *cache = calloc(1, sizeof(*cache));
+	int i;
 
 	if (!cache)
 		return NULL;
@@ -85,7 +92,8 @@ struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats)
 		cache->free_slots[cache->nfree] =
 			cache->capacity - 1 - cache->nfree;
 	pthread_mutex_init(&cache->lock, NULL);
-	pthread_cond_init(&cache->changed, NULL);
+	for (i = 0; i < CHANGED_BUCKETS; i++)
+		pthread_cond_init(&cache->changed[i], NULL);
 	pthread_cond_init(&cache->room, NULL);
 	cache->stats = stats;
 	return cache;
@@ -103,6 +111,16 @@ void cp_cache_prefault(struct cp_cache *cache)
 	 * older kernel says EINVAL: pages then come as blocks fill. */
 	if (madvise(cache->arena, len, MADV_POPULATE_WRITE) != 0)
 		cp_dbg("cache: could not prefault %zu bytes", len);
+}
+
+/* Where the reads waiting for @b wait (a pinned block keeps its key and
+ * index, so the bucket stays the same while anyone waits). */
+static pthread_cond_t *changed_of(struct cp_cache *cache,
+				  const struct cp_block *b)
+{
+	uint64_t h = b->key * 0x9E3779B97F4A7C15ULL ^ b->index;
+
+	return &cache->changed[h % CHANGED_BUCKETS];
 }
 
 static void lru_unlink(struct cp_cache *cache, struct cp_block *b)
@@ -179,6 +197,7 @@ static void block_destroy(struct cp_cache *cache, struct cp_block *b)
 void cp_cache_free(struct cp_cache *cache)
 {
 	struct cp_block *b, *next;
+	int i;
 
 	if (!cache)
 		return;
@@ -190,7 +209,8 @@ void cp_cache_free(struct cp_cache *cache)
 	free(cache->free_slots);
 	free(cache->buckets);
 	pthread_mutex_destroy(&cache->lock);
-	pthread_cond_destroy(&cache->changed);
+	for (i = 0; i < CHANGED_BUCKETS; i++)
+		pthread_cond_destroy(&cache->changed[i]);
 	pthread_cond_destroy(&cache->room);
 	free(cache);
 }
@@ -210,8 +230,9 @@ static struct cp_block *find(struct cp_cache *cache, uint64_t key,
 	return b;
 }
 
-/* Prefetched data nobody read yet is kept from other prefetches this
- * long: readers sharing the cache must not evict each other's window. */
+/* Prefetched data nobody read yet, and a block read in part, are kept
+ * from other prefetches this long: readers sharing the cache must not
+ * evict each other's window or next block. */
 #define UNREAD_GRACE 5.0
 
 /* A block a reader is still to come for: prefetched and not read yet,
@@ -223,7 +244,8 @@ static int awaited(const struct cp_block *b)
 
 /*
  * A block that nobody uses and that holds nothing being written; for a
- * prefetch, also not one prefetched recently and still unread.  A read
+ * prefetch, also not one a reader is still to come for, prefetched or
+ * read in part recently (another reader's window or its next read).  A read
  * takes a block a reader is still to come for only when there is no
  * other: a reader slower than the rest (or one the scheduler let wait)
  * would otherwise find its window gone and fetch it again.
@@ -241,7 +263,7 @@ static struct cp_block *evictable(struct cp_cache *cache, int prefetch)
 				later = b;
 			continue;
 		}
-		if (b->unread && now - b->created < UNREAD_GRACE)
+		if (awaited(b) && now - b->created < UNREAD_GRACE)
 			continue;
 		return b;
 	}
@@ -519,7 +541,8 @@ static void finish(struct cp_cache *cache, struct cp_block *b,
 	b->state = state;
 	b->err = err;
 	cache->nfetching--;
-	pthread_cond_broadcast(&cache->changed);
+	if (b->waiters)
+		pthread_cond_broadcast(changed_of(cache, b));
 	room_changed(cache); /* no longer FETCHING: evictable */
 	unpin_locked(cache, b);
 	pthread_mutex_unlock(&cache->lock);
@@ -563,6 +586,8 @@ void cp_cache_served(struct cp_cache *cache, struct cp_block **blocks,
 		b->given += part;
 		if (b->given >= b->want)
 			demote_locked(cache, b);
+		else
+			b->created = cp_now(); /* the rest is to come */
 	}
 	pthread_mutex_unlock(&cache->lock);
 }
@@ -603,7 +628,7 @@ int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,
 		  double deadline, int *waited)
 {
 	struct timespec ts;
-	int ret = 0;
+	int ret = 0, rc;
 
 	if (waited)
 		*waited = 0;
@@ -617,8 +642,11 @@ int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,
 		}
 		if (waited)
 			*waited = 1;
-		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
-					   &ts) == ETIMEDOUT &&
+		block->waiters++;
+		rc = pthread_cond_timedwait(changed_of(cache, block),
+					    &cache->lock, &ts);
+		block->waiters--;
+		if (rc == ETIMEDOUT &&
 		    (block->state == CP_BLOCK_FETCHING ||
 		     block->state == CP_BLOCK_EMPTY)) {
 			ret = -ETIMEDOUT;
@@ -674,9 +702,12 @@ void cp_cache_drop_key(struct cp_cache *cache, uint64_t key)
 
 void cp_cache_stop(struct cp_cache *cache)
 {
+	int i;
+
 	pthread_mutex_lock(&cache->lock);
 	cache->stopping = 1;
-	pthread_cond_broadcast(&cache->changed);
+	for (i = 0; i < CHANGED_BUCKETS; i++)
+		pthread_cond_broadcast(&cache->changed[i]);
 	pthread_cond_broadcast(&cache->room);
 	pthread_mutex_unlock(&cache->lock);
 }

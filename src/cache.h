@@ -52,6 +52,7 @@ struct cp_block {
 	enum cp_block_state state; /* protected by lock */
 	int err;           /* positive errno when FAILED; protected by lock */
 	unsigned pins;     /* protected by lock */
+	unsigned waiters;  /* threads in cp_cache_wait() on it; lock */
 	int detached;      /* dropped from the index; freed on last unpin */
 	int unsaved;       /* fetched from the network, not yet offered to
 			    * the disk cache; protected by lock */
@@ -61,7 +62,8 @@ struct cp_block {
 	int consumed;      /* demoted and not asked for since; lock */
 	size_t given;      /* bytes sequential reads handed out since it
 			    * was made or last demoted; lock */
-	double created;    /* when it was prefetched (cp_now()) */
+	double created;    /* when it was prefetched, or last read in part
+			    * (cp_now()); protected by lock */
 	struct cp_block *hnext;             /* hash chain */
 	struct cp_block *lru_prev, *lru_next; /* head = most recent */
 };
@@ -95,7 +97,8 @@ size_t cp_cache_capacity(const struct cp_cache *cache);
 			   * nothing else may go */
 #define CP_GET_PREFETCH 2 /* for a prefetch: never evicts a block that
 			   * another prefetch brought in recently and no
-			   * reader has asked for yet, and makes nothing
+			   * reader has asked for yet, nor one a reader
+			   * read in part recently, and makes nothing
 			   * while reads wait for memory */
 
 /*

@@ -401,6 +401,19 @@ static void test_read_spares_unread_prefetch(void **state)
 	assert_null(cp_cache_get(c, 2, 0, 10, CP_GET_FIND));
 	p = cp_cache_get(c, 1, 0, 10, CP_GET_FIND);
 	assert_non_null(p);
+	/* Read in part (its reader's next read is to come): another
+	 * reader's prefetch does not take it either. */
+	cp_cache_served(c, &p, 1, 0, 4);
+	cp_cache_unpin(c, p);
+	r = cp_cache_get(c, 3, 0, 10, CP_GET_FIND);
+	fill(c, r, 'r');
+	cp_cache_unpin(c, r);
+	p = cp_cache_get(c, 4, 0, 10, CP_GET_PREFETCH);
+	assert_non_null(p);
+	cp_cache_unpin(c, p);
+	assert_null(cp_cache_get(c, 3, 0, 10, CP_GET_FIND));
+	p = cp_cache_get(c, 1, 0, 10, CP_GET_FIND);
+	assert_non_null(p);
 	cp_cache_unpin(c, p);
 	cp_cache_free(c);
 }
