@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "log.h"
 #include "stats.h"
 #include "util.h"
 
@@ -97,20 +96,6 @@ struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats)
 	pthread_cond_init(&cache->room, NULL);
 	cache->stats = stats;
 	return cache;
-}
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
-void cp_cache_prefault(struct cp_cache *cache)
-{
-	size_t len = CP_MIN(cache->arena_size, CP_CACHE_PREFAULT_MAX);
-
-	/* Slots are handed out from the low end (cp_cache_new()).  An
-	 * older kernel says EINVAL: pages then come as blocks fill. */
-	if (madvise(cache->arena, len, MADV_POPULATE_WRITE) != 0)
-		cp_dbg("cache: could not prefault %zu bytes", len);
 }
 
 /* Where the reads waiting for @b wait (a pinned block keeps its key and

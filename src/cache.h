@@ -75,18 +75,6 @@ struct cp_cache;
 struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats);
 void cp_cache_free(struct cp_cache *cache);
 
-/*
- * Makes the buffers that new blocks take first resident now, up to
- * CP_CACHE_PREFAULT_MAX bytes (the rest stays address space until it is
- * used): a fresh page costs a fault and zeroing -- on a VM a fault in
- * the host too -- which would otherwise land on the I/O threads while
- * they copy the first bytes of a mount into blocks (40 % of the daemon's
- * CPU in 4 parallel cats).  Best effort.  Call once, after the daemon
- * forked and before reads begin.
- */
-#define CP_CACHE_PREFAULT_MAX ((size_t)64 << 20)
-void cp_cache_prefault(struct cp_cache *cache);
-
 /* Number of blocks the cache may hold. */
 size_t cp_cache_capacity(const struct cp_cache *cache);
 

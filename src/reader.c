@@ -145,8 +145,6 @@ struct cp_reader *cp_reader_new(const struct cp_config *cfg,
 	if (r->window_max > r->fetching_max)
 		r->window_max = r->fetching_max;
 	pthread_mutex_init(&r->lock, NULL);
-	/* Reads may come from now on (the daemon has forked). */
-	cp_cache_prefault(cache);
 	return r;
 }
 
