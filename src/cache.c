@@ -339,25 +339,9 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 	/* Reads waiting for memory come before a prefetch. */
 	if (create == CP_GET_PREFETCH && cache->waiters)
 		return NULL;
-	b = recyclable(cache);
-	if (b) {
-		/* A block a sequential reader has finished with lives on in
-		 * the kernel's page cache: its buffer is warm, while a free
-		 * slot may never have been touched (a page fault, zeroing,
-		 * and on VMs a fault in the host).  Memory grows only as far
-		 * as the readers need. */
-		hash_remove(cache, b);
-		lru_unlink(cache, b);
-		data = b->data;
-	} else if (cache->nblocks >= cache->capacity) {
-		b = evictable(cache, create == CP_GET_PREFETCH);
-		if (!b)
-			return NULL;
-		/* Reuse the victim's struct and buffer. */
-		hash_remove(cache, b);
-		lru_unlink(cache, b);
-		data = b->data;
-	} else {
+	if (cache->nblocks < cache->capacity) {
+		/* Room left: nothing is given up (a block read through may
+		 * be read again once the kernel dropped its pages). */
 		data = slot_take(cache);
 		b = data ? malloc(sizeof(*b)) : NULL;
 		if (!b) {
@@ -366,6 +350,19 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 			return NULL;
 		}
 		cache->nblocks++;
+	} else {
+		/* Full: first a block a sequential reader has finished with
+		 * (it lives on in the kernel's page cache), else the least
+		 * recently used that may go. */
+		b = recyclable(cache);
+		if (!b)
+			b = evictable(cache, create == CP_GET_PREFETCH);
+		if (!b)
+			return NULL;
+		/* Reuse the victim's struct and buffer. */
+		hash_remove(cache, b);
+		lru_unlink(cache, b);
+		data = b->data;
 	}
 	memset(b, 0, sizeof(*b));
 	b->key = key;

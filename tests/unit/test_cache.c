@@ -299,13 +299,16 @@ static void test_prefetch_keeps_unread_prefetch(void **state)
 
 static void test_consumed_buffers_are_reused_first(void **state)
 {
-	struct cp_cache *c = cp_cache_new(8 * CP_BLOCK_SIZE, NULL);
-	struct cp_block *a, *b, *held;
+	struct cp_cache *c = cp_cache_new(2 * CP_BLOCK_SIZE, NULL);
+	struct cp_block *a, *b, *z, *held;
 	char *buf;
 
 	(void)state;
-	/* A block read to its end by a sequential reader: its buffer goes
-	 * to the next new block, not a slot never touched. */
+	/* A full cache: a block read to its end by a sequential reader goes
+	 * first, though another was used longer ago. */
+	z = cp_cache_get(c, 9, 0, 10, CP_GET_CREATE);
+	fill(c, z, 'z');
+	cp_cache_unpin(c, z);
 	a = cp_cache_get(c, 1, 0, 10, CP_GET_CREATE);
 	fill(c, a, 'a');
 	buf = a->data;
@@ -314,6 +317,9 @@ static void test_consumed_buffers_are_reused_first(void **state)
 	b = cp_cache_get(c, 1, 1, 10, CP_GET_PREFETCH);
 	assert_ptr_equal(b->data, buf);
 	assert_null(cp_cache_get(c, 1, 0, 10, CP_GET_FIND));
+	z = cp_cache_get(c, 9, 0, 10, CP_GET_FIND);
+	assert_non_null(z);
+	cp_cache_unpin(c, z);
 	fill(c, b, 'b');
 	cp_cache_unpin(c, b);
 	/* Not while someone still holds it ... */
@@ -333,6 +339,28 @@ static void test_consumed_buffers_are_reused_first(void **state)
 	held = cp_cache_get(c, 1, 1, 10, CP_GET_FIND);
 	assert_non_null(held);
 	cp_cache_unpin(c, held);
+	cp_cache_free(c);
+}
+
+static void test_room_left_keeps_consumed_blocks(void **state)
+{
+	struct cp_cache *c = cp_cache_new(4 * CP_BLOCK_SIZE, NULL);
+	struct cp_block *a, *b;
+
+	(void)state;
+	/* While there is room, a block read through stays: a reader may
+	 * read it again once the kernel dropped its pages. */
+	a = cp_cache_get(c, 1, 0, 10, CP_GET_CREATE);
+	fill(c, a, 'a');
+	cp_cache_served(c, &a, 1, 0, a->want);
+	cp_cache_unpin(c, a);
+	b = cp_cache_get(c, 1, 1, 10, CP_GET_PREFETCH);
+	assert_non_null(b);
+	cp_cache_unpin(c, b);
+	a = cp_cache_get(c, 1, 0, 10, CP_GET_FIND);
+	assert_non_null(a);
+	assert_int_equal(a->data[0], 'a');
+	cp_cache_unpin(c, a);
 	cp_cache_free(c);
 }
 
@@ -544,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_demote_and_unsaved),
 		cmocka_unit_test(test_prefetch_keeps_unread_prefetch),
 		cmocka_unit_test(test_consumed_buffers_are_reused_first),
+		cmocka_unit_test(test_room_left_keeps_consumed_blocks),
 		cmocka_unit_test(test_served_counts_bytes_of_straddling_reads),
 		cmocka_unit_test(test_read_spares_unread_prefetch),
 		cmocka_unit_test(test_get_run),
