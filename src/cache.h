@@ -95,8 +95,8 @@ size_t cp_cache_capacity(const struct cp_cache *cache);
 /* @create for cp_cache_get(): */
 #define CP_GET_FIND 0     /* only an existing block */
 #define CP_GET_CREATE 1   /* for a read: may evict any unpinned block,
-			   * one prefetched and not read yet only when
-			   * nothing else may go */
+			   * one prefetched and not read yet, or read in
+			   * part, only when nothing else may go */
 #define CP_GET_PREFETCH 2 /* for a prefetch: never evicts a block that
 			   * another prefetch brought in recently and no
 			   * reader has asked for yet, nor one a reader
