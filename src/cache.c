@@ -2,13 +2,17 @@
  * cache.c - the block cache (see cache.h for the model).
  *
  * Owns: every block and its buffer, the hash index, the LRU list.
- * Threads: FUSE workers (lookups, waits, pins) and the fetch engine's
- * I/O threads (complete/fail).  Everything but block data is under
- * cache->lock; one condition variable wakes waiters of any block.
+ * Threads: FUSE workers (lookups, waits, pins), the fetch engine's I/O
+ * threads (complete/fail), and the cache's own prefault thread, which
+ * touches nothing but the arena's page tables (cp_cache_prefault()).
+ * Everything but block data is under cache->lock; a block's end wakes
+ * the waiters of its bucket of blocks.
  */
 #include "cache.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,9 +21,15 @@
 #include "stats.h"
 #include "util.h"
 
+#define CHANGED_BUCKETS 64
+
 struct cp_cache {
 	pthread_mutex_t lock;
-	pthread_cond_t changed;   /* a block finished (cp_cache_wait()) */
+	/* A block finished (cp_cache_wait()): one condition per bucket of
+	 * blocks, so that a block's end wakes only the reads waiting for a
+	 * block of its bucket, not every read waiting for any block (with 4
+	 * streams, 16 or more reads wait at once). */
+	pthread_cond_t changed[CHANGED_BUCKETS];
 	pthread_cond_t room;      /* memory may have come free: a block
 				   * unpinned, finished or freed, or the
 				   * first waiter left; signalled only when
@@ -37,6 +47,9 @@ struct cp_cache {
 	size_t *free_slots;       /* stack of free slot numbers */
 	size_t nfree;
 	struct mem_waiter *waiters, *waiters_tail; /* FIFO; lock */
+	pthread_t prefault;       /* see cp_cache_prefault() */
+	int prefaulting;          /* the thread was started */
+	atomic_int prefault_stop;
 };
 
 /* A read waiting for memory (cp_cache_get_run()); lives on its stack. */
@@ -56,6 +69,7 @@ static size_t bucket_of(const struct cp_cache *cache, uint64_t key,
 struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats)
 {
 	struct cp_cache *cache = calloc(1, sizeof(*cache));
+	int i;
 
 	if (!cache)
 		return NULL;
@@ -85,10 +99,56 @@ struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats)
 		cache->free_slots[cache->nfree] =
 			cache->capacity - 1 - cache->nfree;
 	pthread_mutex_init(&cache->lock, NULL);
-	pthread_cond_init(&cache->changed, NULL);
+	for (i = 0; i < CHANGED_BUCKETS; i++)
+		pthread_cond_init(&cache->changed[i], NULL);
 	pthread_cond_init(&cache->room, NULL);
 	cache->stats = stats;
 	return cache;
+}
+
+/* Where the reads waiting for @b wait (a pinned block keeps its key and
+ * index, so the bucket stays the same while anyone waits). */
+static pthread_cond_t *changed_of(struct cp_cache *cache,
+				  const struct cp_block *b)
+{
+	uint64_t h = b->key * 0x9E3779B97F4A7C15ULL ^ b->index;
+
+	return &cache->changed[h % CHANGED_BUCKETS];
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#define PREFAULT_STEP ((size_t)2 << 20) /* a huge page */
+
+/* The prefault thread: slots are handed out from the low end
+ * (cp_cache_new()), so the arena is faulted in from its start. */
+static void *prefault_main(void *arg)
+{
+	struct cp_cache *cache = arg;
+	size_t len = CP_MIN(cache->arena_size, CP_CACHE_PREFAULT_MAX), off;
+	struct sched_param sp = { 0 };
+
+	pthread_setname_np(pthread_self(), "cpfs-prefault");
+	/* Only on a CPU nobody else wants: never ahead of a read. */
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	for (off = 0; off < len; off += PREFAULT_STEP) {
+		if (atomic_load_explicit(&cache->prefault_stop,
+					 memory_order_relaxed))
+			break;
+		/* An older kernel says EINVAL: pages come as blocks fill. */
+		if (madvise(cache->arena + off, CP_MIN(PREFAULT_STEP, len - off),
+			    MADV_POPULATE_WRITE) != 0)
+			break;
+	}
+	return NULL;
+}
+
+void cp_cache_prefault(struct cp_cache *cache)
+{
+	if (!cache->prefaulting &&
+	    pthread_create(&cache->prefault, NULL, prefault_main, cache) == 0)
+		cache->prefaulting = 1;
 }
 
 static void lru_unlink(struct cp_cache *cache, struct cp_block *b)
@@ -165,9 +225,13 @@ static void block_destroy(struct cp_cache *cache, struct cp_block *b)
 void cp_cache_free(struct cp_cache *cache)
 {
 	struct cp_block *b, *next;
+	int i;
 
 	if (!cache)
 		return;
+	atomic_store(&cache->prefault_stop, 1);
+	if (cache->prefaulting)
+		pthread_join(cache->prefault, NULL);
 	for (b = cache->lru_head; b; b = next) {
 		next = b->lru_next;
 		free(b);
@@ -176,7 +240,8 @@ void cp_cache_free(struct cp_cache *cache)
 	free(cache->free_slots);
 	free(cache->buckets);
 	pthread_mutex_destroy(&cache->lock);
-	pthread_cond_destroy(&cache->changed);
+	for (i = 0; i < CHANGED_BUCKETS; i++)
+		pthread_cond_destroy(&cache->changed[i]);
 	pthread_cond_destroy(&cache->room);
 	free(cache);
 }
@@ -196,27 +261,44 @@ static struct cp_block *find(struct cp_cache *cache, uint64_t key,
 	return b;
 }
 
-/* Prefetched data nobody read yet is kept from other prefetches this
- * long: readers sharing the cache must not evict each other's window. */
+/* Prefetched data nobody read yet, and a block read in part, are kept
+ * from other prefetches this long: readers sharing the cache must not
+ * evict each other's window or next block. */
 #define UNREAD_GRACE 5.0
+
+/* A block a reader is still to come for: prefetched and not read yet,
+ * or read in part by a sequential reader (the rest of it is next). */
+static int awaited(const struct cp_block *b)
+{
+	return b->unread || b->given > 0;
+}
 
 /*
  * A block that nobody uses and that holds nothing being written; for a
- * prefetch, also not one prefetched recently and still unread.
+ * prefetch, also not one a reader is still to come for, prefetched or
+ * read in part recently (another reader's window or its next read).  A read
+ * takes a block a reader is still to come for only when there is no
+ * other: a reader slower than the rest (or one the scheduler let wait)
+ * would otherwise find its window gone and fetch it again.
  */
 static struct cp_block *evictable(struct cp_cache *cache, int prefetch)
 {
 	double now = prefetch ? cp_now() : 0;
-	struct cp_block *b;
+	struct cp_block *b, *later = NULL;
 
 	for (b = cache->lru_tail; b; b = b->lru_prev) {
 		if (b->pins || b->state == CP_BLOCK_FETCHING)
 			continue;
-		if (prefetch && b->unread && now - b->created < UNREAD_GRACE)
+		if (!prefetch && awaited(b)) {
+			if (!later)
+				later = b;
+			continue;
+		}
+		if (awaited(b) && now - b->created < UNREAD_GRACE)
 			continue;
 		return b;
 	}
-	return NULL;
+	return later;
 }
 
 /* Demoted blocks sit together at the cold end of the LRU: the first of
@@ -258,25 +340,9 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 	/* Reads waiting for memory come before a prefetch. */
 	if (create == CP_GET_PREFETCH && cache->waiters)
 		return NULL;
-	b = recyclable(cache);
-	if (b) {
-		/* A block a sequential reader has finished with lives on in
-		 * the kernel's page cache: its buffer is warm, while a free
-		 * slot may never have been touched (a page fault, zeroing,
-		 * and on VMs a fault in the host).  Memory grows only as far
-		 * as the readers need. */
-		hash_remove(cache, b);
-		lru_unlink(cache, b);
-		data = b->data;
-	} else if (cache->nblocks >= cache->capacity) {
-		b = evictable(cache, create == CP_GET_PREFETCH);
-		if (!b)
-			return NULL;
-		/* Reuse the victim's struct and buffer. */
-		hash_remove(cache, b);
-		lru_unlink(cache, b);
-		data = b->data;
-	} else {
+	if (cache->nblocks < cache->capacity) {
+		/* Room left: nothing is given up (a block read through may
+		 * be read again once the kernel dropped its pages). */
 		data = slot_take(cache);
 		b = data ? malloc(sizeof(*b)) : NULL;
 		if (!b) {
@@ -285,6 +351,19 @@ static struct cp_block *get_locked(struct cp_cache *cache, uint64_t key,
 			return NULL;
 		}
 		cache->nblocks++;
+	} else {
+		/* Full: first a block a sequential reader has finished with
+		 * (it lives on in the kernel's page cache), else the least
+		 * recently used that may go. */
+		b = recyclable(cache);
+		if (!b)
+			b = evictable(cache, create == CP_GET_PREFETCH);
+		if (!b)
+			return NULL;
+		/* Reuse the victim's struct and buffer. */
+		hash_remove(cache, b);
+		lru_unlink(cache, b);
+		data = b->data;
 	}
 	memset(b, 0, sizeof(*b));
 	b->key = key;
@@ -491,7 +570,8 @@ static void finish(struct cp_cache *cache, struct cp_block *b,
 	b->state = state;
 	b->err = err;
 	cache->nfetching--;
-	pthread_cond_broadcast(&cache->changed);
+	if (b->waiters)
+		pthread_cond_broadcast(changed_of(cache, b));
 	room_changed(cache); /* no longer FETCHING: evictable */
 	unpin_locked(cache, b);
 	pthread_mutex_unlock(&cache->lock);
@@ -502,18 +582,41 @@ void cp_cache_complete(struct cp_cache *cache, struct cp_block *block)
 	finish(cache, block, CP_BLOCK_READY, 0);
 }
 
-void cp_cache_demote(struct cp_cache *cache, struct cp_block *block)
+/* Moves @b to the cold end of the LRU, with the lock held. */
+static void demote_locked(struct cp_cache *cache, struct cp_block *b)
 {
+	b->consumed = 1;
+	b->given = 0;
+	lru_unlink(cache, b);
+	b->lru_prev = cache->lru_tail;
+	if (cache->lru_tail)
+		cache->lru_tail->lru_next = b;
+	cache->lru_tail = b;
+	if (!cache->lru_head)
+		cache->lru_head = b;
+}
+
+void cp_cache_served(struct cp_cache *cache, struct cp_block **blocks,
+		     int n, size_t skip, size_t len)
+{
+	int i;
+
 	pthread_mutex_lock(&cache->lock);
-	if (!block->detached) {
-		block->consumed = 1;
-		lru_unlink(cache, block);
-		block->lru_prev = cache->lru_tail;
-		if (cache->lru_tail)
-			cache->lru_tail->lru_next = block;
-		cache->lru_tail = block;
-		if (!cache->lru_head)
-			cache->lru_head = block;
+	for (i = 0; i < n && len > 0; i++) {
+		struct cp_block *b = blocks[i];
+		size_t part = b->want > skip ? b->want - skip : 0;
+
+		if (part > len)
+			part = len;
+		len -= part;
+		skip = 0;
+		if (b->detached)
+			continue;
+		b->given += part;
+		if (b->given >= b->want)
+			demote_locked(cache, b);
+		else
+			b->created = cp_now(); /* the rest is to come */
 	}
 	pthread_mutex_unlock(&cache->lock);
 }
@@ -554,7 +657,7 @@ int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,
 		  double deadline, int *waited)
 {
 	struct timespec ts;
-	int ret = 0;
+	int ret = 0, rc;
 
 	if (waited)
 		*waited = 0;
@@ -569,8 +672,11 @@ int cp_cache_wait(struct cp_cache *cache, struct cp_block *block,
 		if (waited)
 			*waited = 1;
 		cp_loop_blocking();
-		if (pthread_cond_timedwait(&cache->changed, &cache->lock,
-					   &ts) == ETIMEDOUT &&
+		block->waiters++;
+		rc = pthread_cond_timedwait(changed_of(cache, block),
+					    &cache->lock, &ts);
+		block->waiters--;
+		if (rc == ETIMEDOUT &&
 		    (block->state == CP_BLOCK_FETCHING ||
 		     block->state == CP_BLOCK_EMPTY)) {
 			ret = -ETIMEDOUT;
@@ -626,9 +732,13 @@ void cp_cache_drop_key(struct cp_cache *cache, uint64_t key)
 
 void cp_cache_stop(struct cp_cache *cache)
 {
+	int i;
+
 	pthread_mutex_lock(&cache->lock);
 	cache->stopping = 1;
-	pthread_cond_broadcast(&cache->changed);
+	atomic_store(&cache->prefault_stop, 1);
+	for (i = 0; i < CHANGED_BUCKETS; i++)
+		pthread_cond_broadcast(&cache->changed[i]);
 	pthread_cond_broadcast(&cache->room);
 	pthread_mutex_unlock(&cache->lock);
 }

@@ -52,6 +52,7 @@ struct cp_block {
 	enum cp_block_state state; /* protected by lock */
 	int err;           /* positive errno when FAILED; protected by lock */
 	unsigned pins;     /* protected by lock */
+	unsigned waiters;  /* threads in cp_cache_wait() on it; lock */
 	int detached;      /* dropped from the index; freed on last unpin */
 	int unsaved;       /* fetched from the network, not yet offered to
 			    * the disk cache; protected by lock */
@@ -59,7 +60,10 @@ struct cp_block {
 			    * protected by lock */
 	int unread;        /* prefetched, not read yet; protected by lock */
 	int consumed;      /* demoted and not asked for since; lock */
-	double created;    /* when it was prefetched (cp_now()) */
+	size_t given;      /* bytes sequential reads handed out since it
+			    * was made or last demoted; lock */
+	double created;    /* when it was prefetched, or last read in part
+			    * (cp_now()); protected by lock */
 	struct cp_block *hnext;             /* hash chain */
 	struct cp_block *lru_prev, *lru_next; /* head = most recent */
 };
@@ -71,21 +75,39 @@ struct cp_cache;
 struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats);
 void cp_cache_free(struct cp_cache *cache);
 
+/*
+ * Starts a thread of the cache's own that makes the buffers new blocks
+ * take first resident, up to CP_CACHE_PREFAULT_MAX bytes, 2 MiB at a time
+ * and at idle priority (SCHED_IDLE): a fresh page costs a fault and
+ * zeroing -- on a VM a fault in the host too -- which would otherwise
+ * land on the I/O threads while they copy a mount's first bytes into
+ * blocks (42 % of the daemon's samples in 4 parallel cats).  It only
+ * faults pages in (what a block holds is never touched) and ends by
+ * itself, at cp_cache_stop() or in cp_cache_free().  Best effort.  Call
+ * once, after the daemon forked.
+ */
+#define CP_CACHE_PREFAULT_MAX ((size_t)64 << 20)
+void cp_cache_prefault(struct cp_cache *cache);
+
 /* Number of blocks the cache may hold. */
 size_t cp_cache_capacity(const struct cp_cache *cache);
 
 /* @create for cp_cache_get(): */
 #define CP_GET_FIND 0     /* only an existing block */
-#define CP_GET_CREATE 1   /* for a read: may evict any unpinned block */
+#define CP_GET_CREATE 1   /* for a read: may evict any unpinned block,
+			   * one prefetched and not read yet, or read in
+			   * part, only when nothing else may go */
 #define CP_GET_PREFETCH 2 /* for a prefetch: never evicts a block that
 			   * another prefetch brought in recently and no
-			   * reader has asked for yet, and makes nothing
+			   * reader has asked for yet, nor one a reader
+			   * read in part recently, and makes nothing
 			   * while reads wait for memory */
 
 /*
  * Finds block (@key, @index), pinned.  When absent and @create is set,
  * makes an EMPTY block of @want bytes, evicting the least recently used
- * unpinned block that is not being fetched; returns NULL when no block
+ * unpinned block that is not being fetched (as @create allows); returns
+ * NULL when no block
  * may be evicted (memory is short: the caller shrinks its ambition or
  * waits).  Counts cache hits (block READY) and misses.
  */
@@ -148,9 +170,18 @@ enum cp_block_state cp_cache_state(struct cp_cache *cache,
 
 void cp_cache_unpin(struct cp_cache *cache, struct cp_block *block);
 
-/* Moves @block to the cold end of the LRU: a sequential reader has
- * consumed it (the kernel's page cache keeps the data). */
-void cp_cache_demote(struct cp_cache *cache, struct cp_block *block);
+/*
+ * A sequential read handed @len bytes out of the @n consecutive pinned
+ * @blocks, from offset @skip in the first.  A block all of whose bytes
+ * were handed out (by this and earlier reads, in any order) goes to the
+ * cold end of the LRU, first to be reused: the kernel's page cache keeps
+ * its data.  Counted by bytes, not by where a read ends: the kernel's
+ * reads straddle blocks (1 MiB reads from 512 KiB on) and arrive out of
+ * order, and a block must not be reused while a read of its first half
+ * is still to come.
+ */
+void cp_cache_served(struct cp_cache *cache, struct cp_block **blocks,
+		     int n, size_t skip, size_t len);
 
 /* Returns 1 exactly once for a READY block that came from the network
  * (the caller then offers it to the disk cache), else 0. */

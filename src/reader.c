@@ -146,6 +146,8 @@ struct cp_reader *cp_reader_new(const struct cp_config *cfg,
 	if (r->window_max > r->fetching_max)
 		r->window_max = r->fetching_max;
 	pthread_mutex_init(&r->lock, NULL);
+	/* The daemon has forked: the cache's buffers may come in now. */
+	cp_cache_prefault(cache);
 	return r;
 }
 
@@ -1421,12 +1423,14 @@ static int read_pinned(struct attempt *a, struct cp_handle *h,
 	return 0;
 }
 
-/* After a read from cache blocks: the planner learns how fast data came
- * (a window that made the reader wait grows while that still helps),
- * and a block read to its end by a sequential reader goes to the cold
- * end of the cache (drop-behind: the kernel's page cache has it). */
+/* After a read of [@off, @end) from cache blocks: the planner learns how
+ * fast data came (a window that made the reader wait grows while that
+ * still helps), and a block whose every byte a sequential reader was
+ * given goes to the cold end of the cache (drop-behind: the kernel's
+ * page cache has it). */
 static void after_read(struct cp_handle *h, int waited, int random,
-		       int64_t end, struct cp_block *last)
+		       int64_t off, int64_t end, struct cp_block **blocks,
+		       int n)
 {
 	struct cp_reader *r = h->reader;
 	unsigned max;
@@ -1439,8 +1443,8 @@ static void after_read(struct cp_handle *h, int waited, int random,
 	pthread_mutex_lock(&h->lock);
 	cp_prefetch_served(&h->pf, now, waited, max);
 	pthread_mutex_unlock(&h->lock);
-	if ((end & (CP_BLOCK_SIZE - 1)) == 0)
-		cp_cache_demote(r->cache, last);
+	cp_cache_served(r->cache, blocks, n,
+			(size_t)off & (CP_BLOCK_SIZE - 1), (size_t)(end - off));
 }
 
 /* Before a random read of an object not probed yet: the probe (into
@@ -1523,7 +1527,7 @@ static ssize_t read_once(struct cp_handle *h, struct cp_file_view *v,
 	attempt_done(&a);
 	if (ret < 0)
 		return ret;
-	after_read(h, waited, random, end, blocks[n - 1]);
+	after_read(h, waited, random, off, end, blocks, n);
 	*nblocks = n;
 	return end - off;
 }

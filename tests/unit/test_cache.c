@@ -256,7 +256,7 @@ static void test_demote_and_unsaved(void **state)
 	fill(c, b, 'b');
 	assert_int_equal(cp_cache_take_unsaved(c, b), 1);
 	assert_int_equal(cp_cache_take_unsaved(c, b), 0);
-	cp_cache_demote(c, b);
+	cp_cache_served(c, &b, 1, 0, b->want);
 	cp_cache_unpin(c, a);
 	cp_cache_unpin(c, b);
 	/* b was demoted: it goes first although used last. */
@@ -299,26 +299,32 @@ static void test_prefetch_keeps_unread_prefetch(void **state)
 
 static void test_consumed_buffers_are_reused_first(void **state)
 {
-	struct cp_cache *c = cp_cache_new(8 * CP_BLOCK_SIZE, NULL);
-	struct cp_block *a, *b, *held;
+	struct cp_cache *c = cp_cache_new(2 * CP_BLOCK_SIZE, NULL);
+	struct cp_block *a, *b, *z, *held;
 	char *buf;
 
 	(void)state;
-	/* A block read to its end by a sequential reader: its buffer goes
-	 * to the next new block, not a slot never touched. */
+	/* A full cache: a block read to its end by a sequential reader goes
+	 * first, though another was used longer ago. */
+	z = cp_cache_get(c, 9, 0, 10, CP_GET_CREATE);
+	fill(c, z, 'z');
+	cp_cache_unpin(c, z);
 	a = cp_cache_get(c, 1, 0, 10, CP_GET_CREATE);
 	fill(c, a, 'a');
 	buf = a->data;
-	cp_cache_demote(c, a);
+	cp_cache_served(c, &a, 1, 0, a->want);
 	cp_cache_unpin(c, a);
 	b = cp_cache_get(c, 1, 1, 10, CP_GET_PREFETCH);
 	assert_ptr_equal(b->data, buf);
 	assert_null(cp_cache_get(c, 1, 0, 10, CP_GET_FIND));
+	z = cp_cache_get(c, 9, 0, 10, CP_GET_FIND);
+	assert_non_null(z);
+	cp_cache_unpin(c, z);
 	fill(c, b, 'b');
 	cp_cache_unpin(c, b);
 	/* Not while someone still holds it ... */
 	held = cp_cache_get(c, 1, 1, 10, CP_GET_CREATE);
-	cp_cache_demote(c, held);
+	cp_cache_served(c, &held, 1, 0, held->want);
 	a = cp_cache_get(c, 1, 2, 10, CP_GET_CREATE);
 	assert_ptr_not_equal(a->data, buf);
 	cp_cache_unpin(c, a);
@@ -333,6 +339,110 @@ static void test_consumed_buffers_are_reused_first(void **state)
 	held = cp_cache_get(c, 1, 1, 10, CP_GET_FIND);
 	assert_non_null(held);
 	cp_cache_unpin(c, held);
+	cp_cache_free(c);
+}
+
+static void test_room_left_keeps_consumed_blocks(void **state)
+{
+	struct cp_cache *c = cp_cache_new(4 * CP_BLOCK_SIZE, NULL);
+	struct cp_block *a, *b;
+
+	(void)state;
+	/* While there is room, a block read through stays: a reader may
+	 * read it again once the kernel dropped its pages. */
+	a = cp_cache_get(c, 1, 0, 10, CP_GET_CREATE);
+	fill(c, a, 'a');
+	cp_cache_served(c, &a, 1, 0, a->want);
+	cp_cache_unpin(c, a);
+	b = cp_cache_get(c, 1, 1, 10, CP_GET_PREFETCH);
+	assert_non_null(b);
+	cp_cache_unpin(c, b);
+	a = cp_cache_get(c, 1, 0, 10, CP_GET_FIND);
+	assert_non_null(a);
+	assert_int_equal(a->data[0], 'a');
+	cp_cache_unpin(c, a);
+	cp_cache_free(c);
+}
+
+static void test_served_counts_bytes_of_straddling_reads(void **state)
+{
+	struct cp_cache *c = cp_cache_new(3 * CP_BLOCK_SIZE, NULL);
+	struct cp_block *run[2], *a, *b, *x;
+	size_t half = CP_BLOCK_SIZE / 2;
+	char *abuf;
+
+	(void)state;
+	/* The kernel reads 1 MiB from 512 KiB on: each read ends inside a
+	 * block, and gives out half of two blocks. */
+	a = cp_cache_get(c, 1, 0, CP_BLOCK_SIZE, CP_GET_CREATE);
+	fill(c, a, 'a');
+	abuf = a->data;
+	b = cp_cache_get(c, 1, 1, CP_BLOCK_SIZE, CP_GET_CREATE);
+	fill(c, b, 'b');
+	run[0] = a;
+	run[1] = b;
+	cp_cache_served(c, run, 2, half, CP_BLOCK_SIZE);
+	cp_cache_unpin(c, a);
+	cp_cache_unpin(c, b);
+	x = cp_cache_get(c, 2, 0, 10, CP_GET_CREATE);
+	assert_ptr_not_equal(x->data, abuf); /* a is half read: kept */
+	fill(c, x, 'x');
+	cp_cache_unpin(c, x);
+	/* Memory is full: a read evicts x, used last but read through,
+	 * not a or b, whose other halves are still to be read. */
+	x = cp_cache_get(c, 3, 0, 10, CP_GET_CREATE);
+	assert_non_null(x);
+	cp_cache_unpin(c, x);
+	assert_null(cp_cache_get(c, 2, 0, 10, CP_GET_FIND));
+	/* The first half of a, read last (out of order): now a is read
+	 * through, and its buffer is the next to be reused. */
+	a = cp_cache_get(c, 1, 0, 0, CP_GET_FIND);
+	assert_non_null(a);
+	cp_cache_served(c, &a, 1, 0, half);
+	cp_cache_unpin(c, a);
+	x = cp_cache_get(c, 4, 0, 10, CP_GET_CREATE);
+	assert_ptr_equal(x->data, abuf);
+	cp_cache_unpin(c, x);
+	b = cp_cache_get(c, 1, 1, 0, CP_GET_FIND);
+	assert_non_null(b);
+	cp_cache_unpin(c, b);
+	cp_cache_free(c);
+}
+
+static void test_read_spares_unread_prefetch(void **state)
+{
+	struct cp_cache *c = cp_cache_new(2 * CP_BLOCK_SIZE, NULL);
+	struct cp_block *p, *r;
+
+	(void)state;
+	/* Another reader's window, not read yet, is older than a block a
+	 * read made: a new read evicts the read block first. */
+	p = cp_cache_get(c, 1, 0, 10, CP_GET_PREFETCH);
+	fill(c, p, 'p');
+	cp_cache_unpin(c, p);
+	r = cp_cache_get(c, 2, 0, 10, CP_GET_CREATE);
+	fill(c, r, 'r');
+	cp_cache_unpin(c, r);
+	r = cp_cache_get(c, 3, 0, 10, CP_GET_CREATE);
+	assert_non_null(r);
+	cp_cache_unpin(c, r);
+	assert_null(cp_cache_get(c, 2, 0, 10, CP_GET_FIND));
+	p = cp_cache_get(c, 1, 0, 10, CP_GET_FIND);
+	assert_non_null(p);
+	/* Read in part (its reader's next read is to come): another
+	 * reader's prefetch does not take it either. */
+	cp_cache_served(c, &p, 1, 0, 4);
+	cp_cache_unpin(c, p);
+	r = cp_cache_get(c, 3, 0, 10, CP_GET_FIND);
+	fill(c, r, 'r');
+	cp_cache_unpin(c, r);
+	p = cp_cache_get(c, 4, 0, 10, CP_GET_PREFETCH);
+	assert_non_null(p);
+	cp_cache_unpin(c, p);
+	assert_null(cp_cache_get(c, 3, 0, 10, CP_GET_FIND));
+	p = cp_cache_get(c, 1, 0, 10, CP_GET_FIND);
+	assert_non_null(p);
+	cp_cache_unpin(c, p);
 	cp_cache_free(c);
 }
 
@@ -462,6 +572,9 @@ int main(void)
 		cmocka_unit_test(test_demote_and_unsaved),
 		cmocka_unit_test(test_prefetch_keeps_unread_prefetch),
 		cmocka_unit_test(test_consumed_buffers_are_reused_first),
+		cmocka_unit_test(test_room_left_keeps_consumed_blocks),
+		cmocka_unit_test(test_served_counts_bytes_of_straddling_reads),
+		cmocka_unit_test(test_read_spares_unread_prefetch),
 		cmocka_unit_test(test_get_run),
 		cmocka_unit_test(test_get_run_holds_nothing_while_it_waits),
 		cmocka_unit_test(test_get_run_first_come_first_served),
