@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "util.h"
 
 #define IDLE_MAX 8      /* plain spares kept besides the watcher */
+#define WAKE_SIGNAL SIGUSR2 /* ends the reader's read(2) at the end */
 #define WATCH_TICK 0.05 /* seconds a request may hold the role unasked */
 
 struct loop;
@@ -37,6 +39,7 @@ struct worker {
 	struct loop *loop;
 	pthread_t thread;
 	unsigned id;
+	atomic_int in_read;   /* in (or about to enter) read(2) on /dev/fuse */
 	int holding;          /* this thread only: holds the reader role */
 	unsigned long seq;    /* this thread only: seq of its request */
 	struct fuse_buf buf;  /* this thread only */
@@ -250,10 +253,15 @@ static void serve(struct loop *loop, struct worker *w)
 	while (w->holding && !fuse_session_exited(loop->se)) {
 		int res;
 
-		/* Cancellable only in read(2), as in libfuse's loop. */
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		/* At the end, WAKE_SIGNAL interrupts read(2) here (and only
+		 * here): -EINTR, and the loop sees the session exited. */
+		atomic_store(&w->in_read, 1);
+		if (fuse_session_exited(loop->se)) {
+			atomic_store(&w->in_read, 0);
+			break;
+		}
 		res = fuse_session_receive_buf(loop->se, &w->buf);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		atomic_store(&w->in_read, 0);
 		if (res == -EINTR)
 			continue;
 		if (res <= 0) {
@@ -279,7 +287,6 @@ static void *worker_main(void *arg)
 	char name[16];
 
 	self = w;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	cp_block_termination_signals();
 	snprintf(name, sizeof(name), "cpfs-fuse-%u", w->id % 100000);
 	pthread_setname_np(pthread_self(), name);
@@ -330,8 +337,46 @@ void cp_loop_blocking_fd(int fd, short events)
 	release(w);
 }
 
+static void on_wake_signal(int sig)
+{
+	(void)sig; /* only to interrupt read(2) */
+}
+
+/*
+ * Ends the read(2) of the worker waiting in it (there is at most one):
+ * WAKE_SIGNAL, without SA_RESTART, makes it fail with EINTR.  Sent again
+ * every few milliseconds until every worker has left, in case it came
+ * just before the read began.  Busy workers are not signalled: they
+ * finish their request and see the session exited.  (Not
+ * pthread_cancel(): a thread unwound by cancellation leaves its
+ * frames' stack poisoned under AddressSanitizer.)
+ */
+static void wake_readers(struct loop *loop)
+{
+	const struct timespec tick = { 0, 5 * 1000 * 1000 };
+
+	for (;;) {
+		struct worker *w;
+		int left = 0;
+
+		pthread_mutex_lock(&loop->lock);
+		for (w = loop->workers; w; w = w->next) {
+			if (w->exited)
+				continue;
+			left = 1;
+			if (atomic_load(&w->in_read))
+				pthread_kill(w->thread, WAKE_SIGNAL);
+		}
+		pthread_mutex_unlock(&loop->lock);
+		if (!left)
+			return;
+		nanosleep(&tick, NULL);
+	}
+}
+
 int cp_loop_run(struct fuse_session *se, unsigned max_threads)
 {
+	struct sigaction sa = { .sa_handler = on_wake_signal };
 	struct loop *loop = calloc(1, sizeof(*loop));
 	struct worker *w;
 	int err;
@@ -349,6 +394,8 @@ int cp_loop_run(struct fuse_session *se, unsigned max_threads)
 	atomic_init(&loop->takeovers, 0);
 	pthread_mutex_init(&loop->lock, NULL);
 	pthread_cond_init(&loop->spare_cond, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(WAKE_SIGNAL, &sa, NULL); /* no SA_RESTART */
 
 	pthread_mutex_lock(&loop->lock);
 	spawn(loop);
@@ -362,10 +409,8 @@ int cp_loop_run(struct fuse_session *se, unsigned max_threads)
 	loop->exiting = 1;
 	pthread_cond_broadcast(&loop->spare_cond);
 	sem_post(&loop->watch_sem);
-	for (w = loop->workers; w; w = w->next)
-		if (!w->exited)
-			pthread_cancel(w->thread);
 	pthread_mutex_unlock(&loop->lock);
+	wake_readers(loop);
 	/* exiting: the list no longer changes. */
 	while ((w = loop->workers)) {
 		loop->workers = w->next;

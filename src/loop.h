@@ -22,9 +22,10 @@
  * Threads: the caller of cp_loop_run() only waits for the end; the
  * workers are named cpfs-fuse-N and block SIGINT, SIGTERM and SIGHUP,
  * so those reach the caller's thread.  Shutdown (a signal, fusermount3
- * -u, fuse_session_exit()) ends the loop as libfuse's does: idle workers
- * leave, the one in read(2) is cancelled there, busy ones finish their
- * request first.
+ * -u, fuse_session_exit()) ends the loop: idle workers leave, the one in
+ * read(2) is interrupted there by SIGUSR2 (cp_loop_run() installs a
+ * handler that does nothing), busy ones finish their request first.
+ * Nothing is cancelled.
  */
 #ifndef CP_LOOP_H
 #define CP_LOOP_H
