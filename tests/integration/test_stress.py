@@ -225,6 +225,40 @@ def _io_threads(pid):
     return n
 
 
+def _read_in_parallel(m, oids, files):
+    """Reads every file of @oids in a thread of its own at once; the
+    errors (wrong bytes, OSError), none when all came back right."""
+    errs = []
+
+    def reader(i):
+        try:
+            if sha256(read_file(m.path(oids[i]))) != sha256(files[i]):
+                errs.append("wrong bytes in %s" % oids[i])
+        except OSError as e:
+            errs.append("%s: %s" % (oids[i], e))
+
+    ths = [threading.Thread(target=reader, args=(i,))
+           for i in range(len(oids))]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    return errs
+
+
+def _blocks_fetched_twice(servers, oids, size):
+    """Per file, the blocks the data host sent more than once (with the
+    ranges asked), once the requests have settled."""
+    servers.data.log.quiet(0.3)
+    twice = {}
+    for o in oids:
+        reqs = servers.data.log.find(method="GET", id=o)
+        t = {b: c for b, c in block_coverage(reqs, size).items() if c > 1}
+        if t:
+            twice[o] = (t, [r.range for r in reqs])
+    return twice
+
+
 def test_parallel_streams_over_several_io_threads(servers, cpfs):
     """The engine runs one I/O thread per online CPU, up to 4, and parts
     go to them in turn: 4 parallel sequential readers get every byte
@@ -236,27 +270,9 @@ def test_parallel_streams_over_several_io_threads(servers, cpfs):
     m = cpfs("cache_size=64M", manifest=[("json", o) for o in oids])
     want = min(os.cpu_count() or 1, 4)
     assert _io_threads(m.proc.pid) == want
-    errs = []
-
-    def reader(i):
-        try:
-            got = read_file(m.path(oids[i]))
-            if sha256(got) != sha256(files[i]):
-                errs.append("wrong bytes in par%d" % i)
-        except OSError as e:
-            errs.append("par%d: %s" % (i, e))
-
-    ths = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
-    for t in ths:
-        t.start()
-    for t in ths:
-        t.join()
-    assert not errs, errs
-    servers.data.log.quiet(0.3)
-    for o in oids:
-        cov = block_coverage(servers.data.log.find(method="GET", id=o), size)
-        twice = {b: c for b, c in cov.items() if c > 1}
-        assert not twice, (o, twice)
+    assert not _read_in_parallel(m, oids, files)
+    twice = _blocks_fetched_twice(servers, oids, size)
+    assert not twice, twice
     assert _io_threads(m.proc.pid) == want
     assert m.unmount() == 0
 
@@ -273,29 +289,7 @@ def test_parallel_streams_in_small_cache_fetch_each_block_once(servers, cpfs):
     files = [os.urandom(size) for _ in range(4)]
     oids = [servers.add(d, name="small%d" % i) for i, d in enumerate(files)]
     m = cpfs("cache_size=32M", manifest=[("json", o) for o in oids])
-    errs = []
-
-    def reader(i):
-        try:
-            got = read_file(m.path(oids[i]))
-            if sha256(got) != sha256(files[i]):
-                errs.append("wrong bytes in small%d" % i)
-        except OSError as e:
-            errs.append("small%d: %s" % (i, e))
-
-    ths = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
-    for t in ths:
-        t.start()
-    for t in ths:
-        t.join()
-    assert not errs, errs
-    servers.data.log.quiet(0.3)
-    twice = {}
-    for o in oids:
-        reqs = servers.data.log.find(method="GET", id=o)
-        cov = block_coverage(reqs, size)
-        t = {b: c for b, c in cov.items() if c > 1}
-        if t:
-            twice[o] = (t, [r.range for r in reqs])
+    assert not _read_in_parallel(m, oids, files)
+    twice = _blocks_fetched_twice(servers, oids, size)
     assert not twice, twice
     assert m.unmount() == 0
