@@ -817,6 +817,14 @@ class Bench:
                     base + self.obj[name]["id"], mnt]
         httpfs2_cmd.per_object = True
 
+        def floor_cmd(direct):
+            def f(mnt, cdir, name):
+                return [self.randfloor()] + (["-d"] if direct else []) + [
+                    base + self.obj[name]["id"], str(self.obj[name]["size"]),
+                    mnt]
+            f.per_object = True
+            return f
+
         def rclone_cmd(extra):
             def f(mnt, cdir):
                 cfg = os.path.join(cdir, "rclone.conf")
@@ -841,6 +849,12 @@ class Bench:
             ("httpfs2", httpfs2_cmd, "one `httpfs2 -f URL` per object at its "
              "nginx URL (one blocking range request per read; default "
              "mount options)"),
+            ("floor-rand", floor_cmd(False), "tests/bench/randfloor.c "
+             "(rand only; only when named in --systems): one thread, one "
+             "kept connection, a pre-formatted range GET per FUSE read, the "
+             "body received into the reply buffer; page cache as httpfs2"),
+            ("floor-rand-dio", floor_cmd(True), "randfloor -d: the same "
+             "with direct_io (no page cache; rand only, only when named)"),
             ("httpdirfs", lambda m, c: ["httpdirfs", "-f", base, m],
              "defaults (no cache)"),
             ("httpdirfs-tuned", lambda m, c: [
@@ -857,6 +871,18 @@ class Bench:
              "--buffer-size 32M --vfs-read-ahead 256M --no-modtime "
              "--max-read-ahead 1M"),
         ]
+
+    def randfloor(self):
+        """tests/bench/randfloor.c, built with cc on first use."""
+        exe = os.path.join(self.tmp, "randfloor")
+        if not os.path.exists(exe):
+            flags = subprocess.run(
+                ["pkg-config", "--cflags", "--libs", "fuse3"],
+                capture_output=True, check=True, text=True).stdout.split()
+            subprocess.run(["cc", "-O2", "-o", exe,
+                            os.path.join(HERE, "randfloor.c")] + flags,
+                           check=True)
+        return exe
 
     # -------------------------------------------------------- workloads
     def spec(self, wl, via, root, where=None):
@@ -1109,6 +1135,11 @@ class Bench:
             sysl = [s for s in sysl if s[0] in keep]
         if not a.cpfs_old:
             sysl = [s for s in sysl if s[0] != "cpfs-old"]
+        # The floors are opt-in, so a default run measures what it did.
+        sysl = [s for s in sysl if not s[0].startswith("floor-") or
+                (a.systems and s[0] in a.systems)]
+        if any(s[0].startswith("floor-") for s in sysl):
+            self.randfloor()  # built before any timed run
         if not (a.cpfs and os.access(a.cpfs, os.X_OK)):
             log("cpfs binary %s not found: cpfs rows will FAIL" % a.cpfs)
         self.sysdesc = {n: d for n, _, d in sysl}
@@ -1121,7 +1152,8 @@ class Bench:
                                                            "first",
                                                            "stat"))
                  and not (sysname in ("cpfs-ram", "local") and
-                          wl in ("first", "stat"))]
+                          wl in ("first", "stat"))
+                 and not (sysname.startswith("floor-") and wl != "rand")]
         runs = {(n, wl): [] for n, _, wl in cells}
         given_up = set()
         for run in range(a.runs):
@@ -1358,7 +1390,8 @@ def main():
     ap.add_argument("--systems", type=lambda s: s.split(","),
                     help="only these (curl always runs): local,curl,curl-pipe,"
                     "cpfs,cpfs-256M,cpfs-old,cpfs-ram,httpfs2,httpdirfs,"
-                    "httpdirfs-tuned,rclone,rclone-tuned")
+                    "httpdirfs-tuned,rclone,rclone-tuned; opt-in floors "
+                    "for rand: floor-rand,floor-rand-dio")
     ap.add_argument("--workloads", type=lambda s: s.split(","),
                     default=["seq", "rand", "par", "first", "stat"])
     ap.add_argument("--ops", type=int,
