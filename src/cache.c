@@ -2,17 +2,13 @@
  * cache.c - the block cache (see cache.h for the model).
  *
  * Owns: every block and its buffer, the hash index, the LRU list.
- * Threads: FUSE workers (lookups, waits, pins), the fetch engine's I/O
- * threads (complete/fail), and the cache's own prefault thread, which
- * touches nothing but the arena's page tables (cp_cache_prefault()).
- * Everything but block data is under cache->lock; a block's end wakes
- * the waiters of its bucket of blocks.
+ * Threads: FUSE workers (lookups, waits, pins) and the fetch engine's
+ * I/O threads (complete/fail).  Everything but block data is under
+ * cache->lock; a block's end wakes the waiters of its bucket of blocks.
  */
 #include "cache.h"
 
 #include <errno.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -47,9 +43,6 @@ struct cp_cache {
 	size_t *free_slots;       /* stack of free slot numbers */
 	size_t nfree;
 	struct mem_waiter *waiters, *waiters_tail; /* FIFO; lock */
-	pthread_t prefault;       /* see cp_cache_prefault() */
-	int prefaulting;          /* the thread was started */
-	atomic_int prefault_stop;
 };
 
 /* A read waiting for memory (cp_cache_get_run()); lives on its stack. */
@@ -114,41 +107,6 @@ static pthread_cond_t *changed_of(struct cp_cache *cache,
 	uint64_t h = b->key * 0x9E3779B97F4A7C15ULL ^ b->index;
 
 	return &cache->changed[h % CHANGED_BUCKETS];
-}
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-#define PREFAULT_STEP ((size_t)2 << 20) /* a huge page */
-
-/* The prefault thread: slots are handed out from the low end
- * (cp_cache_new()), so the arena is faulted in from its start. */
-static void *prefault_main(void *arg)
-{
-	struct cp_cache *cache = arg;
-	size_t len = CP_MIN(cache->arena_size, CP_CACHE_PREFAULT_MAX), off;
-	struct sched_param sp = { 0 };
-
-	pthread_setname_np(pthread_self(), "cpfs-prefault");
-	/* Only on a CPU nobody else wants: never ahead of a read. */
-	pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-	for (off = 0; off < len; off += PREFAULT_STEP) {
-		if (atomic_load_explicit(&cache->prefault_stop,
-					 memory_order_relaxed))
-			break;
-		/* An older kernel says EINVAL: pages come as blocks fill. */
-		if (madvise(cache->arena + off, CP_MIN(PREFAULT_STEP, len - off),
-			    MADV_POPULATE_WRITE) != 0)
-			break;
-	}
-	return NULL;
-}
-
-void cp_cache_prefault(struct cp_cache *cache)
-{
-	if (!cache->prefaulting &&
-	    pthread_create(&cache->prefault, NULL, prefault_main, cache) == 0)
-		cache->prefaulting = 1;
 }
 
 static void lru_unlink(struct cp_cache *cache, struct cp_block *b)
@@ -229,9 +187,6 @@ void cp_cache_free(struct cp_cache *cache)
 
 	if (!cache)
 		return;
-	atomic_store(&cache->prefault_stop, 1);
-	if (cache->prefaulting)
-		pthread_join(cache->prefault, NULL);
 	for (b = cache->lru_head; b; b = next) {
 		next = b->lru_next;
 		free(b);
@@ -736,7 +691,6 @@ void cp_cache_stop(struct cp_cache *cache)
 
 	pthread_mutex_lock(&cache->lock);
 	cache->stopping = 1;
-	atomic_store(&cache->prefault_stop, 1);
 	for (i = 0; i < CHANGED_BUCKETS; i++)
 		pthread_cond_broadcast(&cache->changed[i]);
 	pthread_cond_broadcast(&cache->room);

@@ -75,20 +75,6 @@ struct cp_cache;
 struct cp_cache *cp_cache_new(uint64_t bytes, struct cp_stats *stats);
 void cp_cache_free(struct cp_cache *cache);
 
-/*
- * Starts a thread of the cache's own that makes the buffers new blocks
- * take first resident, up to CP_CACHE_PREFAULT_MAX bytes, 2 MiB at a time
- * and at idle priority (SCHED_IDLE): a fresh page costs a fault and
- * zeroing -- on a VM a fault in the host too -- which would otherwise
- * land on the I/O threads while they copy a mount's first bytes into
- * blocks (42 % of the daemon's samples in 4 parallel cats).  It only
- * faults pages in (what a block holds is never touched) and ends by
- * itself, at cp_cache_stop() or in cp_cache_free().  Best effort.  Call
- * once, after the daemon forked.
- */
-#define CP_CACHE_PREFAULT_MAX ((size_t)64 << 20)
-void cp_cache_prefault(struct cp_cache *cache);
-
 /* Number of blocks the cache may hold. */
 size_t cp_cache_capacity(const struct cp_cache *cache);
 

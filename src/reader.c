@@ -146,8 +146,6 @@ struct cp_reader *cp_reader_new(const struct cp_config *cfg,
 	if (r->window_max > r->fetching_max)
 		r->window_max = r->fetching_max;
 	pthread_mutex_init(&r->lock, NULL);
-	/* The daemon has forked: the cache's buffers may come in now. */
-	cp_cache_prefault(cache);
 	return r;
 }
 
