@@ -14,6 +14,7 @@ See tests/bench/README.md for what it measures and the caveats.
 """
 
 import argparse
+import collections
 import fcntl
 import hashlib
 import json
@@ -817,6 +818,14 @@ class Bench:
                     base + self.obj[name]["id"], mnt]
         httpfs2_cmd.per_object = True
 
+        def floor_cmd(direct):
+            def f(mnt, cdir, name):
+                return [self.randfloor()] + (["-d"] if direct else []) + [
+                    base + self.obj[name]["id"], str(self.obj[name]["size"]),
+                    mnt]
+            f.per_object = True
+            return f
+
         def rclone_cmd(extra):
             def f(mnt, cdir):
                 cfg = os.path.join(cdir, "rclone.conf")
@@ -841,6 +850,12 @@ class Bench:
             ("httpfs2", httpfs2_cmd, "one `httpfs2 -f URL` per object at its "
              "nginx URL (one blocking range request per read; default "
              "mount options)"),
+            ("floor-rand", floor_cmd(False), "tests/bench/randfloor.c "
+             "(rand only; only when named in --systems): one thread, one "
+             "kept connection, a pre-formatted range GET per FUSE read, the "
+             "body received into the reply buffer; page cache as httpfs2"),
+            ("floor-rand-dio", floor_cmd(True), "randfloor -d: the same "
+             "with direct_io (no page cache; rand only, only when named)"),
             ("httpdirfs", lambda m, c: ["httpdirfs", "-f", base, m],
              "defaults (no cache)"),
             ("httpdirfs-tuned", lambda m, c: [
@@ -857,6 +872,18 @@ class Bench:
              "--buffer-size 32M --vfs-read-ahead 256M --no-modtime "
              "--max-read-ahead 1M"),
         ]
+
+    def randfloor(self):
+        """tests/bench/randfloor.c, built with cc on first use."""
+        exe = os.path.join(self.tmp, "randfloor")
+        if not os.path.exists(exe):
+            flags = subprocess.run(
+                ["pkg-config", "--cflags", "--libs", "fuse3"],
+                capture_output=True, check=True, text=True).stdout.split()
+            subprocess.run(["cc", "-O2", "-o", exe,
+                            os.path.join(HERE, "randfloor.c")] + flags,
+                           check=True)
+        return exe
 
     # -------------------------------------------------------- workloads
     def spec(self, wl, via, root, where=None):
@@ -1109,6 +1136,11 @@ class Bench:
             sysl = [s for s in sysl if s[0] in keep]
         if not a.cpfs_old:
             sysl = [s for s in sysl if s[0] != "cpfs-old"]
+        # The floors are opt-in, so a default run measures what it did.
+        sysl = [s for s in sysl if not s[0].startswith("floor-") or
+                (a.systems and s[0] in a.systems)]
+        if any(s[0].startswith("floor-") for s in sysl):
+            self.randfloor()  # built before any timed run
         if not (a.cpfs and os.access(a.cpfs, os.X_OK)):
             log("cpfs binary %s not found: cpfs rows will FAIL" % a.cpfs)
         self.sysdesc = {n: d for n, _, d in sysl}
@@ -1121,17 +1153,14 @@ class Bench:
                                                            "first",
                                                            "stat"))
                  and not (sysname in ("cpfs-ram", "local") and
-                          wl in ("first", "stat"))]
+                          wl in ("first", "stat"))
+                 and not (sysname.startswith("floor-") and wl != "rand")]
         runs = {(n, wl): [] for n, _, wl in cells}
         given_up = set()
+        follows = collections.Counter()  # (cell before, cell) pairs run
+        last = None
         for run in range(a.runs):
-            # Each round in its own (seeded) order: what a run costs here
-            # depends on what the run before it left behind (memory freed
-            # recently is cheap to take again, see fresh_memory_speed), so
-            # no system may always follow the same one.
-            order = list(cells)
-            if run:
-                random.Random(run).shuffle(order)
+            order, last = self.round_order(cells, run, follows, last)
             for sysname, cmdf, wl in order:
                 if (sysname, wl) in given_up:
                     continue
@@ -1154,6 +1183,29 @@ class Bench:
                     self.results.append({"system": sysname, "workload": wl,
                                          "runs": runs[(sysname, wl)]})
         self.summarize()
+
+    @staticmethod
+    def round_order(cells, run, follows, last):
+        """The order of round @run, and its last cell.  What a run costs
+        here depends on what the run before it left behind (memory freed
+        recently is cheap to take again, see fresh_memory_speed), so no
+        cell may keep following the same one: of 64 seeded shuffles, the
+        one whose successions (@last into its first, then each into the
+        next) have happened least so far in @follows, which is updated.
+        Seeded, so an invocation can be repeated."""
+        def key(c):
+            return (c[0], c[2])
+        best = None
+        for cand in range(64):
+            order = list(cells)
+            random.Random(run * 64 + cand).shuffle(order)
+            keys = [last] + [key(c) for c in order]
+            pairs = list(zip(keys, keys[1:]))
+            score = sum(follows[p] for p in pairs)
+            if best is None or score < best[0]:
+                best = (score, order, pairs)
+        follows.update(best[2])
+        return best[1], key(best[1][-1])
 
     def summarize(self):
         curl = {}
@@ -1358,7 +1410,8 @@ def main():
     ap.add_argument("--systems", type=lambda s: s.split(","),
                     help="only these (curl always runs): local,curl,curl-pipe,"
                     "cpfs,cpfs-256M,cpfs-old,cpfs-ram,httpfs2,httpdirfs,"
-                    "httpdirfs-tuned,rclone,rclone-tuned")
+                    "httpdirfs-tuned,rclone,rclone-tuned; opt-in floors "
+                    "for rand: floor-rand,floor-rand-dio")
     ap.add_argument("--workloads", type=lambda s: s.split(","),
                     default=["seq", "rand", "par", "first", "stat"])
     ap.add_argument("--ops", type=int,
