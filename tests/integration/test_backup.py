@@ -532,10 +532,15 @@ def test_xattrs_from_data_host_survive_remount(servers, cpfs, tmp_path):
     assert x.get("user.checkoutpage.etag") == \
         servers.data.get(oid).etag.encode()
     assert m1.unmount() == 0
-    m2 = cpfs(manifest=[oid], cache_dir=cache)
+    record = (cache / "meta" / oid).read_text()
+    m2 = cpfs(manifest=[oid], cache_dir=cache, debug=True)
     assert bl.xattrs(m2.path(oid)) == x
     quiet(servers)
-    assert servers.api_calls() == 0 and servers.data_gets() == 0
+    # Which call, when, and what the second daemon did: a failure here
+    # must say where the call came from (seen once, not reproduced).
+    why = (record, servers.api.log.all(), servers.data.log.all(),
+           m2.log()[-3000:])
+    assert servers.api_calls() == 0 and servers.data_gets() == 0, why
 
 
 def test_stats_xattr_matches_servers(servers, cpfs):

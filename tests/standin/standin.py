@@ -50,6 +50,7 @@ done):
     req.bytes_sent  body bytes written
     req.fault       name of the injected fault, or None
     req.client_port peer port (one value per TCP connection)
+    req.conn_time   time.time() when the server accepted that connection
     req.done        True once the handler finished with it
 
     log.all()                        -> list copy
@@ -451,7 +452,7 @@ class Req:
 
     __slots__ = ("time", "method", "path", "query", "headers", "raw_headers",
                  "id", "kind", "range", "status", "bytes_sent", "fault",
-                 "client_port", "done")
+                 "client_port", "conn_time", "done")
 
     def __init__(self, handler):
         self.time = time.time()
@@ -469,6 +470,7 @@ class Req:
         self.bytes_sent = 0
         self.fault = None
         self.client_port = handler.client_address[1]
+        self.conn_time = handler.server.accepted_at(handler.request)
         self.done = False
 
     def __repr__(self):
@@ -619,18 +621,23 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, addr, handler, owner):
         self.owner = owner
-        self.conns = set()
+        self.conns = {}  # socket -> when it was accepted
         self.conns_lock = threading.Lock()
         super().__init__(addr, handler)
 
     def process_request(self, request, client_address):
+        # Runs in the accepting thread, right after accept().
         with self.conns_lock:
-            self.conns.add(request)
+            self.conns[request] = time.time()
         super().process_request(request, client_address)
+
+    def accepted_at(self, request):
+        with self.conns_lock:
+            return self.conns.get(request)
 
     def shutdown_request(self, request):
         with self.conns_lock:
-            self.conns.discard(request)
+            self.conns.pop(request, None)
         super().shutdown_request(request)
 
     def handle_error(self, request, client_address):
