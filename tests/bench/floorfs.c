@@ -21,7 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define TIMEOUT 3600.0
+#include "floor.h"
+
 
 struct floor_table {
 	char **names;
@@ -31,27 +32,9 @@ struct floor_table {
 
 static struct floor_table table;
 
-static void fill_stat(fuse_ino_t ino, struct stat *st)
+static off_t size_of(fuse_ino_t ino)
 {
-	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
-	if (ino == FUSE_ROOT_ID) {
-		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2;
-		return;
-	}
-	st->st_mode = S_IFREG | 0444;
-	st->st_nlink = 1;
-	st->st_size = table.sizes[ino - 2];
-}
-
-static void fill_entry(fuse_ino_t ino, struct fuse_entry_param *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->ino = ino;
-	e->attr_timeout = TIMEOUT;
-	e->entry_timeout = TIMEOUT;
-	fill_stat(ino, &e->attr);
+	return ino == FUSE_ROOT_ID ? 0 : table.sizes[ino - 2];
 }
 
 static int known(fuse_ino_t ino)
@@ -75,7 +58,7 @@ static void floor_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (parent == FUSE_ROOT_ID)
 		for (i = 0; i < table.n; i++)
 			if (!strcmp(table.names[i], name)) {
-				fill_entry(i + 2, &e);
+				floor_fill_entry(i + 2, size_of(i + 2), &e);
 				fuse_reply_entry(req, &e);
 				return;
 			}
@@ -92,8 +75,8 @@ static void floor_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fill_stat(ino, &st);
-	fuse_reply_attr(req, &st, TIMEOUT);
+	floor_fill_stat(ino, size_of(ino), &st);
+	fuse_reply_attr(req, &st, FLOOR_TIMEOUT);
 }
 
 static void floor_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -117,7 +100,8 @@ static void floor_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 		struct fuse_entry_param e;
 		size_t len;
 
-		fill_entry((fuse_ino_t)i + 2, &e);
+		floor_fill_entry((fuse_ino_t)i + 2,
+				 size_of((fuse_ino_t)i + 2), &e);
 		len = fuse_add_direntry_plus(req, buf + used, size - used,
 					     table.names[i], &e, i + 1);
 		if (len > size - used)

@@ -33,6 +33,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "floor.h"
+
 #define HEAD_ROOM 4096 /* an nginx 206 header is ~250 bytes */
 #define MAX_READ (1 << 20)
 
@@ -184,20 +186,6 @@ static ssize_t fetch(off_t off, size_t len, char **body)
 	return -EIO;
 }
 
-static void fill_stat(fuse_ino_t ino, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
-	if (ino == FUSE_ROOT_ID) {
-		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2;
-		return;
-	}
-	st->st_mode = S_IFREG | 0444;
-	st->st_nlink = 1;
-	st->st_size = obj.size;
-}
-
 static void floor_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
@@ -206,11 +194,7 @@ static void floor_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	memset(&e, 0, sizeof(e));
-	e.ino = 2;
-	e.attr_timeout = 3600.0;
-	e.entry_timeout = 3600.0;
-	fill_stat(2, &e.attr);
+	floor_fill_entry(2, obj.size, &e);
 	fuse_reply_entry(req, &e);
 }
 
@@ -224,8 +208,8 @@ static void floor_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fill_stat(ino, &st);
-	fuse_reply_attr(req, &st, 3600.0);
+	floor_fill_stat(ino, obj.size, &st);
+	fuse_reply_attr(req, &st, FLOOR_TIMEOUT);
 }
 
 static void floor_open(fuse_req_t req, fuse_ino_t ino,
