@@ -1,11 +1,13 @@
 /*
  * floor.h - what the benchmark's floor daemons (floorfs.c, randfloor.c)
- * share: the attributes of their read-only root and files.  Included
+ * share: the attributes of their read-only root and files, and the
+ * one-thread session they serve them in.  Included
  * after <fuse_lowlevel.h>; each floor is one file built with cc.
  */
 #ifndef CPFS_BENCH_FLOOR_H
 #define CPFS_BENCH_FLOOR_H
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -36,6 +38,35 @@ static inline void floor_fill_entry(fuse_ino_t ino, off_t size,
 	e->attr_timeout = FLOOR_TIMEOUT;
 	e->entry_timeout = FLOOR_TIMEOUT;
 	floor_fill_stat(ino, size, &e->attr);
+}
+
+/* Mounts @ops on @mountpoint as @fsname and serves it in one thread until
+ * unmounted or signalled (fuse_session_loop).  The exit status. */
+static inline int floor_serve(const char *argv0, const char *fsname,
+			      const struct fuse_lowlevel_ops *ops,
+			      size_t ops_size, const char *mountpoint)
+{
+	char opt[64];
+	char *fargv[] = { (char *)argv0, "-o", opt };
+	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+	struct fuse_session *se;
+	int ret = 1;
+
+	snprintf(opt, sizeof(opt), "fsname=%s", fsname);
+	se = fuse_session_new(&args, ops, ops_size, NULL);
+	if (!se)
+		return 1;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto err_out1;
+	if (fuse_session_mount(se, mountpoint) != 0)
+		goto err_out2;
+	ret = fuse_session_loop(se) ? 1 : 0;
+	fuse_session_unmount(se);
+err_out2:
+	fuse_remove_signal_handlers(se);
+err_out1:
+	fuse_session_destroy(se);
+	return ret;
 }
 
 #endif

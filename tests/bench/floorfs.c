@@ -153,11 +153,6 @@ static int load(const char *path)
 
 int main(int argc, char **argv)
 {
-	char *fargv[] = { argv[0], "-o", "fsname=floorfs" };
-	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
-	struct fuse_session *se;
-	int ret = 1;
-
 	if (argc != 3) {
 		fprintf(stderr, "usage: floorfs LIST MOUNTPOINT\n");
 		return 2;
@@ -166,18 +161,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "floorfs: cannot load %s\n", argv[1]);
 		return 1;
 	}
-	se = fuse_session_new(&args, &floor_ops, sizeof(floor_ops), NULL);
-	if (!se)
-		return 1;
-	if (fuse_set_signal_handlers(se) != 0)
-		goto err_out1;
-	if (fuse_session_mount(se, argv[2]) != 0)
-		goto err_out2;
-	ret = fuse_session_loop(se) ? 1 : 0;
-	fuse_session_unmount(se);
-err_out2:
-	fuse_remove_signal_handlers(se);
-err_out1:
-	fuse_session_destroy(se);
-	return ret;
+	return floor_serve(argv[0], "floorfs", &floor_ops, sizeof(floor_ops),
+			   argv[2]);
 }

@@ -298,9 +298,6 @@ static int parse_url(const char *url)
 
 int main(int argc, char **argv)
 {
-	char *fargv[] = { argv[0], "-o", "fsname=randfloor" };
-	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
-	struct fuse_session *se;
 	int ret = 1, a = 1;
 
 	if (argc > 1 && !strcmp(argv[1], "-d")) {
@@ -314,22 +311,9 @@ int main(int argc, char **argv)
 	}
 	obj.size = (off_t)strtoll(argv[a + 1], NULL, 10);
 	obj.buf = malloc(HEAD_ROOM + MAX_READ);
-	if (!obj.buf || obj.size <= 0)
-		return 1;
-	se = fuse_session_new(&args, &floor_ops, sizeof(floor_ops), NULL);
-	if (!se)
-		goto err_out1;
-	if (fuse_set_signal_handlers(se) != 0)
-		goto err_out2;
-	if (fuse_session_mount(se, argv[a + 2]) != 0)
-		goto err_out3;
-	ret = fuse_session_loop(se) ? 1 : 0;
-	fuse_session_unmount(se);
-err_out3:
-	fuse_remove_signal_handlers(se);
-err_out2:
-	fuse_session_destroy(se);
-err_out1:
+	if (obj.buf && obj.size > 0)
+		ret = floor_serve(argv[0], "randfloor", &floor_ops,
+				  sizeof(floor_ops), argv[a + 2]);
 	conn_close();
 	free(obj.buf);
 	return ret;
