@@ -57,7 +57,7 @@ FLOORFS_C = os.path.join(ROOT, "tests", "bench", "floorfs.c")
 sys.path.insert(0, os.path.dirname(STANDIN))
 
 import standin  # noqa: E402
-from run import drop_caches, is_mounted  # noqa: E402  (tests/bench/run.py)
+from run import build_floor, drop_caches, is_mounted  # noqa: E402
 
 PY = "/usr/bin/python3"
 ENV = dict(os.environ, LC_ALL="C")
@@ -207,11 +207,7 @@ class Bench:
     def build_floor(self):
         """Build floorfs and write its list of names and sizes."""
         self.floorfs = os.path.join(self.tmp, "floorfs")
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"],
-                               capture_output=True, check=True,
-                               text=True).stdout.split()
-        subprocess.run(["cc", "-O2", "-o", self.floorfs, FLOORFS_C] + flags,
-                       check=True)
+        build_floor(FLOORFS_C, self.floorfs)
         self.floor_list = os.path.join(self.tmp, "floor.list")
         with open(self.floor_list, "w") as fh:
             for oid, size in zip(self.ids, self.sizes):

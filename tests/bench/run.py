@@ -570,6 +570,15 @@ def fresh_memory_speed(size=256 * MiB):
     return out
 
 
+def build_floor(source, exe):
+    """Builds one of the floor daemons (floorfs.c, randfloor.c: one file
+    each, with floor.h beside it) into @exe with cc and libfuse3."""
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"],
+                           capture_output=True, check=True,
+                           text=True).stdout.split()
+    subprocess.run(["cc", "-O2", "-o", exe, source] + flags, check=True)
+
+
 def vm_hwm_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as fh:
@@ -877,12 +886,7 @@ class Bench:
         """tests/bench/randfloor.c, built with cc on first use."""
         exe = os.path.join(self.tmp, "randfloor")
         if not os.path.exists(exe):
-            flags = subprocess.run(
-                ["pkg-config", "--cflags", "--libs", "fuse3"],
-                capture_output=True, check=True, text=True).stdout.split()
-            subprocess.run(["cc", "-O2", "-o", exe,
-                            os.path.join(HERE, "randfloor.c")] + flags,
-                           check=True)
+            build_floor(os.path.join(HERE, "randfloor.c"), exe)
         return exe
 
     # -------------------------------------------------------- workloads

@@ -1,12 +1,11 @@
 """Bytes received into cache blocks land where they belong, wherever the
 data host's writes happen to end.
 
-fetch.c copies each piece of a body into its block with streaming
-stores, aligning the destination itself (a short head copied plainly,
-16-byte stores, a plain tail).  A stall after K bytes makes the daemon
-receive the first K bytes of a transfer on their own, so one copy ends,
-and the next begins, K bytes into the transfer: odd K put both at odd
-addresses inside a block, or across a block's end.
+fetch.c copies each piece of a body it receives into its block.  A
+stall after K bytes makes the daemon receive the first K bytes of a
+transfer on their own, so one copy ends, and the next begins, K bytes
+into the transfer: odd K put both at odd addresses inside a block, or
+across a block's end.
 """
 
 import os
